@@ -1,0 +1,126 @@
+"""Settings, read in one place: the TOML file, then ``AI_ADMIN_*`` variables, then flags.
+
+A misspelled key or a wrong value stops start-up with one line per problem naming the key, the
+value and what is allowed; the agent never runs half-configured.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "AI_ADMIN_"
+CONFIG_ENV = "AI_ADMIN_CONFIG"
+
+
+def default_data_dir() -> Path:
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "ai-admin"
+
+
+class Settings(BaseSettings):
+    """Every key is documented in ``config/ai-admin.toml``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        validate_default=True,
+    )
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    host: str = Field("127.0.0.1", min_length=1)
+    port: int = Field(8060, ge=1, le=65535)
+
+    max_concurrent: int = Field(4, ge=1, le=256)
+    max_queue_size: int = Field(10_000, ge=1)
+    default_timeout_s: float = Field(3600.0, gt=0)
+    max_retries: int = Field(3, ge=0, le=100)
+    retry_base_s: float = Field(2.0, ge=0)
+    retry_factor: float = Field(2.0, ge=1)
+    retry_cap_s: float = Field(300.0, ge=0)
+    retry_jitter: float = Field(0.2, ge=0, le=1)
+    task_log_lines: int = Field(200, ge=0, le=100_000)
+    progress_write_interval_s: float = Field(1.0, ge=0)
+    shutdown_grace_s: float = Field(30.0, ge=0)
+
+    docker_host: str | None = None
+    allowed_roots: list[Path] = Field(default_factory=list)
+
+    token: SecretStr | None = None
+
+    log_level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    @model_validator(mode="after")
+    def _retry_cap_covers_base(self) -> Settings:
+        if self.retry_cap_s < self.retry_base_s:
+            raise ValueError("retry_cap_s must be >= retry_base_s")
+        return self
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "ai-admin.db"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Earlier sources win: flags (init kwargs), then the environment, then the file.
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+
+
+class ConfigError(Exception):
+    """Raised with every problem on its own line: ``key = value: what is allowed``."""
+
+
+def load_settings(
+    config_file: str | Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Build settings from file, environment and flags (``overrides``; None values ignored).
+
+    ``config_file`` defaults to ``$AI_ADMIN_CONFIG``; a file named but missing is an error.
+    """
+    file = config_file or os.environ.get(CONFIG_ENV)
+    if file is not None and not Path(file).is_file():
+        raise ConfigError(f"config file {file}: not found")
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    settings_cls = Settings
+    if file is not None:
+        config = SettingsConfigDict(**{**Settings.model_config, "toml_file": Path(file)})
+        settings_cls = cast(type[Settings], type("Settings", (Settings,), {"model_config": config}))
+    try:
+        return settings_cls(**flags)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    except ValueError as exc:  # TOML syntax errors
+        raise ConfigError(f"config file {file}: {exc}") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors(include_url=False):
+        key = ".".join(str(p) for p in err["loc"]) or "settings"
+        value = err.get("input")
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{key}: unknown setting (config/ai-admin.toml lists the keys)")
+        elif key == "token" or isinstance(value, Mapping):
+            lines.append(f"{key}: {err['msg']}")
+        else:
+            lines.append(f"{key} = {value!r}: {err['msg']}")
+    return "\n".join(lines)

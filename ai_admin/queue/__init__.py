@@ -1,0 +1,1 @@
+"""The task queue: model, state machine, scheduling, storage. Knows nothing about Docker."""

@@ -1,0 +1,103 @@
+"""What an executor reports through while it runs one attempt of one task.
+
+Steps are durable before ``step()`` returns. Progress and log lines arrive far more often (a pull
+reports every chunk), so they update the task in memory, reach subscribers at once, and are
+written by the engine's flusher at a bounded rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from ai_admin.queue.models import DockerTask, TaskStatus, TaskType
+
+_MAX_PROGRESS_BEFORE_DONE = 99.9
+
+
+class RunContext:
+    """Implements ``ai_admin.queue.executor.TaskContext`` for the engine."""
+
+    def __init__(
+        self,
+        task: DockerTask,
+        params: Mapping[str, Any],
+        *,
+        log_lines: int,
+        loop: asyncio.AbstractEventLoop,
+        commit_step: Callable[[DockerTask], Awaitable[None]],
+        changed: Callable[[DockerTask, str, dict[str, Any]], None],
+    ) -> None:
+        self._task = task
+        self._params = params
+        self._log_lines = log_lines
+        self._loop = loop
+        self._commit_step = commit_step
+        self._changed = changed
+        self._stop = threading.Event()
+
+    @property
+    def task_id(self) -> str:
+        return self._task.id
+
+    @property
+    def task_type(self) -> TaskType:
+        return self._task.task_type
+
+    @property
+    def params(self) -> Mapping[str, Any]:
+        return self._params
+
+    @property
+    def attempt(self) -> int:
+        return self._task.retry_count + 1
+
+    @property
+    def stop_requested(self) -> threading.Event:
+        return self._stop
+
+    async def step(self, status: TaskStatus, description: str | None = None) -> None:
+        if not status.is_active:
+            raise ValueError(f"{status.value} is not a step of a running task")
+        self._task.status = status
+        self._task.current_step = description or status.description
+        await self._commit_step(self._task)
+
+    def progress(self, percent: float, description: str | None = None) -> None:
+        self._on_loop(self._apply_progress, percent, description)
+
+    def log(self, line: str) -> None:
+        self._on_loop(self._apply_log, line)
+
+    def _on_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        if self._stop.is_set():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            fn(*args)
+        else:
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    def _apply_progress(self, percent: float, description: str | None) -> None:
+        value = round(min(max(percent, 0.0), _MAX_PROGRESS_BEFORE_DONE), 1)
+        task = self._task
+        if self._stop.is_set() or (value <= task.progress and not description):
+            return
+        task.progress = max(task.progress, value)
+        if description:
+            task.current_step = description
+        self._changed(task, "progress", {})
+
+    def _apply_log(self, line: str) -> None:
+        if self._stop.is_set() or self._log_lines <= 0:
+            return
+        logs = self._task.logs
+        logs.append(line.rstrip("\n"))
+        if len(logs) > self._log_lines:
+            del logs[: len(logs) - self._log_lines]
+        self._changed(self._task, "log", {"line": logs[-1]})

@@ -1,0 +1,172 @@
+"""The task: what a client submits, what the queue tracks, what every door shows."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from enum import IntEnum, StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TaskType(StrEnum):
+    BUILD = "docker_build"
+    PUSH = "docker_push"
+    PULL = "docker_pull"
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    PAUSED = "paused"
+    VALIDATING = "validating"
+    PREPARING = "preparing"
+    UPLOADING = "uploading"
+    DOWNLOADING = "downloading"
+    BUILDING = "building"
+    PULLING = "pulling"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
+    MERGED = "merged"
+
+    @property
+    def description(self) -> str:
+        return STATUS_DESCRIPTIONS[self]
+
+    @property
+    def is_active(self) -> bool:
+        """A worker is executing the task (running or one of its steps)."""
+        return self in ACTIVE_STATUSES
+
+    @property
+    def is_finished(self) -> bool:
+        return self in FINISHED_STATUSES
+
+
+STATUS_DESCRIPTIONS: dict[TaskStatus, str] = {
+    TaskStatus.PENDING: "Waiting in the queue",
+    TaskStatus.RUNNING: "Running",
+    TaskStatus.PAUSED: "Paused by a user",
+    TaskStatus.VALIDATING: "Validating task parameters",
+    TaskStatus.PREPARING: "Preparing task execution",
+    TaskStatus.UPLOADING: "Uploading data to the registry",
+    TaskStatus.DOWNLOADING: "Downloading data from the registry",
+    TaskStatus.BUILDING: "Building the Docker image",
+    TaskStatus.PULLING: "Pulling the Docker image",
+    TaskStatus.COMPLETED: "Completed successfully",
+    TaskStatus.FAILED: "Failed with an error",
+    TaskStatus.CANCELLED: "Cancelled",
+    TaskStatus.TIMEOUT: "Timed out",
+    TaskStatus.MERGED: "Merged into an identical earlier task",
+}
+
+ACTIVE_STATUSES = frozenset(
+    {
+        TaskStatus.RUNNING,
+        TaskStatus.VALIDATING,
+        TaskStatus.PREPARING,
+        TaskStatus.UPLOADING,
+        TaskStatus.DOWNLOADING,
+        TaskStatus.BUILDING,
+        TaskStatus.PULLING,
+    }
+)
+FINISHED_STATUSES = frozenset(
+    {
+        TaskStatus.COMPLETED,
+        TaskStatus.FAILED,
+        TaskStatus.CANCELLED,
+        TaskStatus.TIMEOUT,
+        TaskStatus.MERGED,
+    }
+)
+RETRYABLE_STATUSES = frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.TIMEOUT})
+
+
+class TaskPriority(IntEnum):
+    """Lower value runs first; FIFO within one priority."""
+
+    CRITICAL = 0
+    HIGH = 1
+    NORMAL = 2
+    LOW = 3
+
+    @classmethod
+    def parse(cls, value: TaskPriority | str | int) -> TaskPriority:
+        if isinstance(value, str):
+            return cls[value.upper()]
+        return cls(value)
+
+
+def _now_s() -> float:
+    return time.time()
+
+
+class ErrorInfo(BaseModel):
+    description: str
+    suggestions: list[str]
+    transient: bool = False
+
+
+class DockerTask(BaseModel):
+    """One unit of work and everything known about it.
+
+    Times are Unix seconds (``*_at``), durations seconds (``*_s``).
+    """
+
+    model_config = ConfigDict(validate_assignment=False, use_enum_values=False)
+
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    task_type: TaskType
+    params: dict[str, Any] = Field(default_factory=dict)
+    queue: str = "default"
+    priority: TaskPriority = TaskPriority.NORMAL
+    timeout_s: float | None = None
+    max_retries: int | None = None
+
+    status: TaskStatus = TaskStatus.PENDING
+    progress: float = 0.0
+    current_step: str = STATUS_DESCRIPTIONS[TaskStatus.PENDING]
+    created_at: float = Field(default_factory=_now_s)
+    started_at: float | None = None
+    completed_at: float | None = None
+    duration_s: float | None = None
+    retry_count: int = 0
+    queued_at: float | None = None
+    next_attempt_at: float | None = None
+
+    error: str | None = None
+    error_code: str | None = None
+    error_details: dict[str, Any] | None = None
+    error_info: ErrorInfo | None = None
+
+    result: dict[str, Any] | None = None
+    merged_into: str | None = None
+    logs: list[str] = Field(default_factory=list)
+    # Order within a priority; a resumed task keeps its place, a retried one goes to the back.
+    seq: int = 0
+    # Set while a running task is paused, so resume knows it must run again.
+    paused_from: TaskStatus | None = None
+
+    @property
+    def duration(self) -> float | None:
+        """The seed's name for ``duration_s``."""
+        return self.duration_s
+
+    @property
+    def can_retry(self) -> bool:
+        return self.status in RETRYABLE_STATUSES and self.retry_count < (self.max_retries or 0)
+
+    def public_dict(self, *, include_logs: bool = True) -> dict[str, Any]:
+        """The task as clients see it (status with description, can_retry, no internals)."""
+        data = self.model_dump(mode="json", exclude={"seq", "paused_from", "queued_at", "logs"})
+        data["status_description"] = self.status.description
+        data["priority"] = self.priority.name.lower()
+        data["duration"] = self.duration_s
+        data["can_retry"] = self.can_retry
+        if include_logs:
+            data["logs"] = list(self.logs)
+        return data

@@ -1,0 +1,283 @@
+"""The embedded store: one SQLite file in WAL mode, written by one thread with group commit.
+
+All database work runs on a dedicated thread so the event loop never blocks. Whatever jobs are
+waiting when the thread wakes run in one transaction and one commit, so many concurrent saves
+cost one fsync-bounded commit instead of one each. ``synchronous=NORMAL`` in WAL mode keeps every
+commit across a crash of the agent (``kill -9``); ``FULL`` also survives power loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Collection, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from ai_admin.queue.models import DockerTask, TaskStatus
+from ai_admin.queue.stats import ERROR_STATUSES, TaskClass
+from ai_admin.queue.store import TaskQuery
+
+T = TypeVar("T")
+_MAX_BATCH = 2_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    id          TEXT PRIMARY KEY,
+    seq         INTEGER NOT NULL,
+    queue       TEXT NOT NULL,
+    task_type   TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    finished    INTEGER NOT NULL,
+    priority    INTEGER NOT NULL,
+    created_at  REAL NOT NULL,
+    error_code  TEXT,
+    retry_count INTEGER NOT NULL,
+    max_retries INTEGER NOT NULL,
+    doc         TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_run_order ON tasks (finished, priority, seq);
+CREATE INDEX IF NOT EXISTS tasks_created ON tasks (created_at);
+CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, created_at);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+_SCHEMA_VERSION = "1"
+_UPSERT = "INSERT OR REPLACE INTO tasks VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+
+Row = tuple[str, int, str, str, str, int, int, float, str | None, int, int, str]
+_Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]
+
+
+def _row(task: DockerTask) -> Row:
+    return (
+        task.id,
+        task.seq,
+        task.queue,
+        task.task_type.value,
+        task.status.value,
+        int(task.status.is_finished),
+        int(task.priority),
+        task.created_at,
+        task.error_code,
+        task.retry_count,
+        task.max_retries or 0,
+        task.model_dump_json(),
+    )
+
+
+def _task(doc: str) -> DockerTask:
+    return DockerTask.model_validate_json(doc)
+
+
+class SqliteStore:
+    def __init__(
+        self, path: str | Path, *, synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    ) -> None:
+        self.path = Path(path)
+        self._synchronous = synchronous
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    # -- the writer thread -----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._thread is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._thread = threading.Thread(
+            target=self._serve, args=(ready,), name="ai-admin-sqlite", daemon=True
+        )
+        self._thread.start()
+        await ready
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.executescript(_SCHEMA)
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (_SCHEMA_VERSION,))
+        return conn
+
+    def _serve(self, ready: asyncio.Future[None]) -> None:
+        loop = ready.get_loop()
+        try:
+            conn = self._connect()
+        except Exception as exc:  # reported to open()'s caller
+            loop.call_soon_threadsafe(_settle, ready, False, exc)
+            return
+        loop.call_soon_threadsafe(_settle, ready, True, None)
+        try:
+            while (batch := self._next_batch()) is not None:
+                self._run_batch(conn, batch)
+        finally:
+            conn.close()
+
+    def _next_batch(self) -> list[_Job] | None:
+        first = self._jobs.get()
+        if first is None:
+            return None
+        batch = [first]
+        while len(batch) < _MAX_BATCH:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:  # close: finish this batch, then stop
+                self._jobs.put(None)
+                break
+            batch.append(job)
+        return batch
+
+    @staticmethod
+    def _run_batch(conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        for fn, _ in batch:
+            conn.execute("SAVEPOINT job")
+            try:
+                outcomes.append((True, fn(conn)))
+                conn.execute("RELEASE job")
+            except Exception as exc:  # one job's failure must not sink the batch
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                outcomes.append((False, exc))
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            outcomes = [(False, exc)] * len(batch)
+        for (_, fut), (ok, value) in zip(batch, outcomes, strict=True):
+            fut.get_loop().call_soon_threadsafe(_settle, fut, ok, value)
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._thread is None:
+            raise RuntimeError("store is not open")
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._jobs.put((fn, fut))
+        return await fut
+
+    async def close(self) -> None:
+        if self._thread is None:
+            return
+        self._jobs.put(None)
+        await asyncio.to_thread(self._thread.join)
+        self._thread = None
+
+    # -- the interface -------------------------------------------------------------------------
+
+    async def save(
+        self, tasks: Sequence[DockerTask], counters: Mapping[str, float] | None = None
+    ) -> None:
+        rows = [_row(t) for t in tasks]
+        counter_rows = list((counters or {}).items())
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany(_UPSERT, rows)
+            if counter_rows:
+                conn.executemany("INSERT OR REPLACE INTO counters VALUES (?, ?)", counter_rows)
+
+        await self._call(write)
+
+    async def get(self, task_id: str) -> DockerTask | None:
+        def read(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT doc FROM tasks WHERE id = ?", (task_id,)).fetchone()
+            return row[0] if row else None
+
+        doc = await self._call(read)
+        return _task(doc) if doc is not None else None
+
+    async def list_tasks(self, query: TaskQuery) -> tuple[list[DockerTask], int]:
+        where, args = _where(query)
+        order = "DESC" if query.newest_first else "ASC"
+
+        def read(conn: sqlite3.Connection) -> tuple[list[str], int]:
+            total = conn.execute(f"SELECT count(*) FROM tasks{where}", args).fetchone()[0]  # noqa: S608
+            docs = conn.execute(
+                f"SELECT doc FROM tasks{where} ORDER BY created_at {order}, seq {order} "  # noqa: S608
+                "LIMIT ? OFFSET ?",
+                (*args, query.limit, query.offset),
+            ).fetchall()
+            return [d for (d,) in docs], total
+
+        docs, total = await self._call(read)
+        return [_task(d) for d in docs], total
+
+    async def load_unfinished(self) -> list[DockerTask]:
+        def read(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT doc FROM tasks WHERE finished = 0 ORDER BY priority, seq"
+            ).fetchall()
+            return [d for (d,) in rows]
+
+        return [_task(d) for d in await self._call(read)]
+
+    async def delete(self, statuses: Collection[TaskStatus]) -> int:
+        values = [s.value for s in statuses]
+        marks = ",".join("?" * len(values))
+
+        def write(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(f"DELETE FROM tasks WHERE status IN ({marks})", values)  # noqa: S608
+            return cur.rowcount
+
+        return await self._call(write) if values else 0
+
+    async def class_counts(self) -> dict[TaskClass, int]:
+        errors = ",".join(f"'{s.value}'" for s in ERROR_STATUSES)
+        sql = (
+            f"SELECT status, task_type, CASE WHEN status IN ({errors}) THEN error_code END, "  # noqa: S608
+            "retry_count > 0, retry_count >= max_retries, count(*) FROM tasks "
+            "GROUP BY 1, 2, 3, 4, 5"
+        )
+
+        def read(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            return conn.execute(sql).fetchall()
+
+        return {
+            TaskClass(status, ttype, code, bool(has), bool(at_max)): n
+            for status, ttype, code, has, at_max, n in await self._call(read)
+        }
+
+    async def created_since(self, since_s: float) -> list[tuple[float, int]]:
+        def read(conn: sqlite3.Connection) -> list[tuple[float, int]]:
+            return conn.execute(
+                "SELECT CAST(created_at / 60 AS INTEGER) * 60, count(*) FROM tasks "
+                "WHERE created_at >= ? GROUP BY 1",
+                (since_s,),
+            ).fetchall()
+
+        return await self._call(read)
+
+    async def load_counters(self) -> dict[str, float]:
+        def read(conn: sqlite3.Connection) -> list[tuple[str, float]]:
+            return conn.execute("SELECT name, value FROM counters").fetchall()
+
+        return dict(await self._call(read))
+
+
+def _where(query: TaskQuery) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    if query.status:
+        clauses.append(f"status IN ({','.join('?' * len(query.status))})")
+        args.extend(s.value for s in query.status)
+    if query.task_type is not None:
+        clauses.append("task_type = ?")
+        args.append(query.task_type.value)
+    if query.queue is not None:
+        clauses.append("queue = ?")
+        args.append(query.queue)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+def _settle(fut: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if fut.done():  # the caller was cancelled; the write itself still happened
+        return
+    if ok:
+        fut.set_result(value)
+    else:
+        fut.set_exception(value)

@@ -1,0 +1,155 @@
+"""Queue statistics kept as counters, so reading them costs the same with 100 or 100,000 tasks.
+
+Two kinds of numbers:
+- gauges: how many stored tasks are in each (status, type, error code, retry state) class,
+  moved by the engine at every transition and rebuilt from the store on start-up;
+- counters: monotonic totals in the style of a production queue (enqueued, completed, ...),
+  persisted with the tasks so they survive restarts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from ai_admin.queue.models import DockerTask, TaskStatus
+
+COUNTER_NAMES = (
+    "enqueued",
+    "dequeued",
+    "completed",
+    "failed",
+    "timed_out",
+    "cancelled",
+    "retried",
+    "merged",
+    "wait_s_total",
+    "processing_s_total",
+)
+ERROR_STATUSES = frozenset({TaskStatus.FAILED, TaskStatus.TIMEOUT})
+_BUCKET_S = 60
+_DAY_BUCKETS = 24 * 60
+
+
+@dataclass(frozen=True, slots=True)
+class TaskClass:
+    """What the gauges count a task under."""
+
+    status: str
+    task_type: str
+    error_code: str | None
+    has_retries: bool
+    at_max_retries: bool
+
+    @classmethod
+    def of(cls, task: DockerTask) -> TaskClass:
+        return cls(
+            status=task.status.value,
+            task_type=task.task_type.value,
+            error_code=task.error_code if task.status in ERROR_STATUSES else None,
+            has_retries=task.retry_count > 0,
+            at_max_retries=task.retry_count >= (task.max_retries or 0),
+        )
+
+
+class QueueStats:
+    def __init__(self) -> None:
+        self.gauges: Counter[TaskClass] = Counter()
+        self.counters: dict[str, float] = dict.fromkeys(COUNTER_NAMES, 0.0)
+        self._created_per_minute: Counter[int] = Counter()
+
+    # -- updates -------------------------------------------------------------------------------
+
+    def move(self, before: TaskClass | None, after: TaskClass | None) -> None:
+        if before == after:
+            return
+        if before is not None:
+            self.gauges[before] -= 1
+            if self.gauges[before] <= 0:
+                del self.gauges[before]
+        if after is not None:
+            self.gauges[after] += 1
+
+    def count(self, name: str, amount: float = 1.0) -> None:
+        self.counters[name] += amount
+
+    def created(self, at_s: float, n: int = 1) -> None:
+        self._created_per_minute[int(at_s // _BUCKET_S)] += n
+        if len(self._created_per_minute) > _DAY_BUCKETS + 60:
+            self._prune(time.time())
+
+    def _prune(self, now_s: float) -> None:
+        oldest = int(now_s // _BUCKET_S) - _DAY_BUCKETS
+        for minute in [m for m in self._created_per_minute if m < oldest]:
+            del self._created_per_minute[minute]
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _created_since(self, since_s: float) -> int:
+        first = int(since_s // _BUCKET_S)
+        return sum(n for m, n in self._created_per_minute.items() if m >= first)
+
+    def distribution(self, field: str) -> dict[str, int]:
+        out: Counter[str] = Counter()
+        for cls, n in self.gauges.items():
+            key = getattr(cls, field)
+            if key is not None:
+                out[key] += n
+        return dict(out)
+
+    def snapshot(self, *, max_concurrent: int, running: int, queue_size: int) -> dict[str, Any]:
+        """The statistics in the seed's shape, plus the production counters."""
+        now = time.time()
+        self._prune(now)
+        c = self.counters
+        finished_runs = c["completed"] + c["failed"] + c["timed_out"]
+        total = sum(self.gauges.values())
+        return {
+            "summary": {
+                "total_tasks": total,
+                "max_concurrent": max_concurrent,
+                "running": running,
+                "queue_size": queue_size,
+            },
+            "distributions": {
+                "status": self.distribution("status"),
+                "type": self.distribution("task_type"),
+                "error": self.distribution("error_code"),
+            },
+            "performance": {
+                "average_duration_seconds": _ratio(c["processing_s_total"], finished_runs),
+                "success_rate": _ratio(100 * c["completed"], finished_runs),
+                "completed": int(c["completed"]),
+                "failed": int(c["failed"]),
+                "timed_out": int(c["timed_out"]),
+                "cancelled": int(c["cancelled"]),
+            },
+            "retries": {
+                "total_retries": int(c["retried"]),
+                "tasks_with_retries": sum(n for k, n in self.gauges.items() if k.has_retries),
+                "tasks_at_max_retries": sum(
+                    n for k, n in self.gauges.items() if k.at_max_retries and k.has_retries
+                ),
+            },
+            "recent_activity": {
+                "last_24_hours": self._created_since(now - 86_400),
+                "last_hour": self._created_since(now - 3_600),
+            },
+            "counters": self.counter_snapshot(),
+        }
+
+    def counter_snapshot(self) -> dict[str, float]:
+        c = self.counters
+        return {
+            **{k: int(v) for k, v in c.items() if not k.endswith("_s_total")},
+            "average_wait_seconds": _ratio(c["wait_s_total"], c["dequeued"]),
+            "average_processing_seconds": _ratio(
+                c["processing_s_total"], c["completed"] + c["failed"] + c["timed_out"]
+            ),
+        }
+
+
+def _ratio(num: float, den: float) -> float:
+    return round(num / den, 3) if den else 0.0

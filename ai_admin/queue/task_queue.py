@@ -1,0 +1,60 @@
+"""The seed's Python API: ``TaskQueue()`` with no set-up call, ready on first use.
+
+    from ai_admin.queue.task_queue import TaskQueue, DockerTask, TaskType
+
+    queue = TaskQueue()
+    task_id = await queue.add_task(DockerTask(task_type=TaskType.PUSH,
+                                              params={"image_name": "team/app", "tag": "1.4"}))
+
+It wires the engine to its defaults: settings from the configuration file and ``AI_ADMIN_*``
+variables, the SQLite store in the data directory, and the Docker executors.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from ai_admin.config import Settings, load_settings
+from ai_admin.queue.engine import QueueEngine, Submission
+from ai_admin.queue.executor import ExecutorMap
+from ai_admin.queue.models import DockerTask, TaskPriority, TaskStatus, TaskType
+from ai_admin.queue.sqlite_store import SqliteStore
+from ai_admin.queue.store import QueueStore, TaskQuery
+
+__all__ = [
+    "DockerTask",
+    "Submission",
+    "TaskPriority",
+    "TaskQuery",
+    "TaskQueue",
+    "TaskStatus",
+    "TaskType",
+]
+
+_DOCKER_EXECUTORS = "ai_admin.docker.executors"
+
+
+def default_executors(settings: Settings) -> ExecutorMap:
+    """The Docker executors; imported lazily so the queue itself never imports Docker."""
+    module = importlib.import_module(_DOCKER_EXECUTORS)
+    executors: ExecutorMap = module.docker_executors(settings)
+    return executors
+
+
+class TaskQueue(QueueEngine):
+    def __init__(
+        self,
+        store: QueueStore | None = None,
+        executors: ExecutorMap | None = None,
+        settings: Settings | None = None,
+        *,
+        data_dir: str | Path | None = None,
+    ) -> None:
+        if settings is None:
+            settings = load_settings(overrides={"data_dir": data_dir})
+        if store is None:
+            store = SqliteStore(settings.db_path)
+        if executors is None:
+            executors = default_executors(settings)
+        super().__init__(store, executors, settings)
