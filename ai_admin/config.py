@@ -40,7 +40,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default_factory=default_data_dir)
     host: str = Field("127.0.0.1", min_length=1)
-    port: int = Field(8060, ge=1, le=65535)
+    port: int = Field(8060, ge=0, le=65535)
 
     max_concurrent: int = Field(4, ge=1, le=256)
     max_queue_size: int = Field(10_000, ge=1)

@@ -17,6 +17,7 @@ import contextlib
 import heapq
 import random
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -344,8 +345,10 @@ class QueueEngine:
     async def _run(self, run: _Run) -> None:
         task = run.task
         deadline = asyncio.timeout(task.timeout_s)
+        # The "running" write is queued now and announced once durable; the executor starts
+        # meanwhile (a crash before the write lands just leaves the task pending, to run again).
+        started = self._record_then_announce(task)
         try:
-            await self._commit(task)
             executor = self._executors.get(task.task_type)
             if executor is None:
                 raise ExecutionError(
@@ -366,16 +369,19 @@ class QueueEngine:
         except Exception as exc:
             logger.opt(exception=exc).error("task {} failed unexpectedly", task.id)
             outcome = _Outcome(error=_unknown(exc))
-        await asyncio.shield(self._finish(run, outcome))
+        await asyncio.shield(self._finish(run, outcome, started))
 
-    async def _finish(self, run: _Run, outcome: _Outcome) -> None:
+    async def _finish(self, run: _Run, outcome: _Outcome, started: Awaitable[None]) -> None:
         run.finishing = True
         run.ctx.stop_requested.set()
         task = run.task
         now = time.time()
         elapsed = now - run.started_s
         self._running.pop(task.id, None)
+        self._wakeup.set()  # the slot is free while the outcome is written
         try:
+            with contextlib.suppress(Exception):  # logged by its callback
+                await started
             if outcome.stop is not None:
                 self._record_stop(task, outcome.stop)
             elif outcome.error is not None:
@@ -394,7 +400,7 @@ class QueueEngine:
             await self._commit(task)
         finally:
             run.done.set()
-            self._wakeup.set()
+            self._update_idle()
 
     def _record_stop(self, task: DockerTask, stop: _Stop) -> None:
         self._dequeue(task)
@@ -451,17 +457,39 @@ class QueueEngine:
 
     # -- recording -------------------------------------------------------------------------------
 
-    async def _commit(self, *tasks: DockerTask) -> None:
-        """Make the tasks' current state durable, then tell subscribers and waiters."""
+    def _record(self, *tasks: DockerTask) -> Awaitable[None]:
+        """Start making the tasks' current state durable; writes land in call order."""
         for task in tasks:
             after = TaskClass.of(task)
             self._stats.move(self._counted.get(task.id), after)
             self._counted[task.id] = after
             self._dirty.discard(task.id)
-        await self._store.save(tasks, self._stats.counters)
-        for task in tasks:
-            self._publish(task, "status", {})
-            if task.status.is_finished:
+        return self._store.save(tasks, self._stats.counters)
+
+    async def _commit(self, *tasks: DockerTask) -> None:
+        """Make the tasks' current state durable, then tell subscribers and waiters."""
+        events = [self._event(t, "status", {}) for t in tasks]
+        await self._record(*tasks)
+        self._announce(tasks, events)
+
+    def _record_then_announce(self, task: DockerTask) -> asyncio.Future[None]:
+        """Like ``_commit`` without waiting: the state as it is now is announced once durable."""
+        events = [self._event(task, "status", {})]
+        write = asyncio.ensure_future(self._record(task))
+
+        def announce(f: asyncio.Future[None]) -> None:
+            if f.cancelled() or f.exception() is not None:
+                logger.error("could not record task {}: {}", task.id, f.exception())
+            else:
+                self._announce((task,), events)
+
+        write.add_done_callback(announce)
+        return write
+
+    def _announce(self, tasks: tuple[DockerTask, ...], events: list[dict[str, Any]]) -> None:
+        for task, event in zip(tasks, events, strict=True):
+            self._events.publish(event)
+            if TaskStatus(event["status"]).is_finished:
                 self._forget(task)
 
     def _forget(self, task: DockerTask) -> None:
@@ -481,19 +509,21 @@ class QueueEngine:
         self._publish(task, kind, extra)
 
     def _publish(self, task: DockerTask, kind: str, extra: dict[str, Any]) -> None:
-        self._events.publish(
-            {
-                "event": kind,
-                "task_id": task.id,
-                "task_type": task.task_type.value,
-                "status": task.status.value,
-                "progress": task.progress,
-                "current_step": task.current_step,
-                "error_code": task.error_code,
-                "at": time.time(),
-                **extra,
-            }
-        )
+        self._events.publish(self._event(task, kind, extra))
+
+    @staticmethod
+    def _event(task: DockerTask, kind: str, extra: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "event": kind,
+            "task_id": task.id,
+            "task_type": task.task_type.value,
+            "status": task.status.value,
+            "progress": task.progress,
+            "current_step": task.current_step,
+            "error_code": task.error_code,
+            "at": time.time(),
+            **extra,
+        }
 
     async def _flush_loop(self) -> None:
         while True:

@@ -45,7 +45,16 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value REAL NOT NULL)
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _SCHEMA_VERSION = "1"
-_UPSERT = "INSERT OR REPLACE INTO tasks VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+_UPSERT = """
+INSERT INTO tasks (id, seq, queue, task_type, status, finished, priority, created_at, error_code,
+                   retry_count, max_retries, doc)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
+ON CONFLICT (id) DO UPDATE SET
+    seq = excluded.seq, queue = excluded.queue, task_type = excluded.task_type,
+    status = excluded.status, finished = excluded.finished, priority = excluded.priority,
+    created_at = excluded.created_at, error_code = excluded.error_code,
+    retry_count = excluded.retry_count, max_retries = excluded.max_retries, doc = excluded.doc
+"""
 
 Row = tuple[str, int, str, str, str, int, int, float, str | None, int, int, str]
 _Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]
@@ -133,33 +142,41 @@ class SqliteStore:
             batch.append(job)
         return batch
 
-    @staticmethod
-    def _run_batch(conn: sqlite3.Connection, batch: list[_Job]) -> None:
-        outcomes: list[tuple[bool, Any]] = []
-        conn.execute("BEGIN IMMEDIATE")
-        for fn, _ in batch:
-            conn.execute("SAVEPOINT job")
-            try:
-                outcomes.append((True, fn(conn)))
-                conn.execute("RELEASE job")
-            except Exception as exc:  # one job's failure must not sink the batch
-                conn.execute("ROLLBACK TO job")
-                conn.execute("RELEASE job")
-                outcomes.append((False, exc))
+    @classmethod
+    def _run_batch(cls, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        """All jobs in one transaction; if any fails, each runs alone so only it fails."""
         try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
-            outcomes = [(False, exc)] * len(batch)
+            outcomes = cls._transaction(conn, batch)
+        except Exception:
+            outcomes = []
+            for job in batch:
+                try:
+                    outcomes += cls._transaction(conn, [job])
+                except Exception as exc:
+                    outcomes.append((False, exc))
         for (_, fut), (ok, value) in zip(batch, outcomes, strict=True):
             fut.get_loop().call_soon_threadsafe(_settle, fut, ok, value)
 
-    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    @staticmethod
+    def _transaction(conn: sqlite3.Connection, jobs: list[_Job]) -> list[tuple[bool, Any]]:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            results = [(True, fn(conn)) for fn, _ in jobs]
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return results
+
+    def _submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         if self._thread is None:
             raise RuntimeError("store is not open")
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._jobs.put((fn, fut))
-        return await fut
+        return fut
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._submit(fn)
 
     async def close(self) -> None:
         if self._thread is None:
@@ -170,9 +187,9 @@ class SqliteStore:
 
     # -- the interface -------------------------------------------------------------------------
 
-    async def save(
+    def save(
         self, tasks: Sequence[DockerTask], counters: Mapping[str, float] | None = None
-    ) -> None:
+    ) -> asyncio.Future[None]:
         rows = [_row(t) for t in tasks]
         counter_rows = list((counters or {}).items())
 
@@ -181,7 +198,7 @@ class SqliteStore:
             if counter_rows:
                 conn.executemany("INSERT OR REPLACE INTO counters VALUES (?, ?)", counter_rows)
 
-        await self._call(write)
+        return self._submit(write)
 
     async def get(self, task_id: str) -> DockerTask | None:
         def read(conn: sqlite3.Connection) -> str | None:

@@ -7,7 +7,7 @@ method is async; ``save`` returns only once the tasks are durable, and the same 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Awaitable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,13 +32,15 @@ class QueueStore(Protocol):
     async def close(self) -> None:
         """Finish pending writes and release the database."""
 
-    async def save(
+    def save(
         self, tasks: Sequence[DockerTask], counters: Mapping[str, float] | None = None
-    ) -> None:
-        """Insert or replace ``tasks`` (and the queue's counters) in one durable commit.
+    ) -> Awaitable[None]:
+        """Insert or replace ``tasks`` (and the queue's counters); await the result to know
+        they are durable.
 
-        Concurrent calls may share a transaction (group commit); each returns once its own
-        tasks are committed. Tasks are serialised when called, so later changes don't leak in.
+        Not a coroutine on purpose: the tasks are serialised and queued when ``save`` is
+        called, so writes land in call order and later changes to the objects don't leak in.
+        Saves issued close together may share one transaction (group commit).
         """
 
     async def get(self, task_id: str) -> DockerTask | None:

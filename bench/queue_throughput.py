@@ -1,0 +1,193 @@
+"""Queue overhead: N no-op tasks through the persisted queue, next to Huey's SQLite queue.
+
+    .venv/bin/pip install -e '.[bench]'
+    .venv/bin/python bench/queue_throughput.py            # 10,000 tasks, 4 workers, 3 rounds
+    .venv/bin/python bench/queue_throughput.py -n 2000 --rounds 5
+
+Each round runs every contender once, in a fresh database, alternating, so a noisy machine
+hurts them alike; the table shows medians over rounds. Every contender commits every state
+change: ai-admin writes pending, running and completed for each task; Huey writes the enqueue
+and the dequeue. "FULL" rows fsync every commit (Huey's default); ai-admin's default NORMAL
+survives a crash of the agent (kill -9) but not of the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ai_admin.config import Settings
+from ai_admin.queue.engine import QueueEngine
+from ai_admin.queue.executor import TaskContext
+from ai_admin.queue.models import DockerTask, TaskType
+from ai_admin.queue.sqlite_store import SqliteStore
+
+
+@dataclass
+class RunResult:
+    enqueue_per_s: float
+    end_to_end_per_s: float
+    p50_ms: float
+    p99_ms: float
+
+
+def _result(n: int, t0: float, t_enqueued: float, t_done: float, lat_s: list[float]) -> RunResult:
+    lat = sorted(lat_s)
+    return RunResult(
+        enqueue_per_s=n / (t_enqueued - t0),
+        end_to_end_per_s=n / (t_done - t0),
+        p50_ms=1000 * lat[len(lat) // 2],
+        p99_ms=1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))],
+    )
+
+
+# -- ai-admin ------------------------------------------------------------------------------------
+
+
+async def _noop(ctx: TaskContext) -> dict[str, Any]:
+    return {}
+
+
+async def _ai_admin(n: int, workers: int, producers: int, db: Path, sync: str) -> RunResult:
+    settings = Settings(data_dir=db.parent, max_concurrent=workers, max_queue_size=n + 1)
+    store = SqliteStore(db, synchronous="FULL" if sync == "FULL" else "NORMAL")
+    submitted: dict[str, float] = {}
+    latencies: list[float] = []
+    async with QueueEngine(store, {TaskType.PULL: _noop}, settings) as engine:
+        events = engine.subscribe()
+
+        async def produce(start: int) -> None:
+            for i in range(start, n, producers):
+                t = time.perf_counter()
+                sub = await engine.submit(DockerTask(task_type=TaskType.PULL, params={"i": i}))
+                submitted[sub.task_id] = t
+
+        async def collect() -> None:
+            while len(latencies) < n:
+                event = await events.next()
+                if event is not None and event["status"] == "completed":
+                    done = time.perf_counter()
+                    latencies.append(done - submitted.get(event["task_id"], done))
+
+        collector = asyncio.create_task(collect())
+        t0 = time.perf_counter()
+        await asyncio.gather(*(produce(p) for p in range(producers)))
+        t_enqueued = time.perf_counter()
+        await collector
+        t_done = time.perf_counter()
+        events.close()
+    return _result(n, t0, t_enqueued, t_done, latencies)
+
+
+# -- Huey ----------------------------------------------------------------------------------------
+
+
+def _huey(n: int, workers: int, producers: int, db: Path) -> RunResult:
+    from huey import SqliteHuey
+    from huey.signals import SIGNAL_COMPLETE
+
+    huey = SqliteHuey("bench", filename=str(db))
+    submitted: dict[str, float] = {}
+    latencies: list[float] = []
+    lock = threading.Lock()
+    all_done = threading.Event()
+
+    @huey.task()  # type: ignore[misc]
+    def noop(i: int) -> None:
+        return None
+
+    @huey.signal(SIGNAL_COMPLETE)  # type: ignore[misc]
+    def completed(signal: str, task: Any) -> None:
+        done = time.perf_counter()
+        with lock:
+            latencies.append(done - submitted.get(task.id, done))
+            if len(latencies) >= n:
+                all_done.set()
+
+    consumer = huey.create_consumer(
+        workers=workers, worker_type="thread", periodic=False, initial_delay=0.001, max_delay=0.01
+    )
+    consumer.start()
+
+    def produce(start: int) -> None:
+        for i in range(start, n, producers):
+            t = time.perf_counter()
+            result = noop(i)
+            with lock:
+                submitted[result.id] = t
+
+    threads = [threading.Thread(target=produce, args=(p,)) for p in range(producers)]
+    t0 = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    t_enqueued = time.perf_counter()
+    all_done.wait()
+    t_done = time.perf_counter()
+    consumer.stop(graceful=True)
+    huey.storage.close()
+    return _result(n, t0, t_enqueued, t_done, latencies)
+
+
+# -- the table -----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("-n", type=int, default=10_000, help="tasks per run")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--producers", type=int, default=1, help="concurrent submitters")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    logging.getLogger("huey").setLevel(logging.ERROR)
+    from loguru import logger
+
+    logger.remove()
+
+    contenders: dict[str, Callable[[Path], RunResult]] = {
+        "ai-admin (NORMAL)": lambda db: asyncio.run(
+            _ai_admin(args.n, args.workers, args.producers, db, "NORMAL")
+        ),
+        "ai-admin (FULL)": lambda db: asyncio.run(
+            _ai_admin(args.n, args.workers, args.producers, db, "FULL")
+        ),
+        "huey SqliteHuey (FULL)": lambda db: _huey(args.n, args.workers, args.producers, db),
+    }
+    results: dict[str, list[RunResult]] = {name: [] for name in contenders}
+    for r in range(args.rounds):
+        for name, run in contenders.items():
+            with tempfile.TemporaryDirectory() as tmp:
+                results[name].append(run(Path(tmp) / "queue.db"))
+        print(f"round {r + 1}/{args.rounds} done", flush=True)
+
+    def med(name: str, field: str) -> float:
+        return statistics.median(getattr(x, field) for x in results[name])
+
+    ref = med("huey SqliteHuey (FULL)", "end_to_end_per_s")
+    print(
+        f"\n{args.n} no-op tasks, {args.workers} workers, {args.producers} producer(s), "
+        f"median of {args.rounds} rounds\n"
+    )
+    header = f"{'queue':<24}{'enqueue/s':>11}{'tasks/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs huey':>9}"
+    print(header)
+    print("-" * len(header))
+    for name in contenders:
+        e2e = med(name, "end_to_end_per_s")
+        print(
+            f"{name:<24}{med(name, 'enqueue_per_s'):>11.0f}{e2e:>10.0f}"
+            f"{med(name, 'p50_ms'):>9.1f}{med(name, 'p99_ms'):>9.1f}{e2e / ref:>8.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()
