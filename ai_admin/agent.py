@@ -1,0 +1,65 @@
+"""The running agent: settings, the queue and the engine probe, shared by every door."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from loguru import logger
+
+from ai_admin import __version__
+from ai_admin.config import Settings
+from ai_admin.docker.health import docker_health
+from ai_admin.queue.task_queue import TaskQueue
+
+_HEALTH_CACHE_S = 5.0
+
+
+class Agent:
+    def __init__(self, settings: Settings, queue: TaskQueue | None = None) -> None:
+        self.settings = settings
+        self.queue = queue or TaskQueue(settings=settings)
+        self.started_at = time.time()
+        self._docker: dict[str, Any] | None = None
+        self._docker_checked_at = 0.0
+        self._docker_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        await self.queue.start()
+        engine = await self.docker_status()
+        if engine["reachable"]:
+            logger.info("Docker engine {} reachable", engine.get("version"))
+        else:
+            logger.warning(
+                "Docker engine not reachable ({}); the agent runs, but Docker tasks will fail "
+                "with DOCKER_DAEMON_UNAVAILABLE until it is started",
+                engine.get("error"),
+            )
+
+    async def stop(self) -> None:
+        await self.queue.close()
+
+    async def docker_status(self) -> dict[str, Any]:
+        """The engine's reachability, probed at most every few seconds."""
+        async with self._docker_lock:
+            if self._docker is None or time.monotonic() - self._docker_checked_at > _HEALTH_CACHE_S:
+                self._docker = await docker_health(self.settings.docker_host)
+                self._docker_checked_at = time.monotonic()
+            return self._docker
+
+    async def health(self) -> dict[str, Any]:
+        stats = await self.queue.get_queue_stats()
+        engine = await self.docker_status()
+        return {
+            "status": "ok" if engine["reachable"] else "degraded",
+            "version": __version__,
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "queue": {
+                "paused": self.queue.paused,
+                "running": stats["summary"]["running"],
+                "waiting": stats["summary"]["queue_size"],
+                "max_concurrent": stats["summary"]["max_concurrent"],
+            },
+            "docker": engine,
+        }

@@ -1,0 +1,63 @@
+"""The ``ai-admin`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ai_admin import __version__
+from ai_admin.config import ConfigError, load_settings
+from ai_admin.logging import setup_logging
+
+app = typer.Typer(
+    name="ai-admin",
+    help="Docker task orchestration agent: queued build, push and pull with live progress.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command()
+def serve(
+    config: Annotated[
+        Path | None, typer.Option(help="TOML configuration file (default: $AI_ADMIN_CONFIG).")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on (0 picks a free one).")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Where the task database and token live.")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="TRACE .. CRITICAL.")] = None,
+    log_format: Annotated[str | None, typer.Option(help="text or json.")] = None,
+) -> None:
+    """Run the agent: the HTTP API on HOST:PORT and the task queue in DATA_DIR."""
+    from ai_admin.cli.serve import serve as run
+
+    flags = {
+        "host": host,
+        "port": port,
+        "data_dir": data_dir,
+        "log_level": log_level,
+        "log_format": log_format,
+    }
+    try:
+        settings = load_settings(config, flags)
+    except ConfigError as exc:
+        for line in str(exc).splitlines():
+            print(f"ai-admin: configuration error: {line}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    setup_logging(settings.log_level, settings.log_format)
+    asyncio.run(run(settings))
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    print(__version__)

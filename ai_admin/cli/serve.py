@@ -1,0 +1,41 @@
+"""``ai-admin serve``: run the agent until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from aiohttp import web
+from loguru import logger
+
+from ai_admin.agent import Agent
+from ai_admin.config import Settings
+from ai_admin.http.app import create_app
+
+
+async def serve(settings: Settings) -> None:
+    agent = Agent(settings)
+    await agent.start()
+    runner = web.AppRunner(create_app(agent), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        for host, port in (a[:2] for a in runner.addresses):
+            logger.info(
+                "ai-admin listening on http://{}:{} (data in {})", host, port, settings.data_dir
+            )
+        await _until_signalled()
+        logger.info("shutting down: running tasks get {} s to finish", settings.shutdown_grace_s)
+    finally:
+        await runner.cleanup()
+        await agent.stop()
+    logger.info("stopped")
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()

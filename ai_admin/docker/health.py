@@ -1,0 +1,42 @@
+"""Whether the Docker engine answers, for ``/health`` and the start-up log."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import docker
+from docker.errors import DockerException
+
+_PROBE_TIMEOUT_S = 3
+
+
+def _probe(base_url: str | None) -> dict[str, Any]:
+    try:
+        client = (
+            docker.DockerClient(base_url=base_url, timeout=_PROBE_TIMEOUT_S)
+            if base_url
+            else docker.from_env(timeout=_PROBE_TIMEOUT_S)
+        )
+        with client:
+            version = client.version()
+    except (DockerException, OSError) as exc:
+        return {
+            "reachable": False,
+            "error_code": "DOCKER_DAEMON_UNAVAILABLE",
+            "error": _first_line(str(exc)),
+        }
+    return {
+        "reachable": True,
+        "version": version.get("Version"),
+        "api_version": version.get("ApiVersion"),
+    }
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0][:300] if text.strip() else "no answer"
+
+
+async def docker_health(base_url: str | None = None) -> dict[str, Any]:
+    """Ask the engine for its version, off the event loop; never raises."""
+    return await asyncio.to_thread(_probe, base_url)

@@ -1,0 +1,1 @@
+"""The HTTP door: aiohttp routes over the shared dispatcher."""
