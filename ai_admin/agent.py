@@ -7,11 +7,13 @@ import time
 from typing import Any
 
 from loguru import logger
+from pydantic import ValidationError
 
 from ai_admin import __version__
 from ai_admin.config import Settings
 from ai_admin.docker.health import docker_health
 from ai_admin.queue.task_queue import TaskQueue
+from ai_admin.validation import invalid_params
 
 _HEALTH_CACHE_S = 5.0
 
@@ -39,6 +41,22 @@ class Agent:
 
     async def stop(self) -> None:
         await self.queue.close()
+
+    def reconfigure(self, changes: dict[str, Any]) -> None:
+        """Change run-time settings, validated exactly as at start-up."""
+        try:
+            settings = Settings.model_validate({**self.settings.model_dump(), **changes})
+        except ValidationError as exc:
+            raise invalid_params(exc, prefix="params.") from None
+        self.settings = settings
+        self.queue.reconfigure(settings)
+        logger.info("settings changed at run time: {}", changes)
+
+    def public_settings(self) -> dict[str, Any]:
+        """The settings as clients may see them (the token never)."""
+        data = self.settings.model_dump(mode="json", exclude={"token"})
+        data["token_configured"] = self.settings.token is not None
+        return data
 
     async def docker_status(self) -> dict[str, Any]:
         """The engine's reachability, probed at most every few seconds."""

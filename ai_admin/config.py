@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     allowed_roots: list[Path] = Field(default_factory=list)
 
     token: SecretStr | None = None
+    read_only_tokens: list[SecretStr] = Field(default_factory=list)
+    max_body_bytes: int = Field(1_048_576, ge=1024, le=64 * 1_048_576)
 
     log_level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
@@ -119,7 +121,7 @@ def _describe(exc: ValidationError) -> str:
         value = err.get("input")
         if err["type"] == "extra_forbidden":
             lines.append(f"{key}: unknown setting (config/ai-admin.toml lists the keys)")
-        elif key == "token" or isinstance(value, Mapping):
+        elif "token" in key or isinstance(value, Mapping):
             lines.append(f"{key}: {err['msg']}")
         else:
             lines.append(f"{key} = {value!r}: {err['msg']}")

@@ -8,6 +8,7 @@ Exception tree (catch ``AiAdminError`` to catch them all)::
 
     AiAdminError(code, message, details, suggestions, transient)
     ├── InvalidParams            VALIDATION_* (bad input from a client)
+    ├── BadRequest               REQUEST_*, AUTH_* (a door refused the request itself)
     ├── TaskNotFound             QUEUE_TASK_NOT_FOUND
     ├── QueueFull                QUEUE_FULL
     ├── QueueShuttingDown        QUEUE_SHUTTING_DOWN
@@ -47,6 +48,16 @@ class ErrorCode(StrEnum):
     VALIDATION_MISSING_REQUIRED = "VALIDATION_MISSING_REQUIRED"
     VALIDATION_INVALID_FORMAT = "VALIDATION_INVALID_FORMAT"
     VALIDATION_PATH_NOT_ALLOWED = "VALIDATION_PATH_NOT_ALLOWED"
+    # Requests (the doors)
+    REQUEST_INVALID_JSON = "REQUEST_INVALID_JSON"
+    REQUEST_INVALID_MESSAGE = "REQUEST_INVALID_MESSAGE"
+    REQUEST_UNKNOWN_ACTION = "REQUEST_UNKNOWN_ACTION"
+    REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
+    REQUEST_NOT_FOUND = "REQUEST_NOT_FOUND"
+    REQUEST_METHOD_NOT_ALLOWED = "REQUEST_METHOD_NOT_ALLOWED"
+    AUTH_REQUIRED = "AUTH_REQUIRED"
+    AUTH_INVALID_TOKEN = "AUTH_INVALID_TOKEN"  # noqa: S105 - a code, not a token
+    AUTH_FORBIDDEN = "AUTH_FORBIDDEN"
     # Queue
     QUEUE_FULL = "QUEUE_FULL"
     QUEUE_TASK_NOT_FOUND = "QUEUE_TASK_NOT_FOUND"
@@ -187,6 +198,54 @@ _CATALOGUE: dict[ErrorCode, CodeInfo] = {
         ("Use a path under one of the configured `allowed_roots`.",),
         http_status=400,
     ),
+    ErrorCode.REQUEST_INVALID_JSON: CodeInfo(
+        "The request body is not valid JSON.",
+        ('Send a JSON object: {"action": "queue_status", "params": {}}.',),
+        http_status=400,
+    ),
+    ErrorCode.REQUEST_INVALID_MESSAGE: CodeInfo(
+        "The message is not a command: it must be a JSON object with a string `action`.",
+        ('Send {"action": "<command>", "params": {...}}; `commands` lists the commands.',),
+        http_status=400,
+    ),
+    ErrorCode.REQUEST_UNKNOWN_ACTION: CodeInfo(
+        "No command has this name.",
+        ("Send `commands` to list every command with its schema and an example.",),
+        http_status=400,
+    ),
+    ErrorCode.REQUEST_TOO_LARGE: CodeInfo(
+        "The request body is larger than the agent accepts.",
+        ("Send a smaller body; build contexts go by `context_path`, not inline.",),
+        http_status=413,
+    ),
+    ErrorCode.REQUEST_NOT_FOUND: CodeInfo(
+        "No such route.",
+        ("See /openapi.json for the routes.",),
+        http_status=404,
+    ),
+    ErrorCode.REQUEST_METHOD_NOT_ALLOWED: CodeInfo(
+        "This route does not take this HTTP method.",
+        ("See /openapi.json for the methods of each route.",),
+        http_status=405,
+    ),
+    ErrorCode.AUTH_REQUIRED: CodeInfo(
+        "This request needs a bearer token.",
+        (
+            "Send `Authorization: Bearer <token>`; the token is in the data directory "
+            "(file `token`) or AI_ADMIN_TOKEN.",
+        ),
+        http_status=401,
+    ),
+    ErrorCode.AUTH_INVALID_TOKEN: CodeInfo(
+        "The bearer token is not valid.",
+        ("Check the token; it is in the data directory (file `token`) or AI_ADMIN_TOKEN.",),
+        http_status=401,
+    ),
+    ErrorCode.AUTH_FORBIDDEN: CodeInfo(
+        "This token may only read; the command changes the queue.",
+        ("Use an operator token to submit and manage tasks.",),
+        http_status=403,
+    ),
     ErrorCode.QUEUE_FULL: CodeInfo(
         "The queue holds its maximum number of waiting tasks.",
         ("Wait for tasks to finish, or raise `max_queue_size`.",),
@@ -292,6 +351,10 @@ class AiAdminError(Exception):
 
 class InvalidParams(AiAdminError):
     default_code = ErrorCode.VALIDATION_INVALID_PARAMS
+
+
+class BadRequest(AiAdminError):
+    default_code = ErrorCode.REQUEST_INVALID_MESSAGE
 
 
 class TaskNotFound(AiAdminError):

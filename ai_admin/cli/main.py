@@ -39,6 +39,7 @@ def serve(
 ) -> None:
     """Run the agent: the HTTP API on HOST:PORT and the task queue in DATA_DIR."""
     from ai_admin.cli.serve import serve as run
+    from ai_admin.http.auth import InsecureListen
 
     flags = {
         "host": host,
@@ -54,7 +55,11 @@ def serve(
             print(f"ai-admin: configuration error: {line}", file=sys.stderr)
         raise typer.Exit(2) from None
     setup_logging(settings.log_level, settings.log_format)
-    asyncio.run(run(settings))
+    try:
+        asyncio.run(run(settings))
+    except InsecureListen as exc:
+        print(f"ai-admin: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
 
 
 @app.command()

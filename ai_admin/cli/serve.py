@@ -11,12 +11,17 @@ from loguru import logger
 from ai_admin.agent import Agent
 from ai_admin.config import Settings
 from ai_admin.http.app import create_app
+from ai_admin.http.auth import TOKEN_FILE, load_tokens
 
 
 async def serve(settings: Settings) -> None:
+    tokens, generated = load_tokens(settings)
+    if generated:
+        path = settings.data_dir / TOKEN_FILE
+        print(f"ai-admin: generated an API token (saved in {path}, shown once): {tokens.operator}")
     agent = Agent(settings)
     await agent.start()
-    runner = web.AppRunner(create_app(agent), access_log=None, handle_signals=False)
+    runner = web.AppRunner(create_app(agent, tokens), access_log=None, handle_signals=False)
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.host, settings.port)

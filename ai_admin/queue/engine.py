@@ -40,7 +40,7 @@ from ai_admin.queue.executor import ExecutorMap
 from ai_admin.queue.models import RETRYABLE_STATUSES, DockerTask, ErrorInfo, TaskStatus
 from ai_admin.queue.ready import ReadyQueue
 from ai_admin.queue.retry_policy import RetryPolicy
-from ai_admin.queue.secrets import join_secrets, merge_key, split_secrets
+from ai_admin.queue.secrets import AUTH_KEY, join_secrets, merge_key, split_secrets
 from ai_admin.queue.states import Action, check_action
 from ai_admin.queue.stats import QueueStats, TaskClass
 from ai_admin.queue.store import QueueStore, TaskQuery
@@ -54,15 +54,19 @@ class _Stop(StrEnum):
     SHUTDOWN = "shutdown"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Run:
     task: DockerTask
     ctx: RunContext
     started_s: float
     job: asyncio.Task[None] | None = None
     stop: _Stop | None = None
+    # Set once ``_run`` executes: a job cancelled before that would never record an outcome.
+    begun: bool = False
     finishing: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    # Progress and log events wait here until the "running" state has been announced.
+    held: list[dict[str, Any]] | None = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +107,7 @@ class QueueEngine:
         self._ready = ReadyQueue()
         self._delayed: list[tuple[float, int, str]] = []
         self._running: dict[str, _Run] = {}
+        self._finishing: set[_Run] = set()  # slot freed, outcome still being written
         self._waiters: dict[str, list[asyncio.Future[DockerTask]]] = {}
         self._dirty: set[str] = set()
         self._stats = QueueStats()
@@ -145,6 +150,8 @@ class QueueEngine:
             self._seq = max(self._seq, task.seq)
             self._tasks[task.id] = task
             self._counted[task.id] = TaskClass.of(task)
+            if AUTH_KEY not in task.params:  # with credentials, the key died with them
+                self._merge_keys[task.id] = merge_key(task.task_type.value, task.params, None)
             if task.status.is_active:
                 task.status = TaskStatus.PENDING
                 task.current_step = "Re-queued: the agent stopped while this task ran"
@@ -170,7 +177,7 @@ class QueueEngine:
         if not self._started:
             return
         grace = self.settings.shutdown_grace_s if grace_s is None else grace_s
-        runs = list(self._running.values())
+        runs = [*self._running.values(), *self._finishing]
         if runs:
             waits = [asyncio.create_task(r.done.wait()) for r in runs]
             _, pending = await asyncio.wait(waits, timeout=grace)
@@ -178,6 +185,8 @@ class QueueEngine:
                 w.cancel()
         for run in list(self._running.values()):
             await self._stop_run(run, _Stop.SHUTDOWN)
+        for run in list(self._finishing):  # outcomes being written must land before the store
+            await run.done.wait()
         for job in self._background:
             job.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -233,7 +242,8 @@ class QueueEngine:
         return (await self.submit(task)).task_id
 
     def _check_capacity(self) -> None:
-        waiting = len(self._tasks) - len(self._running)
+        busy = self._running.keys() | {r.task.id for r in self._finishing}
+        waiting = len(self._tasks) - sum(1 for i in busy if i in self._tasks)
         limit = self.settings.max_queue_size
         if waiting >= limit:
             raise QueueFull(
@@ -258,6 +268,12 @@ class QueueEngine:
 
     def _enqueue(self, task: DockerTask, *, keep_seq: bool) -> None:
         """Put a pending task where the scheduler finds it: ready now, or after its backoff."""
+        if (
+            task.status is not TaskStatus.PENDING  # paused or cancelled meanwhile
+            or self._tasks.get(task.id) is not task
+            or task.seq in self._ready
+        ):
+            return
         if not keep_seq:
             self._seq += 1
             task.seq = self._seq
@@ -312,7 +328,12 @@ class QueueEngine:
         return max(0.0, self._delayed[0][0] - now) if self._delayed else None
 
     def _update_idle(self) -> None:
-        if not self._running and not self._delayed and (not self._ready or self._paused):
+        if (
+            not self._running
+            and not self._finishing
+            and not self._delayed
+            and (not self._ready or self._paused)
+        ):
             self._idle.set()
         else:
             self._idle.clear()
@@ -343,11 +364,12 @@ class QueueEngine:
     # -- running ---------------------------------------------------------------------------------
 
     async def _run(self, run: _Run) -> None:
+        run.begun = True
         task = run.task
         deadline = asyncio.timeout(task.timeout_s)
         # The "running" write is queued now and announced once durable; the executor starts
         # meanwhile (a crash before the write lands just leaves the task pending, to run again).
-        started = self._record_then_announce(task)
+        started = self._record_then_announce(task, run)
         try:
             executor = self._executors.get(task.task_type)
             if executor is None:
@@ -355,8 +377,10 @@ class QueueEngine:
                     f"No executor is installed for {task.task_type.value} tasks.",
                     code=ErrorCode.INTERNAL_ERROR,
                 )
-            async with deadline:
-                result = await executor(run.ctx)
+            result = None
+            if run.stop is None:  # else stopped before it began: the executor never runs
+                async with deadline:
+                    result = await executor(run.ctx)
             outcome = _Outcome(result=result, stop=run.stop)
         except asyncio.CancelledError:
             if run.stop is None:
@@ -378,6 +402,7 @@ class QueueEngine:
         now = time.time()
         elapsed = now - run.started_s
         self._running.pop(task.id, None)
+        self._finishing.add(run)
         self._wakeup.set()  # the slot is free while the outcome is written
         try:
             with contextlib.suppress(Exception):  # logged by its callback
@@ -399,6 +424,7 @@ class QueueEngine:
                 task.duration_s = round(elapsed, 3)
             await self._commit(task)
         finally:
+            self._finishing.discard(run)
             run.done.set()
             self._update_idle()
 
@@ -451,7 +477,8 @@ class QueueEngine:
         if run.stop is None and not run.finishing and run.job is not None:
             run.stop = reason
             run.ctx.stop_requested.set()
-            run.job.cancel()
+            if run.begun:  # else ``_run`` sees ``stop`` when it begins and skips the executor
+                run.job.cancel()
         await run.done.wait()
         return run.task
 
@@ -472,8 +499,9 @@ class QueueEngine:
         await self._record(*tasks)
         self._announce(tasks, events)
 
-    def _record_then_announce(self, task: DockerTask) -> asyncio.Future[None]:
-        """Like ``_commit`` without waiting: the state as it is now is announced once durable."""
+    def _record_then_announce(self, task: DockerTask, run: _Run) -> asyncio.Future[None]:
+        """Like ``_commit`` without waiting: the state as it is now is announced once durable,
+        then the progress and log events the run reported meanwhile, in order."""
         events = [self._event(task, "status", {})]
         write = asyncio.ensure_future(self._record(task))
 
@@ -482,6 +510,9 @@ class QueueEngine:
                 logger.error("could not record task {}: {}", task.id, f.exception())
             else:
                 self._announce((task,), events)
+            held, run.held = run.held or [], None
+            for event in held:
+                self._events.publish(event)
 
         write.add_done_callback(announce)
         return write
@@ -506,7 +537,11 @@ class QueueEngine:
 
     def _changed(self, task: DockerTask, kind: str, extra: dict[str, Any]) -> None:
         self._dirty.add(task.id)
-        self._publish(task, kind, extra)
+        run = self._running.get(task.id)
+        if run is not None and run.held is not None:  # "running" not announced yet
+            run.held.append(self._event(task, kind, extra))
+        else:
+            self._publish(task, kind, extra)
 
     def _publish(self, task: DockerTask, kind: str, extra: dict[str, Any]) -> None:
         self._events.publish(self._event(task, kind, extra))
@@ -561,6 +596,14 @@ class QueueEngine:
 
     def running_tasks(self) -> list[DockerTask]:
         return [r.task for r in self._running.values()]
+
+    def paused_tasks(self) -> list[DockerTask]:
+        return [t for t in self._tasks.values() if t.status is TaskStatus.PAUSED]
+
+    def reconfigure(self, settings: Settings) -> None:
+        """Apply new run-time settings (concurrency, limits, retry policy) at once."""
+        self.settings = settings
+        self._wakeup.set()
 
     async def list_tasks(self, query: TaskQuery) -> tuple[list[DockerTask], int]:
         await self.start()
@@ -619,6 +662,14 @@ class QueueEngine:
     def subscribe(self, task_id: str | None = None) -> Subscription:
         """Every state, progress and log change from now on, in order."""
         return self._events.subscribe(task_id)
+
+    def event_of(self, task: DockerTask, kind: str = "snapshot") -> dict[str, Any]:
+        """A task's current state in the shape subscribers receive."""
+        return self._event(task, kind, {})
+
+    def end_subscriptions(self) -> None:
+        """End every subscription (a server closing its event streams)."""
+        self._events.close()
 
     async def wait_for(self, task_id: str, timeout_s: float | None = None) -> DockerTask:
         """Wait until the task has finished (following a merge to its twin) and return it."""
@@ -679,6 +730,10 @@ class QueueEngine:
 
     async def retry_task(self, task_id: str, *, force: bool = False) -> DockerTask:
         task = await self._live_for(task_id, Action.RETRY, force)
+        live = self._tasks.get(task_id)
+        if live is not None and live is not task:  # a concurrent retry won while we read
+            check_action(live, Action.RETRY, force=force)
+            task = live
         if self._closing:
             raise QueueShuttingDown("The agent is shutting down and takes no new work.")
         self._check_capacity()

@@ -179,11 +179,11 @@ class SqliteStore:
         return await self._submit(fn)
 
     async def close(self) -> None:
-        if self._thread is None:
+        thread, self._thread = self._thread, None  # later calls fail instead of never settling
+        if thread is None:
             return
         self._jobs.put(None)
-        await asyncio.to_thread(self._thread.join)
-        self._thread = None
+        await asyncio.to_thread(thread.join)
 
     # -- the interface -------------------------------------------------------------------------
 

@@ -1,0 +1,124 @@
+"""Commands that queue Docker work: docker_build, docker_push, docker_pull.
+
+Their params are the executors' own models (``ai_admin.docker.params``) plus the queue's
+options, so a message is validated exactly as the executor will read it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr
+
+from ai_admin.commands.registry import REGISTRY
+from ai_admin.docker.params import BuildParams, PullParams, PushParams
+from ai_admin.queue.models import DockerTask, TaskPriority, TaskType
+
+if TYPE_CHECKING:
+    from ai_admin.agent import Agent
+
+_WEEK_S = 7 * 24 * 3600
+
+
+class QueueOptions(BaseModel):
+    priority: Literal["critical", "high", "normal", "low"] = Field(
+        "normal", description="critical runs first; FIFO within one priority."
+    )
+    timeout: float | None = Field(
+        None, gt=0, le=_WEEK_S, description="Seconds before the task ends as timeout."
+    )
+    max_retries: int | None = Field(
+        None, ge=0, le=100, description="Automatic retries of transient failures."
+    )
+
+
+_QUEUE_KEYS = frozenset(QueueOptions.model_fields)
+
+
+class DockerBuildCommand(BuildParams, QueueOptions):
+    pass
+
+
+class DockerPushCommand(PushParams, QueueOptions):
+    pass
+
+
+class DockerPullCommand(PullParams, QueueOptions):
+    pass
+
+
+def _plain(value: Any) -> Any:
+    """The validated params as plain data, credentials included (the queue redacts them)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+async def submit(agent: Agent, task_type: TaskType, p: QueueOptions) -> dict[str, Any]:
+    task = DockerTask(
+        task_type=task_type,
+        params=_plain(p.model_dump(exclude=set(_QUEUE_KEYS))),
+        priority=TaskPriority.parse(p.priority),
+        timeout_s=p.timeout,
+        max_retries=p.max_retries,
+    )
+    sub = await agent.queue.submit(task)
+    return {
+        "task_id": sub.task_id,
+        "status": sub.status.value,
+        "queue_position": sub.queue_position,
+        "merged_into": sub.merged_into,
+    }
+
+
+_SUBMIT_RETURNS = (
+    " Answers at once with the task id, its status and queue position (and merged_into when "
+    "an identical task is already waiting or running); follow it with queue_task_status."
+)
+
+
+@REGISTRY.command(
+    "docker_build",
+    DockerBuildCommand,
+    example={
+        "dockerfile": 'FROM busybox\nRUN echo "hello"\n',
+        "tags": ["127.0.0.1:5000/team/app:1.4"],
+        "push": True,
+    },
+    description_suffix=_SUBMIT_RETURNS,
+)
+async def docker_build(agent: Agent, p: DockerBuildCommand) -> dict[str, Any]:
+    """Queue an image build from a directory under the agent's allowed roots (context_path)
+    and/or inline Dockerfile text, with tags, build args, labels and target; push: true also
+    pushes every tag afterwards. Progress follows the build's steps."""
+    return await submit(agent, TaskType.BUILD, p)
+
+
+@REGISTRY.command(
+    "docker_push",
+    DockerPushCommand,
+    example={"image_name": "username/myapp", "tag": "latest"},
+    description_suffix=_SUBMIT_RETURNS,
+)
+async def docker_push(agent: Agent, p: DockerPushCommand) -> dict[str, Any]:
+    """Queue a push of a local image tag (or all_tags) to its registry, with per-task
+    credentials in auth or the agent's Docker login. Progress counts the bytes of all layers;
+    the result carries the pushed digest."""
+    return await submit(agent, TaskType.PUSH, p)
+
+
+@REGISTRY.command(
+    "docker_pull",
+    DockerPullCommand,
+    example={"image_name": "127.0.0.1:5000/team/app", "tag": "1.4"},
+    description_suffix=_SUBMIT_RETURNS,
+)
+async def docker_pull(agent: Agent, p: DockerPullCommand) -> dict[str, Any]:
+    """Queue a pull of an image by tag or digest, optionally for a platform and with
+    credentials in auth. Progress counts downloaded bytes, then extraction; the result carries
+    the image id and digest."""
+    return await submit(agent, TaskType.PULL, p)

@@ -1,0 +1,250 @@
+"""Commands that read and manage the queue: status, task status, manage, pause, clear, ..."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ai_admin.commands.registry import REGISTRY, NoParams
+from ai_admin.queue.models import DockerTask, TaskStatus, TaskType
+from ai_admin.queue.states import Action
+from ai_admin.queue.store import TaskQuery
+
+if TYPE_CHECKING:
+    from ai_admin.agent import Agent
+
+_EXAMPLE_TASK_ID = "123e4567-e89b-12d3-a456-426614174000"
+TaskId = Field(min_length=1, max_length=128, description="The task's id, as returned on submit.")
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class QueueStatusParams(_Params):
+    include_logs: bool = Field(False, description="Include each listed task's log lines.")
+    detailed: bool = Field(False, description="Also list running, waiting and paused tasks.")
+    limit: int = Field(100, ge=1, le=1000, description="At most this many tasks per list.")
+
+
+class TaskStatusParams(_Params):
+    task_id: str = TaskId
+    include_logs: bool = Field(False, description="Include the task's log lines.")
+    detailed: bool = Field(False, description="Also include the full task record.")
+
+
+class ManageParams(_Params):
+    action: Literal["pause", "resume", "retry", "cancel"]
+    task_id: str = TaskId
+    force: bool = Field(False, description="retry: allow it past the task's max_retries.")
+
+
+class ListParams(_Params):
+    status: list[TaskStatus] | None = Field(None, description="Only tasks in these statuses.")
+    task_type: TaskType | None = None
+    limit: int = Field(50, ge=1, le=1000)
+    offset: int = Field(0, ge=0)
+    include_logs: bool = False
+
+
+class ClearParams(_Params):
+    include_failed: bool = Field(
+        False, description="Also delete failed, cancelled and timed-out tasks."
+    )
+
+
+class ExportParams(_Params):
+    what: Literal["jobs", "metrics", "config", "all"] = "all"
+    limit: int = Field(1000, ge=1, le=10_000, description="At most this many jobs.")
+    offset: int = Field(0, ge=0)
+
+
+class ConfigureParams(_Params):
+    """Run-time settings; give none to see the current ones."""
+
+    max_concurrent: int | None = Field(None, ge=1, le=256)
+    max_queue_size: int | None = Field(None, ge=1)
+    default_timeout_s: float | None = Field(None, gt=0)
+    max_retries: int | None = Field(None, ge=0, le=100)
+    retry_base_s: float | None = Field(None, ge=0)
+    retry_factor: float | None = Field(None, ge=1)
+    retry_cap_s: float | None = Field(None, ge=0)
+    retry_jitter: float | None = Field(None, ge=0, le=1)
+
+
+_RUNTIME_KEYS = tuple(ConfigureParams.model_fields)
+
+
+def task_view(agent: Agent, task: DockerTask, *, include_logs: bool) -> dict[str, Any]:
+    view = task.public_dict(include_logs=include_logs)
+    view["queue_position"] = agent.queue.queue_position(task)
+    return view
+
+
+@REGISTRY.command(
+    "queue_status",
+    QueueStatusParams,
+    example={"include_logs": False, "detailed": True},
+    read_only=True,
+    idempotent=True,
+)
+async def queue_status(agent: Agent, p: QueueStatusParams) -> dict[str, Any]:
+    """Queue statistics: summary (running, waiting), distributions by status, type and error
+    code, performance (success rate, average duration), retries and recent activity. With
+    detailed, also the running, waiting (in run order, with queue positions) and paused tasks.
+    Use it to see how busy the agent is or to find a task's id."""
+    data = await agent.queue.get_queue_stats()
+    if p.detailed:
+        queue = agent.queue
+
+        def views(tasks: list[DockerTask]) -> list[dict[str, Any]]:
+            return [task_view(agent, t, include_logs=p.include_logs) for t in tasks[: p.limit]]
+
+        data["tasks"] = {
+            "running": views(queue.running_tasks()),
+            "pending": views(queue.pending_tasks()),
+            "paused": views(queue.paused_tasks()),
+        }
+    return data
+
+
+@REGISTRY.command(
+    "queue_task_status",
+    TaskStatusParams,
+    example={"task_id": _EXAMPLE_TASK_ID, "include_logs": True, "detailed": True},
+    read_only=True,
+    idempotent=True,
+)
+async def queue_task_status(agent: Agent, p: TaskStatusParams) -> dict[str, Any]:
+    """One task: status with description, progress, current step, timing, queue position,
+    retry state, result, and on failure the error code with a description and suggestions to
+    fix it. Use it to follow a task after submitting it or to learn why it failed."""
+    summary = await agent.queue.get_task_summary(p.task_id)
+    if not p.include_logs:
+        summary.pop("logs", None)
+    if p.detailed:
+        task = await agent.queue.require_task(p.task_id)
+        summary["task"] = task.public_dict(include_logs=False)
+    return summary
+
+
+@REGISTRY.command(
+    "queue_list_tasks",
+    ListParams,
+    example={"status": ["failed"], "limit": 20},
+    read_only=True,
+    idempotent=True,
+)
+async def queue_list_tasks(agent: Agent, p: ListParams) -> dict[str, Any]:
+    """Tasks newest first, filtered by status and type, paged with limit and offset, with the
+    total that match. Use it to find failed tasks or browse the history."""
+    query = TaskQuery(status=p.status, task_type=p.task_type, limit=p.limit, offset=p.offset)
+    tasks, total = await agent.queue.list_tasks(query)
+    views = [task_view(agent, t, include_logs=p.include_logs) for t in tasks]
+    return {"tasks": views, "total": total, "limit": p.limit, "offset": p.offset}
+
+
+@REGISTRY.command(
+    "queue_manage",
+    ManageParams,
+    example={"action": "pause", "task_id": _EXAMPLE_TASK_ID},
+    destructive=True,
+)
+async def queue_manage(agent: Agent, p: ManageParams) -> dict[str, Any]:
+    """Control one task: pause (a waiting task is held; a running one is stopped and runs
+    again on resume), resume, retry (a failed, cancelled or timed-out task; force goes past
+    max_retries) or cancel (a running task is really stopped). Refused transitions answer with
+    a specific code, e.g. QUEUE_TASK_ALREADY_RUNNING."""
+    queue = agent.queue
+    action = Action(p.action)
+    if action is Action.PAUSE:
+        task = await queue.pause_task(p.task_id)
+    elif action is Action.RESUME:
+        task = await queue.resume_task(p.task_id)
+    elif action is Action.RETRY:
+        task = await queue.retry_task(p.task_id, force=p.force)
+    else:
+        task = await queue.cancel_task(p.task_id)
+    return {
+        "task_id": task.id,
+        "action": p.action,
+        "task": task_view(agent, task, include_logs=False),
+    }
+
+
+@REGISTRY.command("queue_pause", NoParams, idempotent=True)
+async def queue_pause(agent: Agent, p: NoParams) -> dict[str, Any]:
+    """Pause the whole queue: running tasks finish, nothing new starts until queue_resume."""
+    agent.queue.pause_queue()
+    return {"paused": True}
+
+
+@REGISTRY.command("queue_resume", NoParams, idempotent=True)
+async def queue_resume(agent: Agent, p: NoParams) -> dict[str, Any]:
+    """Resume the whole queue after queue_pause: waiting tasks start again."""
+    agent.queue.resume_queue()
+    return {"paused": False}
+
+
+@REGISTRY.command("queue_clear", ClearParams, example={"include_failed": False}, destructive=True)
+async def queue_clear(agent: Agent, p: ClearParams) -> dict[str, Any]:
+    """Delete finished tasks from the history: completed and merged ones, and with
+    include_failed also failed, cancelled and timed-out ones. Returns how many were deleted.
+    Waiting and running tasks are never touched."""
+    return {"deleted": await agent.queue.clear(include_failed=p.include_failed)}
+
+
+@REGISTRY.command("queue_metrics", NoParams, read_only=True, idempotent=True)
+async def queue_metrics(agent: Agent, p: NoParams) -> dict[str, Any]:
+    """Production counters since the store was created: enqueued, dequeued, completed, failed,
+    timed out, cancelled, retried, merged, average wait and processing time; plus how many
+    tasks run and wait now."""
+    stats = await agent.queue.get_queue_stats()
+    return {**stats["counters"], **stats["summary"], "paused": stats["queue"]["paused"]}
+
+
+@REGISTRY.command(
+    "queue_export",
+    ExportParams,
+    example={"what": "all", "limit": 100},
+    read_only=True,
+    idempotent=True,
+)
+async def queue_export(agent: Agent, p: ExportParams) -> dict[str, Any]:
+    """Export jobs (newest first, paged with limit and offset), metrics, configuration, or all
+    of them, as JSON. Credentials are never included."""
+    data: dict[str, Any] = {}
+    if p.what in ("jobs", "all"):
+        tasks, total = await agent.queue.list_tasks(TaskQuery(limit=p.limit, offset=p.offset))
+        data["jobs"] = [task_view(agent, t, include_logs=True) for t in tasks]
+        data["total_jobs"] = total
+    if p.what in ("metrics", "all"):
+        data["metrics"] = await agent.queue.get_queue_stats()
+    if p.what in ("config", "all"):
+        data["config"] = agent.public_settings()
+    return data
+
+
+@REGISTRY.command(
+    "queue_configure",
+    ConfigureParams,
+    example={"max_concurrent": 2},
+    idempotent=True,
+)
+async def queue_configure(agent: Agent, p: ConfigureParams) -> dict[str, Any]:
+    """Show the queue's run-time settings, or change some of them: max_concurrent,
+    max_queue_size, default_timeout_s, max_retries and the retry backoff (retry_base_s,
+    retry_factor, retry_cap_s, retry_jitter). Changes apply at once and last until restart."""
+    changes = p.model_dump(exclude_none=True)
+    if changes:
+        agent.reconfigure(changes)
+    current = agent.public_settings()
+    return {"changed": sorted(changes), "settings": {k: current[k] for k in _RUNTIME_KEYS}}
+
+
+@REGISTRY.command("commands", NoParams, read_only=True, idempotent=True)
+async def commands(agent: Agent, p: NoParams) -> dict[str, Any]:
+    """Every command the agent understands, with its description, JSON schema of params and
+    an example message."""
+    return {"commands": [c.describe() for c in REGISTRY]}

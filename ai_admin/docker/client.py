@@ -1,0 +1,203 @@
+"""The one boundary where the synchronous Docker SDK meets the event loop.
+
+docker-py blocks, so every call runs on a thread of its own (a slow registry never holds up
+another task or the loop). A stream is pumped by its thread into an asyncio queue and all the
+logic (steps, progress, errors) runs on the loop. To stop an operation, the client shuts down
+the socket its response is streaming from: the blocked read returns at once and the engine,
+seeing the client gone, cancels the build, push or pull.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+import docker
+from ai_admin.docker.errors import DockerOperation, classify
+from docker.utils import kwargs_from_env
+from loguru import logger
+
+from ai_admin.docker.progress import error_of
+from ai_admin.errors import ExecutionError
+
+T = TypeVar("T")
+Chunk = dict[str, Any]
+_STOP_WAIT_S = 10.0
+_END = object()
+
+
+class StreamingClient(docker.APIClient):  # type: ignore[misc]
+    """An API client that can abort the stream it is reading from another thread."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._response: Any = None
+        self._aborted = threading.Event()
+
+    def _stream_helper(self, response: Any, decode: bool = False) -> Iterator[Any]:
+        # Every streaming call of docker-py (build, push, pull) reads through here.
+        self._response = response
+        if self._aborted.is_set():
+            response.close()
+            return
+        yield from super()._stream_helper(response, decode)
+
+    def abort(self) -> None:
+        self._aborted.set()
+        response = self._response
+        if response is None:
+            return
+        sock = getattr(getattr(response.raw, "_connection", None), "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(Exception):
+            response.close()
+
+
+def connect(base_url: str | None) -> StreamingClient:
+    """A client for one operation (blocking: asks the engine for its API version).
+
+    No read timeout: a build step may be silent for minutes; the task's timeout bounds it.
+    """
+    kwargs = kwargs_from_env()
+    if base_url:
+        kwargs["base_url"] = base_url
+    return StreamingClient(**kwargs, version="auto", timeout=None)
+
+
+def _in_thread(fn: Callable[[], T], name: str) -> asyncio.Future[T]:
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[T] = loop.create_future()
+
+    def settle(ok: bool, value: Any) -> None:
+        if not fut.done():
+            fut.set_result(value) if ok else fut.set_exception(value)
+
+    def target() -> None:
+        try:
+            result = fn()
+        except BaseException as exc:  # handed to the loop, which classifies it
+            loop.call_soon_threadsafe(settle, False, exc)
+        else:
+            loop.call_soon_threadsafe(settle, True, result)
+
+    threading.Thread(target=target, name=name, daemon=True).start()
+    return fut
+
+
+class DockerSession:
+    """One operation's client and its context for error classification."""
+
+    def __init__(
+        self,
+        operation: DockerOperation,
+        base_url: str | None,
+        *,
+        image: str | None = None,
+        registry: str | None = None,
+    ) -> None:
+        self.operation = operation
+        self.image = image
+        self.registry = registry
+        self._base_url = base_url
+        self._client: StreamingClient | None = None
+        self._threads: list[asyncio.Future[Any]] = []
+
+    def _classified(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, docker.errors.DockerException | OSError | ValueError) or (
+            type(exc).__module__.startswith(("requests", "urllib3"))
+        ):
+            clf = classify(exc, self.operation, image=self.image, registry=self.registry)
+            error = clf.to_error()
+            error.__cause__ = exc
+            return error
+        return exc
+
+    def chunk_error(self, chunk: Chunk) -> ExecutionError:
+        clf = classify(chunk, self.operation, image=self.image, registry=self.registry)
+        return clf.to_error()
+
+    async def call(self, fn: Callable[[StreamingClient], T]) -> T:
+        """Run one blocking SDK call; Docker's errors come back classified."""
+        client = await self._connected()
+        return await self._await(_in_thread(lambda: fn(client), f"docker-{self.operation}"))
+
+    async def _connected(self) -> StreamingClient:
+        if self._client is None:
+            self._client = await self._await(
+                _in_thread(lambda: connect(self._base_url), "docker-connect")
+            )
+        return self._client
+
+    async def _await(self, fut: asyncio.Future[T]) -> T:
+        self._threads.append(fut)
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            raise self._classified(exc) from exc
+
+    async def stream(
+        self,
+        start: Callable[[StreamingClient], Iterable[Chunk]],
+        on_chunk: Callable[[Chunk], Awaitable[None]],
+    ) -> None:
+        """Read a JSON stream to its end, handing each chunk to ``on_chunk`` on the loop.
+
+        A chunk carrying an error fails the operation (the engine reports refused pushes and
+        failed build steps in the stream, not as an HTTP error); ``on_chunk`` sees it first
+        and may raise a more specific error of its own.
+        """
+        client = await self._connected()
+        inbox: asyncio.Queue[Any] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+
+        def pump() -> None:
+            try:
+                for chunk in start(client):
+                    loop.call_soon_threadsafe(inbox.put_nowait, chunk)
+            finally:
+                loop.call_soon_threadsafe(inbox.put_nowait, _END)
+
+        reader = _in_thread(pump, f"docker-{self.operation}-stream")
+        self._threads.append(reader)
+        try:
+            while (chunk := await inbox.get()) is not _END:
+                if isinstance(chunk, dict):
+                    await on_chunk(chunk)
+                    if error_of(chunk) is not None:
+                        raise self.chunk_error(chunk)
+            await self._await(reader)  # raises what the reader raised, classified
+        finally:
+            if not reader.done():
+                client.abort()
+
+    async def close(self) -> None:
+        """Stop whatever still runs and wait (bounded) for its threads to end."""
+        if self._client is not None:
+            self._client.abort()
+        pending = [t for t in self._threads if not t.done()]
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=_STOP_WAIT_S)
+            if still:
+                logger.warning(
+                    "{} Docker call(s) did not stop within {} s", len(still), _STOP_WAIT_S
+                )
+        for t in self._threads:
+            if t.done() and not t.cancelled():
+                t.exception()  # retrieved: already reported through the task
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                self._client.close()
+
+    async def __aenter__(self) -> DockerSession:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.shield(self.close())

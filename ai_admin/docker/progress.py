@@ -1,0 +1,139 @@
+"""Turning the engine's JSON stream into honest numbers: bytes per layer, build steps.
+
+Pure functions of the chunks Docker sends, so they are tested without an engine. Pull and push
+report per layer (``{"id": "a1b2", "status": "Downloading", "progressDetail": {"current": …,
+"total": …}}``); the classic builder reports ``Step 3/7 : RUN …`` lines.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+Chunk = dict[str, Any]
+
+_DONE_STATUSES = frozenset(
+    {"Download complete", "Pull complete", "Pushed", "Layer already exists", "Already exists"}
+)
+_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+_DIGEST = re.compile(r"(sha256:[0-9a-f]{64})")
+_BUILT = re.compile(r"^Successfully built ([0-9a-f]+)$")
+
+
+@dataclass(slots=True)
+class _Layer:
+    current: int = 0
+    total: int = 0
+    done: bool = False
+
+
+@dataclass
+class LayerBytes:
+    """Bytes moved across all layers for one phase ("Downloading", "Extracting", "Pushing")."""
+
+    phase: str
+    layers: dict[str, _Layer] = field(default_factory=dict)
+
+    def update(self, chunk: Chunk) -> bool:
+        """Account for one chunk; True if it belonged to this phase."""
+        layer_id, status = chunk.get("id"), chunk.get("status")
+        if not isinstance(layer_id, str) or not isinstance(status, str):
+            return False
+        layer = self.layers.setdefault(layer_id, _Layer())
+        if status == self.phase:
+            detail = chunk.get("progressDetail") or {}
+            total = int(detail.get("total") or 0)
+            layer.total = max(layer.total, total)
+            layer.current = min(int(detail.get("current") or 0), layer.total or 1 << 62)
+            return True
+        if status in _DONE_STATUSES:
+            layer.done = True
+            layer.current = layer.total
+        return False
+
+    @property
+    def bytes_done(self) -> int:
+        return sum(layer.current for layer in self.layers.values())
+
+    @property
+    def bytes_total(self) -> int:
+        return sum(layer.total for layer in self.layers.values())
+
+    def fraction(self) -> float:
+        total = self.bytes_total
+        return self.bytes_done / total if total else 0.0
+
+    def describe(self, verb: str) -> str:
+        return (
+            f"{verb} {_mb(self.bytes_done)} of {_mb(self.bytes_total)} ({len(self.layers)} layers)"
+        )
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1_000_000:.1f} MB"
+
+
+@dataclass
+class BuildSteps:
+    """Where a classic-builder build is, and what it printed last (for failure reports)."""
+
+    step: int = 0
+    total: int = 0
+    instruction: str = ""
+    image_id: str | None = None
+    last_lines: deque[str] = field(default_factory=lambda: deque(maxlen=10))
+
+    def update(self, chunk: Chunk) -> list[str]:
+        """Account for one chunk; returns its output lines."""
+        aux = chunk.get("aux")
+        if isinstance(aux, dict) and isinstance(aux.get("ID"), str):
+            self.image_id = aux["ID"]
+        text = chunk.get("stream")
+        if not isinstance(text, str):
+            return []
+        lines = [line for line in text.splitlines() if line.strip()]
+        for line in lines:
+            self._line(line.rstrip())
+        return lines
+
+    def _line(self, line: str) -> None:
+        if match := _STEP.match(line):
+            self.step, self.total, self.instruction = int(match[1]), int(match[2]), match[3]
+            self.last_lines.clear()
+        elif match := _BUILT.match(line):
+            self.image_id = self.image_id or match[1]
+        self.last_lines.append(line)
+
+    def fraction(self) -> float:
+        """Steps finished so far (the current one is still running)."""
+        return (self.step - 1) / self.total if self.total else 0.0
+
+    def describe(self) -> str:
+        if not self.total:
+            return "Building"
+        return f"Step {self.step}/{self.total}: {self.instruction}"[:200]
+
+
+def push_digest(chunk: Chunk) -> tuple[str, str] | None:
+    """(tag, digest) from a push's closing chunk."""
+    aux = chunk.get("aux")
+    if isinstance(aux, dict) and isinstance(aux.get("Digest"), str):
+        return str(aux.get("Tag") or ""), aux["Digest"]
+    return None
+
+
+def pull_digest(chunk: Chunk) -> str | None:
+    status = chunk.get("status")
+    if isinstance(status, str) and status.startswith("Digest: "):
+        match = _DIGEST.search(status)
+        return match[1] if match else None
+    return None
+
+
+def error_of(chunk: Chunk) -> Chunk | None:
+    """The error a chunk carries, if any: the engine reports push and build failures in-band."""
+    if "error" in chunk or "errorDetail" in chunk:
+        return chunk
+    return None

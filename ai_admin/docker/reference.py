@@ -1,0 +1,82 @@
+"""Docker image references (``registry:5000/team/app:1.4@sha256:…``), parsed and checked.
+
+The grammar follows the distribution project's reference package, so a reference the agent
+accepts is one the engine accepts, and a bad one is refused before any work is queued.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
+_TAG = r"[\w][\w.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+_REFERENCE = re.compile(
+    rf"^(?:(?P<domain>{_DOMAIN})/)?(?P<path>{_COMPONENT}(?:/{_COMPONENT})*)"
+    rf"(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?$"
+)
+TAG_PATTERN = re.compile(rf"^{_TAG}$")
+DEFAULT_REGISTRY = "docker.io"
+_MAX_NAME = 255
+
+
+class InvalidReference(ValueError):
+    """Not a valid image reference; the message says what is wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    registry: str | None  # None: Docker Hub
+    repository: str  # with the registry, as the engine names it: "127.0.0.1:5000/team/app"
+    tag: str | None
+    digest: str | None
+
+    @property
+    def registry_name(self) -> str:
+        return self.registry or DEFAULT_REGISTRY
+
+    def __str__(self) -> str:
+        return (
+            self.repository
+            + (f":{self.tag}" if self.tag else "")
+            + (f"@{self.digest}" if self.digest else "")
+        )
+
+
+def _looks_like_domain(first: str) -> bool:
+    return "." in first or ":" in first or first == "localhost" or first.startswith("[")
+
+
+def parse_reference(text: str, *, default_tag: str | None = None) -> Reference:
+    if not text or text != text.strip():
+        raise InvalidReference("an image reference must be non-empty, without spaces")
+    match = _REFERENCE.match(text)
+    if match is None:
+        raise InvalidReference(_explain(text))
+    domain, path = match["domain"], match["path"]
+    if domain is not None and not _looks_like_domain(domain):
+        domain, path = None, f"{domain}/{path}"  # "team/app": a Hub namespace, not a registry
+    repository = f"{domain}/{path}" if domain else path
+    if len(repository) > _MAX_NAME:
+        raise InvalidReference(f"repository name longer than {_MAX_NAME} characters")
+    tag = match["tag"] or (None if match["digest"] else default_tag)
+    return Reference(domain, repository, tag, match["digest"])
+
+
+def check_tag(tag: str) -> str:
+    if not TAG_PATTERN.match(tag):
+        raise InvalidReference(
+            f"invalid tag {tag!r}: use letters, digits, '_', '.' and '-' (at most 128, "
+            "not starting with '.' or '-')"
+        )
+    return tag
+
+
+def _explain(text: str) -> str:
+    name = text.split("@")[0].rsplit(":", 1)[0] if text.count(":") else text
+    if any(c.isupper() for c in name.split("/", 1)[-1]):
+        return f"invalid reference {text!r}: repository names must be lowercase"
+    return f"invalid reference format {text!r}"
