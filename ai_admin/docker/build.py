@@ -44,9 +44,9 @@ class _BuildProgress:
     def _failed(self, chunk: Chunk) -> ExecutionError:
         error = self.session.chunk_error(chunk)
         steps = self.steps
-        where = f"Step {steps.step}/{steps.total} ({steps.instruction})" if steps.total else "Build"
+        where = f" at step {steps.step}/{steps.total} ({steps.instruction})" if steps.total else ""
         return ExecutionError(
-            f"{where} failed: {error.message}",
+            f"{error.message.rstrip('.')}{where}.",
             code=error.code,
             details={
                 **error.details,

@@ -18,8 +18,10 @@ def _probe(base_url: str | None) -> dict[str, Any]:
             if base_url
             else docker.from_env(timeout=_PROBE_TIMEOUT_S)
         )
-        with client:
+        try:
             version = client.version()
+        finally:
+            client.close()
     except (DockerException, OSError) as exc:
         return {
             "reachable": False,
