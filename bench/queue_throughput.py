@@ -178,7 +178,9 @@ def main() -> None:
         f"\n{args.n} no-op tasks, {args.workers} workers, {args.producers} producer(s), "
         f"median of {args.rounds} rounds\n"
     )
-    header = f"{'queue':<24}{'enqueue/s':>11}{'tasks/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs huey':>9}"
+    columns = ("enqueue/s", "tasks/s", "p50 ms", "p99 ms", "vs huey")
+    widths = (11, 10, 9, 9, 9)
+    header = f"{'queue':<24}" + "".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))
     print(header)
     print("-" * len(header))
     for name in contenders:
