@@ -17,10 +17,10 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import docker
-from ai_admin.docker.errors import DockerOperation, classify
 from docker.utils import kwargs_from_env
 from loguru import logger
 
+from ai_admin.docker.errors import DockerOperation, classify
 from ai_admin.docker.progress import error_of
 from ai_admin.errors import ExecutionError
 

@@ -1,0 +1,1 @@
+"""The Docker side of ai-admin: executors for build, push and pull, and the error classifier."""
