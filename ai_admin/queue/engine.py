@@ -292,6 +292,11 @@ class QueueEngine:
         """Take a task out of scheduling (paused, cancelled, finished); stale heap entries are
         skipped when they come due."""
         self._ready.remove(task.priority, task.seq)
+        if task.next_attempt_at is not None and any(e[2] == task.id for e in self._delayed):
+            # Held or cancelled in its backoff: nothing is waiting for that deadline any more.
+            self._delayed = [e for e in self._delayed if e[2] != task.id]
+            heapq.heapify(self._delayed)
+            self._wakeup.set()
         key = self._merge_keys.get(task.id)
         if key is not None and self._by_merge_key.get(key) == task.id:
             del self._by_merge_key[key]
@@ -451,7 +456,8 @@ class QueueEngine:
             description=error.description, suggestions=error.suggestions, transient=error.transient
         )
         retries_left = task.retry_count < (task.max_retries or 0)
-        if error.transient and retries_left and not self._closing:
+        # Also while closing: the retry is stored as pending and runs after the restart.
+        if error.transient and retries_left:
             task.retry_count += 1
             self._stats.count("retried")
             delay = self._retry_policy().delay_s(task.retry_count, self._rng)

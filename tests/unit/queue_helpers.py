@@ -1,0 +1,164 @@
+"""Helpers for the queue tests: ``Work``, a small in-process executor the test steers with
+events, task and settings builders, and assertions on refused actions.
+
+Nothing here sleeps to wait for an outcome: tests wait on the engine (``join``, ``wait_for``,
+subscriptions) or on ``Work.wait_until``, always under ``WAIT_S`` so a bug fails fast instead of
+hanging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import pytest
+
+from ai_admin.config import Settings
+from ai_admin.errors import AiAdminError, ErrorCode, TransitionNotAllowed
+from ai_admin.queue.engine import QueueEngine
+from ai_admin.queue.executor import Executor, TaskContext
+from ai_admin.queue.models import DockerTask, TaskPriority, TaskType
+from ai_admin.queue.store import QueueStore
+
+WAIT_S = 15.0
+T = TypeVar("T")
+
+
+async def within(aw: Awaitable[T], timeout_s: float = WAIT_S) -> T:
+    """Await ``aw``, failing the test (not hanging it) if it takes longer than ``timeout_s``."""
+    async with asyncio.timeout(timeout_s):
+        return await aw
+
+
+def make_task(
+    name: str = "app",
+    task_type: TaskType = TaskType.PULL,
+    *,
+    priority: TaskPriority = TaskPriority.NORMAL,
+    **fields: Any,
+) -> DockerTask:
+    """A task with params unique to ``name`` (identical params would be merged)."""
+    params = {"image_name": name, **fields.pop("params", {})}
+    return DockerTask(task_type=task_type, params=params, priority=priority, **fields)
+
+
+class Work:
+    """A fake executor: records every run and does what the test set up for the task.
+
+    Each run, in order: records its start, raises the next error queued for the task in
+    ``errors`` (if any), then waits until the task is released (unless ``block`` is False),
+    optionally holding for ``hold_s`` to overlap with other runs, and returns a result.
+    A cancelled run records itself in ``cancelled`` before letting ``CancelledError`` go.
+    """
+
+    def __init__(self, *, block: bool = True, hold_s: float = 0.0) -> None:
+        self.block = block
+        self.hold_s = hold_s
+        self.starts: list[str] = []
+        self.start_times: dict[str, list[float]] = {}
+        self.attempts: dict[str, list[int]] = {}
+        self.params: dict[str, dict[str, Any]] = {}
+        self.completed: list[str] = []
+        self.cancelled: list[str] = []
+        self.errors: dict[str, list[BaseException]] = {}
+        self.active = 0
+        self.peak = 0
+        self._released: set[str] = set()
+        self._all_released = False
+        self._changed = asyncio.Event()
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def __call__(self, ctx: TaskContext) -> dict[str, Any]:
+        task_id = ctx.task_id
+        self.active += 1
+        self.peak = max(self.peak, self.active)
+        self.starts.append(task_id)
+        self.start_times.setdefault(task_id, []).append(time.monotonic())
+        self.attempts.setdefault(task_id, []).append(ctx.attempt)
+        self.params[task_id] = dict(ctx.params)
+        self._notify()
+        try:
+            queued = self.errors.get(task_id)
+            if queued:
+                raise queued.pop(0)
+            while self.block and not (self._all_released or task_id in self._released):
+                await self._changed.wait()
+            if self.hold_s:
+                await asyncio.sleep(self.hold_s)  # simulated work, so runs overlap
+            self.completed.append(task_id)
+            return {"done": task_id}
+        except asyncio.CancelledError:
+            self.cancelled.append(task_id)
+            raise
+        finally:
+            self.active -= 1
+            self._notify()
+
+    def release(self, task_id: str | None = None) -> None:
+        """Let ``task_id`` (or every task, now and later) finish."""
+        if task_id is None:
+            self._all_released = True
+        else:
+            self._released.add(task_id)
+        self._notify()
+
+    def fail(self, task_id: str, *errors: BaseException) -> None:
+        """Raise these errors from the task's next runs, one per run."""
+        self.errors.setdefault(task_id, []).extend(errors)
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout_s: float = WAIT_S) -> None:
+        async with asyncio.timeout(timeout_s):
+            while not predicate():
+                await self._changed.wait()
+
+    async def started(self, task_id: str, times: int = 1) -> None:
+        """Wait until ``task_id`` has started ``times`` runs."""
+        await self.wait_until(lambda: self.starts.count(task_id) >= times)
+
+
+class EngineFactory(Protocol):
+    async def __call__(
+        self,
+        executor: Executor | Mapping[TaskType, Executor] | None = None,
+        *,
+        db: Path | None = None,
+        store: QueueStore | None = None,
+        start: bool = True,
+        seed: int = 0,
+        **settings: Any,
+    ) -> QueueEngine: ...
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "max_concurrent": 2,
+        "retry_base_s": 0.01,
+        "retry_cap_s": 0.05,
+        "progress_write_interval_s": 0.05,
+        "shutdown_grace_s": 0.5,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+def executors_for(
+    executor: Executor | Mapping[TaskType, Executor],
+) -> dict[TaskType, Executor]:
+    if isinstance(executor, Mapping):
+        return dict(executor)
+    return dict.fromkeys(TaskType, executor)
+
+
+async def refused(aw: Awaitable[Any], code: ErrorCode) -> AiAdminError:
+    """Assert that ``aw`` is refused by the state machine with exactly ``code``."""
+    with pytest.raises(TransitionNotAllowed) as info:
+        await within(aw)
+    assert info.value.code is code, f"expected {code}, got {info.value.code}: {info.value}"
+    return info.value

@@ -1,0 +1,190 @@
+"""Start, join, graceful shutdown and restart on the same database."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from queue_helpers import EngineFactory, Work, make_task, within
+
+from ai_admin.errors import ErrorCode, ExecutionError, QueueShuttingDown
+from ai_admin.queue.engine import QueueEngine
+from ai_admin.queue.executor import TaskContext
+from ai_admin.queue.models import TaskStatus
+
+
+async def _start_closing(engine: QueueEngine, grace_s: float) -> asyncio.Task[None]:
+    closing = asyncio.create_task(engine.close(grace_s=grace_s))
+    await asyncio.sleep(0)  # one loop turn: close() has begun and stopped taking work
+    assert (await engine.get_queue_stats())["queue"]["accepting"] is False
+    return closing
+
+
+async def test_join_returns_only_once_outcomes_are_recorded(make_engine: EngineFactory) -> None:
+    # Regression: join() returned while the last outcome was still being written, so a task
+    # read right after it could still show "running".
+    engine = await make_engine(Work(block=False))
+    for i in range(20):
+        task_id = await engine.add_task(make_task(f"quick{i}"))
+        await within(engine.join())
+        assert (await engine.require_task(task_id)).status is TaskStatus.COMPLETED
+        stats = await engine.get_queue_stats()
+        assert stats["performance"]["completed"] == i + 1
+
+
+async def test_join_waits_for_retries_in_backoff(make_engine: EngineFactory) -> None:
+    work = Work(block=False)
+    engine = await make_engine(work, retry_base_s=0.05, retry_cap_s=0.05)
+    task = make_task("retrying")
+    work.fail(task.id, ExecutionError("down", code=ErrorCode.DOCKER_DAEMON_UNAVAILABLE))
+    await engine.add_task(task)
+    await within(engine.join())
+    assert (await engine.require_task(task.id)).status is TaskStatus.COMPLETED
+    assert work.attempts[task.id] == [1, 2]
+
+
+async def test_shutdown_stops_a_task_that_outlives_the_grace_and_a_restart_runs_it(
+    make_engine: EngineFactory,
+) -> None:
+    work = Work()  # would run forever
+    engine = await make_engine(work, max_concurrent=1)
+    running = await engine.add_task(make_task("forever"))
+    waiting = await engine.add_task(make_task("next"))
+    await work.started(running)
+
+    await within(engine.close(grace_s=0.05))
+
+    assert work.cancelled == [running]  # stopped cleanly, not abandoned
+    with pytest.raises(QueueShuttingDown) as info:
+        await engine.submit(make_task("late"))
+    assert info.value.code is ErrorCode.QUEUE_SHUTTING_DOWN
+
+    rerun = Work(block=False)
+    reopened = await make_engine(rerun, max_concurrent=1, start=False)
+    reopened.pause_queue()
+    await reopened.start()
+    requeued = await reopened.require_task(running)
+    assert requeued.status is TaskStatus.PENDING
+    assert requeued.progress == 0
+    assert [t.id for t in reopened.pending_tasks()] == [running, waiting]
+
+    reopened.resume_queue()
+    await within(reopened.join())
+    assert rerun.starts == [running, waiting]
+    for task_id in (running, waiting):
+        assert (await reopened.require_task(task_id)).status is TaskStatus.COMPLETED
+
+
+async def test_shutdown_waits_for_running_tasks_within_the_grace(
+    make_engine: EngineFactory,
+) -> None:
+    work = Work()
+    engine = await make_engine(work)
+    task_id = await engine.add_task(make_task("almost-done"))
+    await work.started(task_id)
+
+    closing = await _start_closing(engine, grace_s=30)
+    work.release()
+    await within(closing)
+
+    assert work.cancelled == []
+    reopened = await make_engine(Work())
+    assert (await reopened.require_task(task_id)).status is TaskStatus.COMPLETED
+
+
+async def test_close_keeps_an_outcome_that_is_being_written(make_engine: EngineFactory) -> None:
+    # Regression: close() did not wait for a finished task whose outcome was still being
+    # written; the write was lost and the task ran again after the restart.
+    work = Work(block=False)
+    for i in range(10):
+        engine = await make_engine(work)
+        task_id = await engine.add_task(make_task(f"edge{i}"))
+        await work.started(task_id)
+        await asyncio.sleep(0)  # one loop turn: the run is now recording its outcome
+        await within(engine.close(grace_s=0))
+        reopened = await make_engine(Work(), start=False)
+        reopened.pause_queue()
+        await reopened.start()
+        assert (await reopened.require_task(task_id)).status is TaskStatus.COMPLETED
+        await reopened.close()
+    assert len(work.starts) == 10
+
+
+async def test_a_transient_failure_during_shutdown_is_retried_after_the_restart(
+    make_engine: EngineFactory,
+) -> None:
+    # Regression: a transient failure in the grace period failed the task for good.
+    began, fail_now = asyncio.Event(), asyncio.Event()
+
+    async def executor(ctx: TaskContext) -> dict[str, Any]:
+        began.set()
+        await fail_now.wait()
+        raise ExecutionError("registry unreachable", code=ErrorCode.DOCKER_NETWORK_ERROR)
+
+    engine = await make_engine(executor)
+    task_id = await engine.add_task(make_task("unlucky"))
+    await within(began.wait())
+    closing = await _start_closing(engine, grace_s=30)
+    fail_now.set()
+    await within(closing)
+
+    work = Work(block=False)
+    reopened = await make_engine(work, start=False)
+    reopened.pause_queue()
+    await reopened.start()
+    stored = await reopened.require_task(task_id)
+    assert stored.status is TaskStatus.PENDING
+    assert stored.retry_count == 1
+    assert stored.error_code == ErrorCode.DOCKER_NETWORK_ERROR.value
+    reopened.resume_queue()
+    done = await within(reopened.wait_for(task_id))
+    assert done.status is TaskStatus.COMPLETED
+    assert work.attempts[task_id] == [2]
+
+
+async def test_pending_and_paused_tasks_keep_their_order_across_a_restart(
+    make_engine: EngineFactory,
+) -> None:
+    engine = await make_engine(Work())
+    engine.pause_queue()
+    a, b, d, c = [await engine.add_task(make_task(n)) for n in "abdc"]
+    await engine.pause_task(d)
+    await engine.close()
+
+    work = Work(block=False)
+    reopened = await make_engine(work, max_concurrent=1, start=False)
+    reopened.pause_queue()
+    await reopened.start()
+    assert [t.id for t in reopened.pending_tasks()] == [a, b, c]
+    held = await reopened.require_task(d)
+    assert held.status is TaskStatus.PAUSED
+    assert reopened.queue_position(held) is None
+
+    await reopened.resume_task(d)  # back in its original place, between b and c
+    assert [t.id for t in reopened.pending_tasks()] == [a, b, d, c]
+    reopened.resume_queue()
+    await within(reopened.join())
+    assert work.starts == [a, b, d, c]
+
+
+async def test_the_engine_is_an_async_context_manager(make_engine: EngineFactory) -> None:
+    work = Work()
+    engine = await make_engine(work, start=False, shutdown_grace_s=0.05)
+    async with engine as queue:
+        assert queue is engine
+        task_id = await queue.add_task(make_task("scoped"))
+        await work.started(task_id)
+    assert work.cancelled == [task_id]
+    with pytest.raises(QueueShuttingDown):
+        await engine.add_task(make_task("after"))
+
+
+async def test_wait_for_gives_up_after_its_timeout(make_engine: EngineFactory) -> None:
+    work = Work()
+    engine = await make_engine(work)
+    task_id = await engine.add_task(make_task("stuck"))
+    with pytest.raises(TimeoutError):
+        await engine.wait_for(task_id, timeout_s=0.01)
+    work.release()
+    assert (await within(engine.wait_for(task_id))).status is TaskStatus.COMPLETED

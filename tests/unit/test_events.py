@@ -1,0 +1,70 @@
+"""The event bus behind subscriptions: ordered delivery, filters, lagging readers, shutdown."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from queue_helpers import within
+
+from ai_admin.queue import events as events_module
+from ai_admin.queue.events import EventBus, SubscriptionLagged
+
+
+def event(task_id: str, n: int) -> dict[str, Any]:
+    return {"task_id": task_id, "n": n}
+
+
+async def test_a_subscription_receives_events_published_after_it_in_order() -> None:
+    bus = EventBus()
+    bus.publish(event("a", 0))  # before subscribing: not seen
+    sub = bus.subscribe()
+    for n in range(1, 6):
+        bus.publish(event("a" if n % 2 else "b", n))
+    assert [(await within(sub.next()))["n"] for _ in range(5)] == [1, 2, 3, 4, 5]
+
+
+async def test_a_task_subscription_sees_only_that_task() -> None:
+    bus = EventBus()
+    sub_a = bus.subscribe("a")
+    for n in range(4):
+        bus.publish(event("b" if n % 2 else "a", n))
+    sub_a.close()
+    assert [e["n"] async for e in sub_a] == [0, 2]
+
+
+async def test_closing_the_bus_ends_every_subscription() -> None:
+    bus = EventBus()
+    subs = [bus.subscribe(), bus.subscribe("x")]
+    bus.publish(event("x", 1))
+    bus.close()
+    for sub in subs:
+        assert [e["n"] async for e in sub] == [1]
+        assert await sub.next() is None
+    bus.publish(event("x", 2))  # nobody is listening; no error
+
+
+async def test_a_closed_subscription_gets_nothing_more() -> None:
+    bus = EventBus()
+    async with bus.subscribe() as sub:
+        bus.publish(event("a", 1))
+    bus.publish(event("a", 2))
+    assert [e["n"] async for e in sub] == [1]
+
+
+async def test_a_reader_that_falls_behind_is_dropped_with_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(events_module, "_BUFFER", 3)
+    bus = EventBus()
+    slow = bus.subscribe()
+    fast = bus.subscribe()
+    for n in range(5):
+        bus.publish(event("a", n))
+        assert (await within(fast.next()))["n"] == n
+    assert slow.lagged
+    assert [(await within(slow.next()))["n"] for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(SubscriptionLagged):
+        await within(slow.next())
+    bus.publish(event("a", 5))
+    assert (await within(fast.next()))["n"] == 5  # the others carry on

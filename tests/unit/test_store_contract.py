@@ -1,0 +1,312 @@
+"""The ``QueueStore`` contract: every backend passes ``StoreContract`` (huey-style: the tests live
+in a base class; each backend's subclass provides ``make_store``). SQLite-only checks follow."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from queue_helpers import within
+
+from ai_admin.queue.models import DockerTask, ErrorInfo, TaskPriority, TaskStatus, TaskType
+from ai_admin.queue.sqlite_store import SqliteStore
+from ai_admin.queue.stats import TaskClass
+from ai_admin.queue.store import QueueStore, TaskQuery
+
+S = TaskStatus
+P = TaskPriority
+StoreFactory = Callable[[], Awaitable[QueueStore]]
+
+
+def _task(
+    seq: int,
+    status: TaskStatus = S.PENDING,
+    *,
+    task_type: TaskType = TaskType.PULL,
+    priority: TaskPriority = P.NORMAL,
+    created_at: float | None = None,
+    **fields: object,
+) -> DockerTask:
+    task = DockerTask(
+        task_type=task_type,
+        params={"image_name": f"img{seq}"},
+        status=status,
+        priority=priority,
+        seq=seq,
+        max_retries=3,
+        **fields,  # type: ignore[arg-type]
+    )
+    task.created_at = created_at if created_at is not None else 1_700_000_000.0 + seq
+    return task
+
+
+class StoreContract:
+    """Subclasses provide a ``make_store`` fixture: a factory opening the same database each
+    call (so a test can close a store and open it again); the fixture closes what it opened."""
+
+    async def test_a_saved_task_reads_back_whole(self, make_store: StoreFactory) -> None:
+        store = await make_store()
+        task = _task(
+            1,
+            S.FAILED,
+            priority=P.HIGH,
+            error="denied",
+            error_code="DOCKER_AUTHENTICATION_FAILED",
+            error_details={"registry": "r.local"},
+            error_info=ErrorInfo(description="d", suggestions=["s1", "s2"]),
+            result={"digest": "sha256:abc"},
+            logs=["one", "two"],
+            retry_count=2,
+            timeout_s=12.5,
+        )
+        await store.save([task])
+        assert await store.get(task.id) == task
+        assert await store.get("missing") is None
+
+    async def test_save_replaces_in_place_and_later_saves_win(
+        self, make_store: StoreFactory
+    ) -> None:
+        store = await make_store()
+        task = _task(1)
+        first = store.save([task])
+        task.status = S.RUNNING
+        task.progress = 40.0
+        second = store.save([task])  # issued before the first is awaited
+        await asyncio.gather(first, second)
+        stored = await store.get(task.id)
+        assert stored is not None
+        assert (stored.status, stored.progress) == (S.RUNNING, 40.0)
+        _, total = await store.list_tasks(TaskQuery())
+        assert total == 1
+
+    async def test_save_takes_the_state_at_call_time(self, make_store: StoreFactory) -> None:
+        store = await make_store()
+        task = _task(1)
+        write = store.save([task])
+        task.status = S.COMPLETED  # changed after save() returned, not saved again
+        await write
+        stored = await store.get(task.id)
+        assert stored is not None
+        assert stored.status is S.PENDING
+
+    async def test_saved_tasks_and_counters_survive_reopening(
+        self, make_store: StoreFactory
+    ) -> None:
+        store = await make_store()
+        tasks = [_task(i) for i in range(1, 4)]
+        await store.save(tasks, {"enqueued": 3.0, "wait_s_total": 1.25})
+        await store.save([], {"enqueued": 4.0, "wait_s_total": 1.5})
+        await store.close()
+
+        reopened = await make_store()
+        for task in tasks:
+            assert await reopened.get(task.id) == task
+        assert await reopened.load_counters() == {"enqueued": 4.0, "wait_s_total": 1.5}
+
+    async def test_many_concurrent_saves_are_all_durable(self, make_store: StoreFactory) -> None:
+        store = await make_store()
+        tasks = [_task(i) for i in range(1, 501)]
+        await within(asyncio.gather(*(store.save([t]) for t in tasks)))
+        await store.close()
+
+        reopened = await make_store()
+        _, total = await reopened.list_tasks(TaskQuery(limit=1))
+        assert total == 500
+        assert [t.id for t in await reopened.load_unfinished()] == [t.id for t in tasks]
+
+    async def test_list_tasks_pages_newest_first(self, make_store: StoreFactory) -> None:
+        store = await make_store()
+        tasks = [_task(i) for i in range(1, 8)]
+        await store.save(tasks)
+
+        page, total = await store.list_tasks(TaskQuery(limit=3))
+        assert total == 7
+        assert [t.seq for t in page] == [7, 6, 5]
+        page, total = await store.list_tasks(TaskQuery(offset=3, limit=3))
+        assert [t.seq for t in page] == [4, 3, 2]
+        page, _ = await store.list_tasks(TaskQuery(offset=6, limit=3))
+        assert [t.seq for t in page] == [1]
+        page, _ = await store.list_tasks(TaskQuery(offset=10))
+        assert page == []
+        page, _ = await store.list_tasks(TaskQuery(newest_first=False, limit=2))
+        assert [t.seq for t in page] == [1, 2]
+
+    async def test_list_tasks_filters_by_status_type_and_queue(
+        self, make_store: StoreFactory
+    ) -> None:
+        store = await make_store()
+        await store.save(
+            [
+                _task(1, S.COMPLETED, task_type=TaskType.BUILD),
+                _task(2, S.FAILED, task_type=TaskType.PUSH),
+                _task(3, S.FAILED, task_type=TaskType.BUILD),
+                _task(4, S.PENDING, task_type=TaskType.BUILD, queue="nightly"),
+            ]
+        )
+
+        async def seqs(query: TaskQuery) -> tuple[list[int], int]:
+            page, total = await store.list_tasks(query)
+            return sorted(t.seq for t in page), total
+
+        assert await seqs(TaskQuery(status=[S.FAILED])) == ([2, 3], 2)
+        assert await seqs(TaskQuery(status=[S.FAILED, S.COMPLETED])) == ([1, 2, 3], 3)
+        assert await seqs(TaskQuery(task_type=TaskType.BUILD)) == ([1, 3, 4], 3)
+        assert await seqs(TaskQuery(status=[S.FAILED], task_type=TaskType.BUILD)) == ([3], 1)
+        assert await seqs(TaskQuery(queue="nightly")) == ([4], 1)
+        assert await seqs(TaskQuery(queue="default", status=[S.PENDING])) == ([], 0)
+
+    async def test_load_unfinished_returns_live_tasks_in_run_order(
+        self, make_store: StoreFactory
+    ) -> None:
+        store = await make_store()
+        await store.save(
+            [
+                _task(5, S.PENDING, priority=P.LOW),
+                _task(1, S.COMPLETED, priority=P.CRITICAL),
+                _task(4, S.PAUSED, priority=P.CRITICAL),
+                _task(2, S.RUNNING, priority=P.NORMAL),
+                _task(6, S.BUILDING, priority=P.CRITICAL),
+                _task(3, S.PENDING, priority=P.NORMAL),
+                _task(7, S.MERGED),
+                _task(8, S.CANCELLED),
+                _task(9, S.TIMEOUT),
+                _task(10, S.FAILED),
+            ]
+        )
+        unfinished = await store.load_unfinished()
+        assert [t.seq for t in unfinished] == [4, 6, 2, 3, 5]
+
+    async def test_delete_removes_the_given_statuses_and_counts_them(
+        self, make_store: StoreFactory
+    ) -> None:
+        store = await make_store()
+        tasks = [_task(1, S.COMPLETED), _task(2, S.COMPLETED), _task(3, S.FAILED), _task(4)]
+        await store.save(tasks)
+        assert await store.delete([S.COMPLETED]) == 2
+        assert await store.delete([S.COMPLETED]) == 0
+        assert await store.delete([]) == 0
+        assert await store.get(tasks[0].id) is None
+        assert await store.get(tasks[2].id) is not None
+        assert await store.delete([S.FAILED, S.PENDING]) == 2
+        assert await store.list_tasks(TaskQuery()) == ([], 0)
+
+    async def test_class_counts_group_tasks_like_the_stats(self, make_store: StoreFactory) -> None:
+        store = await make_store()
+        tasks = [
+            _task(1, S.COMPLETED),
+            _task(2, S.COMPLETED),
+            _task(3, S.FAILED, error_code="DOCKER_NETWORK_ERROR", retry_count=3),
+            _task(4, S.TIMEOUT, task_type=TaskType.BUILD, error_code="SYSTEM_TIMEOUT"),
+            _task(5, S.PENDING, retry_count=1, error_code="DOCKER_NETWORK_ERROR"),
+        ]
+        await store.save(tasks)
+        expected: dict[TaskClass, int] = {}
+        for task in tasks:
+            cls = TaskClass.of(task)
+            expected[cls] = expected.get(cls, 0) + 1
+        assert await store.class_counts() == expected
+        # A pending task's last error is not an error outcome.
+        assert TaskClass.of(tasks[4]).error_code is None
+
+    async def test_created_since_counts_per_minute(self, make_store: StoreFactory) -> None:
+        store = await make_store()
+        minute = 1_700_000_040.0  # a minute boundary
+        await store.save(
+            [
+                _task(1, created_at=minute - 30),
+                _task(2, created_at=minute + 1),
+                _task(3, created_at=minute + 59),
+                _task(4, created_at=minute + 61),
+            ]
+        )
+        assert sorted(await store.created_since(minute)) == [(minute, 2), (minute + 60, 1)]
+        assert await store.created_since(minute + 120) == []
+
+    async def test_no_counters_before_any_are_saved(self, make_store: StoreFactory) -> None:
+        store = await make_store()
+        assert await store.load_counters() == {}
+
+
+class TestSqliteStore(StoreContract):
+    @pytest.fixture
+    async def make_store(self, tmp_path: Path) -> AsyncIterator[StoreFactory]:
+        opened: list[SqliteStore] = []
+
+        async def make() -> QueueStore:
+            store = SqliteStore(tmp_path / "store.db")
+            await store.open()
+            opened.append(store)
+            return store
+
+        yield make
+        for store in opened:
+            await store.close()
+
+
+# -- SQLite only ---------------------------------------------------------------------------------
+
+
+async def test_sqlite_uses_wal_and_groups_concurrent_saves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transactions: list[int] = []
+    original = SqliteStore._transaction
+
+    def counting(conn: sqlite3.Connection, jobs: list) -> list:  # type: ignore[type-arg]
+        transactions.append(len(jobs))
+        return original(conn, jobs)
+
+    monkeypatch.setattr(SqliteStore, "_transaction", staticmethod(counting))
+    store = SqliteStore(tmp_path / "wal.db")
+    await store.open()
+    try:
+        await within(asyncio.gather(*(store.save([_task(i)]) for i in range(300))))
+    finally:
+        await store.close()
+    assert sum(transactions) == 300
+    assert len(transactions) < 300  # saves that arrive together share a commit
+    with sqlite3.connect(tmp_path / "wal.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("SELECT count(*) FROM tasks").fetchone()[0] == 300
+
+
+async def test_a_failing_job_fails_alone(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        good = store.save([_task(1)])
+        bad = store._submit(lambda conn: conn.execute("SELECT * FROM no_such_table"))
+        also_good = store.save([_task(2)])
+        results = await within(asyncio.gather(good, bad, also_good, return_exceptions=True))
+        assert results[0] is None
+        assert isinstance(results[1], sqlite3.OperationalError)
+        assert results[2] is None
+        _, total = await store.list_tasks(TaskQuery())
+        assert total == 2
+    finally:
+        await store.close()
+
+
+async def test_a_save_after_close_fails_instead_of_hanging(tmp_path: Path) -> None:
+    # Regression: a save issued while close() was finishing was queued behind the stop marker
+    # and never settled, so its caller waited forever.
+    store = SqliteStore(tmp_path / "s.db")
+    await store.open()
+    await store.save([_task(1)])
+    closing = asyncio.create_task(store.close())
+    await asyncio.sleep(0)  # one loop turn: close() has begun
+    with pytest.raises(RuntimeError, match="not open"):
+        await within(store.save([_task(2)]), 5)
+    await within(closing)
+    with pytest.raises(RuntimeError, match="not open"):
+        store.save([_task(3)])
+
+    reopened = SqliteStore(tmp_path / "s.db")
+    await reopened.open()
+    try:
+        assert (await reopened.list_tasks(TaskQuery()))[1] == 1
+    finally:
+        await reopened.close()
