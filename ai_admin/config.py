@@ -98,6 +98,7 @@ def load_settings(
 
     ``config_file`` defaults to ``$AI_ADMIN_CONFIG``; a file named but missing is an error.
     """
+    _refuse_unknown_variables()
     file = config_file or os.environ.get(CONFIG_ENV)
     if file is not None and not Path(file).is_file():
         raise ConfigError(f"config file {file}: not found")
@@ -112,6 +113,18 @@ def load_settings(
         raise ConfigError(_describe(exc)) from None
     except ValueError as exc:  # TOML syntax errors
         raise ConfigError(f"config file {file}: {exc}") from None
+
+
+def _refuse_unknown_variables() -> None:
+    """A misspelled variable is an error, as a misspelled key in the file is."""
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields} | {CONFIG_ENV}
+    unknown = sorted(k for k in os.environ if k.startswith(ENV_PREFIX) and k not in known)
+    if unknown:
+        raise ConfigError(
+            "\n".join(
+                f"{k}: unknown setting (config/ai-admin.toml lists the keys)" for k in unknown
+            )
+        )
 
 
 def _describe(exc: ValidationError) -> str:

@@ -685,9 +685,14 @@ class QueueEngine:
         if task.status.is_finished:
             return task
         waiter: asyncio.Future[DockerTask] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(task_id, []).append(waiter)
-        async with asyncio.timeout(timeout_s):
-            return await waiter
+        waiters = self._waiters.setdefault(task_id, [])
+        waiters.append(waiter)
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await waiter
+        finally:
+            if waiter in waiters:
+                waiters.remove(waiter)
 
     async def join(self) -> None:
         """Wait until nothing runs and nothing is waiting to run (a paused queue counts as idle)."""
@@ -780,6 +785,8 @@ class QueueEngine:
         if include_failed:
             statuses |= {TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.TIMEOUT}
         deleted = await self._store.delete(statuses)
+        if include_failed:  # kept only so a manual retry could use them; nothing left to retry
+            self._secrets = {k: v for k, v in self._secrets.items() if k in self._tasks}
         counts = await self._store.class_counts()
         self._stats.gauges.clear()
         self._stats.gauges.update(counts)

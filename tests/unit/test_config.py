@@ -147,3 +147,10 @@ def test_a_missing_or_malformed_file_is_an_error(tmp_path: Path) -> None:
     broken.write_text("port = [\n")
     with pytest.raises(ConfigError, match=r"broken\.toml"):
         load_settings(broken)
+
+
+def test_misspelled_environment_variable_stops_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AI_ADMIN_PORTT", "9000")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert "AI_ADMIN_PORTT: unknown setting" in str(err.value)
