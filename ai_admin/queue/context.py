@@ -36,7 +36,8 @@ class RunContext:
         self._loop = loop
         self._commit_step = commit_step
         self._changed = changed
-        self._stop = threading.Event()
+        self._stopped = False
+        self._stop_event: threading.Event | None = None  # made only if an executor asks
 
     @property
     def task_id(self) -> str:
@@ -56,7 +57,17 @@ class RunContext:
 
     @property
     def stop_requested(self) -> threading.Event:
-        return self._stop
+        if self._stop_event is None:
+            self._stop_event = threading.Event()
+            if self._stopped:
+                self._stop_event.set()
+        return self._stop_event
+
+    def stop(self) -> None:
+        """The run is over or must end: ignore further reports, tell threads to stop."""
+        self._stopped = True
+        if self._stop_event is not None:
+            self._stop_event.set()
 
     async def step(self, status: TaskStatus, description: str | None = None) -> None:
         if not status.is_active:
@@ -72,7 +83,7 @@ class RunContext:
         self._on_loop(self._apply_log, line)
 
     def _on_loop(self, fn: Callable[..., None], *args: Any) -> None:
-        if self._stop.is_set():
+        if self._stopped:
             return
         try:
             running = asyncio.get_running_loop()
@@ -86,7 +97,7 @@ class RunContext:
     def _apply_progress(self, percent: float, description: str | None) -> None:
         value = round(min(max(percent, 0.0), _MAX_PROGRESS_BEFORE_DONE), 1)
         task = self._task
-        if self._stop.is_set() or (value <= task.progress and not description):
+        if self._stopped or (value <= task.progress and not description):
             return
         task.progress = max(task.progress, value)
         if description:
@@ -94,7 +105,7 @@ class RunContext:
         self._changed(task, "progress", {})
 
     def _apply_log(self, line: str) -> None:
-        if self._stop.is_set() or self._log_lines <= 0:
+        if self._stopped or self._log_lines <= 0:
             return
         logs = self._task.logs
         logs.append(line.rstrip("\n"))

@@ -242,8 +242,8 @@ class QueueEngine:
         return (await self.submit(task)).task_id
 
     def _check_capacity(self) -> None:
-        busy = self._running.keys() | {r.task.id for r in self._finishing}
-        waiting = len(self._tasks) - sum(1 for i in busy if i in self._tasks)
+        # Running and finishing tasks are live (in _tasks) until their outcome is announced.
+        waiting = len(self._tasks) - len(self._running) - len(self._finishing)
         limit = self.settings.max_queue_size
         if waiting >= limit:
             raise QueueFull(
@@ -402,7 +402,7 @@ class QueueEngine:
 
     async def _finish(self, run: _Run, outcome: _Outcome, started: Awaitable[None]) -> None:
         run.finishing = True
-        run.ctx.stop_requested.set()
+        run.ctx.stop()
         task = run.task
         now = time.time()
         elapsed = now - run.started_s
@@ -482,7 +482,7 @@ class QueueEngine:
         """Stop a running task and wait until its outcome is recorded."""
         if run.stop is None and not run.finishing and run.job is not None:
             run.stop = reason
-            run.ctx.stop_requested.set()
+            run.ctx.stop()
             if run.begun:  # else ``_run`` sees ``stop`` when it begins and skips the executor
                 run.job.cancel()
         await run.done.wait()

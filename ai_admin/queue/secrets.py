@@ -38,6 +38,8 @@ def join_secrets(public: Mapping[str, Any], secret: Mapping[str, Any] | None) ->
 
 
 def merge_key(task_type: str, public: Mapping[str, Any], secret: Mapping[str, Any] | None) -> str:
-    """Identical work has the same key: same type, same params, same credentials."""
+    """Identical work has the same key: same type, same params, same credentials.
+
+    Kept in memory only; a digest so the credentials are not held twice in clear."""
     body = json.dumps([task_type, public, secret], sort_keys=True, default=str)
-    return hashlib.sha256(body.encode()).hexdigest()
+    return hashlib.blake2b(body.encode(), digest_size=16).hexdigest()

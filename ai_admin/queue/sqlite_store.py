@@ -57,7 +57,9 @@ ON CONFLICT (id) DO UPDATE SET
 """
 
 Row = tuple[str, int, str, str, str, int, int, float, str | None, int, int, str]
-_Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]
+CounterRows = list[tuple[str, float]]
+# (work, its future, the queue's counters as of the call: only a batch's newest are written)
+_Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], CounterRows | None]
 
 
 def _row(task: DockerTask) -> Row:
@@ -154,25 +156,31 @@ class SqliteStore:
                     outcomes += cls._transaction(conn, [job])
                 except Exception as exc:
                     outcomes.append((False, exc))
-        for (_, fut), (ok, value) in zip(batch, outcomes, strict=True):
-            fut.get_loop().call_soon_threadsafe(_settle, fut, ok, value)
+        # One wake-up of the event loop per batch, not one per job.
+        settled = [(job[1], ok, value) for job, (ok, value) in zip(batch, outcomes, strict=True)]
+        batch[0][1].get_loop().call_soon_threadsafe(_settle_all, settled)
 
     @staticmethod
     def _transaction(conn: sqlite3.Connection, jobs: list[_Job]) -> list[tuple[bool, Any]]:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            results = [(True, fn(conn)) for fn, _ in jobs]
+            results = [(True, fn(conn)) for fn, _, _ in jobs]
+            counters = next((c for _, _, c in reversed(jobs) if c), None)
+            if counters:
+                conn.executemany("INSERT OR REPLACE INTO counters VALUES (?, ?)", counters)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         return results
 
-    def _submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+    def _submit(
+        self, fn: Callable[[sqlite3.Connection], T], counters: CounterRows | None = None
+    ) -> asyncio.Future[T]:
         if self._thread is None:
             raise RuntimeError("store is not open")
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._jobs.put((fn, fut))
+        self._jobs.put((fn, fut, counters))
         return fut
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -191,14 +199,11 @@ class SqliteStore:
         self, tasks: Sequence[DockerTask], counters: Mapping[str, float] | None = None
     ) -> asyncio.Future[None]:
         rows = [_row(t) for t in tasks]
-        counter_rows = list((counters or {}).items())
 
         def write(conn: sqlite3.Connection) -> None:
             conn.executemany(_UPSERT, rows)
-            if counter_rows:
-                conn.executemany("INSERT OR REPLACE INTO counters VALUES (?, ?)", counter_rows)
 
-        return self._submit(write)
+        return self._submit(write, list(counters.items()) if counters else None)
 
     async def get(self, task_id: str) -> DockerTask | None:
         def read(conn: sqlite3.Connection) -> str | None:
@@ -289,6 +294,11 @@ def _where(query: TaskQuery) -> tuple[str, list[Any]]:
         clauses.append("queue = ?")
         args.append(query.queue)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+def _settle_all(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for fut, ok, value in settled:
+        _settle(fut, ok, value)
 
 
 def _settle(fut: asyncio.Future[Any], ok: bool, value: Any) -> None:

@@ -76,12 +76,13 @@ async def test_nothing_is_reported_once_the_run_is_stopped() -> None:
     task = DockerTask(task_type=TaskType.PULL)
     changes: list[tuple[str, dict[str, Any]]] = []
     ctx = _context(task, changes)
-    ctx.stop_requested.set()
+    ctx.stop()
     ctx.progress(50)
     ctx.log("late")
     assert task.progress == 0
     assert task.logs == []
     assert changes == []
+    assert ctx.stop_requested.is_set()  # a worker thread asking afterwards learns it too
 
 
 async def test_a_step_must_be_a_running_status_and_is_committed() -> None:

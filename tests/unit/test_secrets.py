@@ -55,7 +55,7 @@ def test_merge_key_depends_on_type_params_and_credentials_not_key_order() -> Non
     assert base != merge_key("docker_push", {"a": 1, "b": 3}, {"username": "u", "password": "p"})
     assert base != merge_key("docker_push", {"a": 1, "b": 2}, {"username": "u", "password": "q"})
     assert base != merge_key("docker_push", {"a": 1, "b": 2}, None)
-    assert len(base) == 64  # a sha256 digest, not the credentials themselves
+    assert len(base) == 32  # blake2b-128 hex: not the credentials themselves
 
 
 json_values = st.recursive(
