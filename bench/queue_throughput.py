@@ -142,41 +142,25 @@ def _huey(n: int, workers: int, producers: int, db: Path) -> RunResult:
 # -- the table -----------------------------------------------------------------------------------
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("-n", type=int, default=10_000, help="tasks per run")
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--producers", type=int, default=1, help="concurrent submitters")
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    logging.getLogger("huey").setLevel(logging.ERROR)
-    from loguru import logger
-
-    logger.remove()
-
+def _table(n: int, workers: int, producers: int, rounds: int) -> None:
     contenders: dict[str, Callable[[Path], RunResult]] = {
-        "ai-admin (NORMAL)": lambda db: asyncio.run(
-            _ai_admin(args.n, args.workers, args.producers, db, "NORMAL")
-        ),
-        "ai-admin (FULL)": lambda db: asyncio.run(
-            _ai_admin(args.n, args.workers, args.producers, db, "FULL")
-        ),
-        "huey SqliteHuey (FULL)": lambda db: _huey(args.n, args.workers, args.producers, db),
+        "ai-admin (NORMAL)": lambda db: asyncio.run(_ai_admin(n, workers, producers, db, "NORMAL")),
+        "ai-admin (FULL)": lambda db: asyncio.run(_ai_admin(n, workers, producers, db, "FULL")),
+        "huey SqliteHuey (FULL)": lambda db: _huey(n, workers, producers, db),
     }
     results: dict[str, list[RunResult]] = {name: [] for name in contenders}
-    for r in range(args.rounds):
+    for r in range(rounds):
         for name, run in contenders.items():
             with tempfile.TemporaryDirectory() as tmp:
                 results[name].append(run(Path(tmp) / "queue.db"))
-        print(f"round {r + 1}/{args.rounds} done", flush=True)
+        print(f"  {producers} producer(s): round {r + 1}/{rounds} done", flush=True)
 
     def med(name: str, field: str) -> float:
         return statistics.median(getattr(x, field) for x in results[name])
 
     ref = med("huey SqliteHuey (FULL)", "end_to_end_per_s")
     print(
-        f"\n{args.n} no-op tasks, {args.workers} workers, {args.producers} producer(s), "
-        f"median of {args.rounds} rounds\n"
+        f"\n{n} no-op tasks, {workers} workers, {producers} producer(s), median of {rounds} rounds"
     )
     columns = ("enqueue/s", "tasks/s", "p50 ms", "p99 ms", "vs huey")
     widths = (11, 10, 9, 9, 9)
@@ -189,6 +173,26 @@ def main() -> None:
             f"{name:<24}{med(name, 'enqueue_per_s'):>11.0f}{e2e:>10.0f}"
             f"{med(name, 'p50_ms'):>9.1f}{med(name, 'p99_ms'):>9.1f}{e2e / ref:>8.2f}x"
         )
+    print()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("-n", type=int, default=10_000, help="tasks per run")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument(
+        "--producers",
+        default="1,16",
+        help="concurrent submitters, one table per value (a script, or many HTTP clients)",
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    logging.getLogger("huey").setLevel(logging.ERROR)
+    from loguru import logger
+
+    logger.remove()
+    for producers in (int(p) for p in args.producers.split(",")):
+        _table(args.n, args.workers, producers, args.rounds)
 
 
 if __name__ == "__main__":
