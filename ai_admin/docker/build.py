@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
-import tempfile
-from collections.abc import Iterator
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from ai_admin.config import Settings
-from ai_admin.docker.build_context import resolve_context, resolve_dockerfile
+from ai_admin.docker.build_context import resolve_context, resolve_dockerfile, stream_context
 from ai_admin.docker.client import Chunk, DockerSession, StreamingClient
 from ai_admin.docker.params import BuildParams
 from ai_admin.docker.progress import BuildSteps, error_of
@@ -64,24 +60,16 @@ def _tag(client: StreamingClient, image_id: str, ref: Reference) -> bool:
     return bool(client.tag(image_id, ref.repository, ref.tag))
 
 
-@contextlib.contextmanager
-def _build_source(params: BuildParams, settings: Settings) -> Iterator[dict[str, Any]]:
-    """docker-py's arguments for the context: a directory, inline text, or both."""
+def _build_source(params: BuildParams, settings: Settings) -> dict[str, Any]:
+    """docker-py's arguments for the context: a directory (streamed), inline text, or both."""
     if params.context_path is None:
-        yield {"fileobj": io.BytesIO((params.dockerfile or "").encode())}
-        return
+        return {"fileobj": io.BytesIO((params.dockerfile or "").encode())}
     context = resolve_context(params.context_path, settings.allowed_roots)
     if params.dockerfile is None:
-        yield {
-            "path": str(context),
-            "dockerfile": resolve_dockerfile(context, params.dockerfile_name),
-        }
-        return
-    with tempfile.TemporaryDirectory(prefix="ai-admin-dockerfile-") as tmp:
-        inline = Path(tmp) / "Dockerfile"
-        inline.write_text(params.dockerfile)
-        # Outside the context: docker-py adds it to the context archive under a private name.
-        yield {"path": str(context), "dockerfile": str(inline)}
+        name, stream = stream_context(context, resolve_dockerfile(context, params.dockerfile_name))
+    else:  # sent under a private name, as docker-py does with a Dockerfile outside the context
+        name, stream = stream_context(context, "Dockerfile", inline=params.dockerfile)
+    return {"fileobj": stream, "custom_context": True, "dockerfile": name}
 
 
 async def build(ctx: TaskContext, settings: Settings) -> dict[str, Any]:
@@ -89,40 +77,41 @@ async def build(ctx: TaskContext, settings: Settings) -> dict[str, Any]:
     params = parse(BuildParams, ctx.params)
     refs = [parse_reference(t, default_tag="latest") for t in params.tags]
     first = str(refs[0]) if refs else None
-    with _build_source(params, settings) as source:
-        await ctx.step(TaskStatus.PREPARING, "Preparing the build context")
-        session = DockerSession("build", settings.docker_host, image=first)
-        async with session:
-            await session.call(lambda c: c.ping())
-            await ctx.step(TaskStatus.BUILDING, "Building")
-            end = _BUILD_SHARE_WHEN_PUSHING if params.push else 100.0
-            progress = _BuildProgress(ctx, session, end)
-            await session.stream(
-                lambda c: c.build(
-                    **source,
-                    tag=first,
-                    rm=True,
-                    forcerm=True,
-                    decode=True,
-                    nocache=params.no_cache,
-                    pull=params.pull,
-                    buildargs=params.build_args or None,
-                    labels=params.labels or None,
-                    target=params.target,
-                    network_mode=params.network_mode,
-                    platform=params.platform,
-                ),
-                progress.on_chunk,
+    source = _build_source(params, settings)
+    await ctx.step(TaskStatus.PREPARING, "Preparing the build context")
+    session = DockerSession("build", settings.docker_host, image=first, path=params.context_path)
+    async with session:
+        await session.call(lambda c: c.ping())
+        await ctx.step(TaskStatus.BUILDING, "Building")
+        end = _BUILD_SHARE_WHEN_PUSHING if params.push else 100.0
+        progress = _BuildProgress(ctx, session, end)
+        await session.stream(
+            lambda c: c.build(
+                **source,
+                tag=first,
+                rm=True,
+                forcerm=True,
+                decode=True,
+                nocache=params.no_cache,
+                pull=params.pull,
+                buildargs=params.build_args or None,
+                labels=params.labels or None,
+                target=params.target,
+                network_mode=params.network_mode,
+                platform=params.platform,
+            ),
+            progress.on_chunk,
+        )
+        image_id = progress.steps.image_id
+        if image_id is None:
+            raise ExecutionError(
+                "The build ended without producing an image.",
+                code=ErrorCode.DOCKER_BUILD_FAILED,
+                details={"last_output": list(progress.steps.last_lines)},
             )
-            image_id = progress.steps.image_id
-            if image_id is None:
-                raise ExecutionError(
-                    "The build ended without producing an image.",
-                    code=ErrorCode.DOCKER_BUILD_FAILED,
-                    details={"last_output": list(progress.steps.last_lines)},
-                )
-            for ref in refs[1:]:
-                await session.call(partial(_tag, image_id=image_id, ref=ref))
+        for ref in refs[1:]:
+            await session.call(partial(_tag, image_id=image_id, ref=ref))
+        ctx.progress(end, f"Built {image_id.removeprefix('sha256:')[:12]}")
     result: dict[str, Any] = {"image_id": image_id, "tags": [str(r) for r in refs]}
     if params.push:
         result["digests"] = await _push_tags(ctx, settings, params, refs)

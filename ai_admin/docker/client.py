@@ -22,21 +22,63 @@ from loguru import logger
 
 from ai_admin.docker.errors import DockerOperation, classify
 from ai_admin.docker.progress import error_of
-from ai_admin.errors import ExecutionError
+from ai_admin.errors import ErrorCode, ExecutionError
 
 T = TypeVar("T")
 Chunk = dict[str, Any]
 _STOP_WAIT_S = 10.0
 _END = object()
+_DEFAULT_ENGINE = "unix:///var/run/docker.sock"
+
+
+class OperationAborted(Exception):
+    """A request was about to start on a client that has been aborted."""
 
 
 class StreamingClient(docker.APIClient):  # type: ignore[misc]
-    """An API client that can abort the stream it is reading from another thread."""
+    """An API client that can abort the operation it runs from another thread.
+
+    The engine sends no response headers before an operation's first output (a pull from a
+    registry that does not answer has none for as long as it stalls), so the stream alone is
+    not enough: every connection the client uses is remembered, and ``abort`` shuts all their
+    sockets down, whether the call waits for headers or reads the stream.
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._response: Any = None
         self._aborted = threading.Event()
+        self._connections: list[Any] = []
+        for adapter in self.adapters.values():
+            self._watch_adapter(adapter)
+
+    def _watch_adapter(self, adapter: Any) -> None:
+        for name in ("get_connection_with_tls_context", "get_connection"):
+            original = getattr(adapter, name, None)
+            if original is None:
+                continue
+
+            def pool_of(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+                pool = _original(*args, **kwargs)
+                self._watch_pool(pool)
+                return pool
+
+            setattr(adapter, name, pool_of)
+
+    def _watch_pool(self, pool: Any) -> None:
+        if getattr(pool, "_ai_admin_watched", False):
+            return
+        get_conn = pool._get_conn
+
+        def checked_out(*args: Any, **kwargs: Any) -> Any:
+            if self._aborted.is_set():
+                raise OperationAborted("the Docker operation was stopped")
+            conn = get_conn(*args, **kwargs)
+            self._connections.append(conn)
+            return conn
+
+        pool._get_conn = checked_out
+        pool._ai_admin_watched = True
 
     def _stream_helper(self, response: Any, decode: bool = False) -> Iterator[Any]:
         # Every streaming call of docker-py (build, push, pull) reads through here.
@@ -48,15 +90,15 @@ class StreamingClient(docker.APIClient):  # type: ignore[misc]
 
     def abort(self) -> None:
         self._aborted.set()
+        for conn in list(self._connections):
+            sock = getattr(conn, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
         response = self._response
-        if response is None:
-            return
-        sock = getattr(getattr(response.raw, "_connection", None), "sock", None)
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        with contextlib.suppress(Exception):
-            response.close()
+        if response is not None:
+            with contextlib.suppress(Exception):
+                response.close()
 
 
 def connect(base_url: str | None) -> StreamingClient:
@@ -68,6 +110,11 @@ def connect(base_url: str | None) -> StreamingClient:
     if base_url:
         kwargs["base_url"] = base_url
     return StreamingClient(**kwargs, version="auto", timeout=None)
+
+
+def engine_address(base_url: str | None) -> str:
+    """Where a client made with ``connect(base_url)`` looks for the engine."""
+    return base_url or kwargs_from_env().get("base_url") or _DEFAULT_ENGINE
 
 
 def _in_thread(fn: Callable[[], T], name: str) -> asyncio.Future[T]:
@@ -100,10 +147,12 @@ class DockerSession:
         *,
         image: str | None = None,
         registry: str | None = None,
+        path: str | None = None,
     ) -> None:
         self.operation = operation
         self.image = image
         self.registry = registry
+        self.path = path  # a build's context directory, named in its advice
         self._base_url = base_url
         self._client: StreamingClient | None = None
         self._threads: list[asyncio.Future[Any]] = []
@@ -112,14 +161,27 @@ class DockerSession:
         if isinstance(exc, docker.errors.DockerException | OSError | ValueError) or (
             type(exc).__module__.startswith(("requests", "urllib3"))
         ):
-            clf = classify(exc, self.operation, image=self.image, registry=self.registry)
+            clf = classify(
+                exc, self.operation, image=self.image, registry=self.registry, path=self.path
+            )
             error = clf.to_error()
             error.__cause__ = exc
+            if error.code is ErrorCode.DOCKER_DAEMON_UNAVAILABLE:
+                # Docker's text names neither the socket nor the host: say which one it was.
+                where = engine_address(self._base_url)
+                error.details["docker_host"] = where
+                error.suggestions.insert(
+                    0,
+                    f"Check that a Docker engine listens at {where} (the agent's docker_host "
+                    "setting, else DOCKER_HOST).",
+                )
             return error
         return exc
 
     def chunk_error(self, chunk: Chunk) -> ExecutionError:
-        clf = classify(chunk, self.operation, image=self.image, registry=self.registry)
+        clf = classify(
+            chunk, self.operation, image=self.image, registry=self.registry, path=self.path
+        )
         return clf.to_error()
 
     async def call(self, fn: Callable[[StreamingClient], T]) -> T:
@@ -129,10 +191,15 @@ class DockerSession:
 
     async def _connected(self) -> StreamingClient:
         if self._client is None:
-            self._client = await self._await(
-                _in_thread(lambda: connect(self._base_url), "docker-connect")
-            )
+            connecting = _in_thread(lambda: connect(self._base_url), "docker-connect")
+            # Adopted even when this task is cancelled meanwhile, so close() still closes it.
+            connecting.add_done_callback(self._adopt)
+            self._client = await self._await(connecting)
         return self._client
+
+    def _adopt(self, connecting: asyncio.Future[StreamingClient]) -> None:
+        if self._client is None and not connecting.cancelled() and not connecting.exception():
+            self._client = connecting.result()
 
     async def _await(self, fut: asyncio.Future[T]) -> T:
         self._threads.append(fut)

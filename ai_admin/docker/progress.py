@@ -20,6 +20,7 @@ _DONE_STATUSES = frozenset(
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 _DIGEST = re.compile(r"(sha256:[0-9a-f]{64})")
 _BUILT = re.compile(r"^Successfully built ([0-9a-f]+)$")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 @dataclass(slots=True)
@@ -37,20 +38,27 @@ class LayerBytes:
     layers: dict[str, _Layer] = field(default_factory=dict)
 
     def update(self, chunk: Chunk) -> bool:
-        """Account for one chunk; True if it belonged to this phase."""
+        """Account for one chunk; True if it belonged to this phase.
+
+        Only layers seen in this phase count: the "Pulling from" line (whose id is the tag) and
+        layers that already exist move no bytes. The engine may report more bytes than a layer's
+        total, or no total at all; a layer's total is then taken as at least what moved, so the
+        fraction never exceeds 1 and a finished layer never counts fewer bytes than before.
+        """
         layer_id, status = chunk.get("id"), chunk.get("status")
         if not isinstance(layer_id, str) or not isinstance(status, str):
             return False
-        layer = self.layers.setdefault(layer_id, _Layer())
         if status == self.phase:
+            layer = self.layers.setdefault(layer_id, _Layer())
             detail = chunk.get("progressDetail") or {}
-            total = int(detail.get("total") or 0)
-            layer.total = max(layer.total, total)
-            layer.current = min(int(detail.get("current") or 0), layer.total or 1 << 62)
+            current = int(detail.get("current") or 0)
+            layer.total = max(layer.total, int(detail.get("total") or 0))
+            layer.current = min(current, layer.total) if layer.total else current
             return True
-        if status in _DONE_STATUSES:
-            layer.done = True
-            layer.current = layer.total
+        finished = self.layers.get(layer_id)
+        if finished is not None and status in _DONE_STATUSES:
+            finished.done = True
+            finished.total = finished.current = max(finished.total, finished.current)
         return False
 
     @property
@@ -59,7 +67,7 @@ class LayerBytes:
 
     @property
     def bytes_total(self) -> int:
-        return sum(layer.total for layer in self.layers.values())
+        return sum(max(layer.total, layer.current) for layer in self.layers.values())
 
     def fraction(self) -> float:
         total = self.bytes_total
@@ -93,7 +101,8 @@ class BuildSteps:
         text = chunk.get("stream")
         if not isinstance(text, str):
             return []
-        lines = [line for line in text.splitlines() if line.strip()]
+        # The classic builder wraps a step's stderr in colour codes (ESC[91m … ESC[0m).
+        lines = [line for line in _ANSI.sub("", text).splitlines() if line.strip()]
         for line in lines:
             self._line(line.rstrip())
         return lines

@@ -15,13 +15,26 @@ from ai_admin.validation import parse
 _DOWNLOAD_SHARE = 80.0  # percent of the bar for downloading; extracting takes the rest
 
 
+_FETCHING = frozenset({"Pulling fs layer", "Waiting", "Downloading", "Verifying Checksum"})
+_FETCHED = frozenset({"Download complete", "Already exists", "Pull complete"})
+
+
 class _PullProgress:
+    """Steps and one bar for a pull whose layers download in parallel and extract in order.
+
+    The engine starts extracting the first layer while later ones still download, so the task
+    stays ``downloading`` until every layer is fetched and only then moves on to ``pulling``
+    (extracting), never back. The bar counts downloaded and extracted bytes against the bytes
+    of all layers together: a layer extracted early does not fill it.
+    """
+
     def __init__(self, ctx: TaskContext) -> None:
         self.ctx = ctx
         self.download = LayerBytes("Downloading")
         self.extract = LayerBytes("Extracting")
         self.digest: str | None = None
         self._phase = TaskStatus.PULLING
+        self._fetching: set[str] = set()
 
     async def _enter(self, phase: TaskStatus, description: str) -> None:
         if self._phase is not phase:
@@ -30,18 +43,34 @@ class _PullProgress:
 
     async def on_chunk(self, chunk: Chunk) -> None:
         self.digest = pull_digest(chunk) or self.digest
-        if self.download.update(chunk):
-            await self._enter(TaskStatus.DOWNLOADING, "Downloading layers")
-            self.ctx.progress(
-                _DOWNLOAD_SHARE * self.download.fraction(), self.download.describe("Downloaded")
-            )
-        if self.extract.update(chunk):
+        layer, status = chunk.get("id"), chunk.get("status")
+        if isinstance(layer, str) and status in _FETCHING:
+            self._fetching.add(layer)
+            if self._phase is TaskStatus.PULLING and not self.extract.layers:
+                await self._enter(TaskStatus.DOWNLOADING, "Downloading layers")
+        elif isinstance(layer, str) and status in _FETCHED:
+            self._fetching.discard(layer)
+        downloaded = self.download.update(chunk)
+        extracted = self.extract.update(chunk)
+        if self.extract.layers and not self._fetching:
             await self._enter(TaskStatus.PULLING, "Extracting layers")
-            extracted = (100.0 - _DOWNLOAD_SHARE) * self.extract.fraction()
-            self.ctx.progress(_DOWNLOAD_SHARE + extracted, self.extract.describe("Extracted"))
-        status = chunk.get("status")
+        if downloaded or extracted:
+            self.ctx.progress(self._percent(), self._describe())
         if isinstance(status, str) and not chunk.get("id"):
             self.ctx.log(status)
+
+    def _percent(self) -> float:
+        total = max(self.download.bytes_total, self.extract.bytes_total)
+        if not total:
+            return 0.0
+        moved = _DOWNLOAD_SHARE * self.download.bytes_done
+        moved += (100.0 - _DOWNLOAD_SHARE) * self.extract.bytes_done
+        return moved / total
+
+    def _describe(self) -> str:
+        if self._phase is TaskStatus.DOWNLOADING:
+            return self.download.describe("Downloaded")
+        return self.extract.describe("Extracted")
 
 
 async def pull(ctx: TaskContext, settings: Settings) -> dict[str, Any]:

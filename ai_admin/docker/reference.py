@@ -12,14 +12,18 @@ from dataclasses import dataclass
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
 _DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
-_TAG = r"[\w][\w.-]{0,127}"
+_TAG = r"[\w][\w.-]{0,127}"  # \w as in Go: ASCII only (re.ASCII below)
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
 _REFERENCE = re.compile(
     rf"^(?:(?P<domain>{_DOMAIN})/)?(?P<path>{_COMPONENT}(?:/{_COMPONENT})*)"
-    rf"(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?$"
+    rf"(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?\Z",
+    re.ASCII,
 )
-TAG_PATTERN = re.compile(rf"^{_TAG}$")
+_NAMESPACE = re.compile(rf"^{_COMPONENT}\Z", re.ASCII)
+TAG_PATTERN = re.compile(rf"^{_TAG}\Z", re.ASCII)
 DEFAULT_REGISTRY = "docker.io"
+_DIGEST_HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
+_LOWER_HEX = re.compile(r"^[0-9a-f]+\Z")
 _MAX_NAME = 255
 
 
@@ -58,12 +62,35 @@ def parse_reference(text: str, *, default_tag: str | None = None) -> Reference:
         raise InvalidReference(_explain(text))
     domain, path = match["domain"], match["path"]
     if domain is not None and not _looks_like_domain(domain):
+        if not _NAMESPACE.match(domain):  # "Team/app": matched as a host, invalid as a path
+            raise InvalidReference(_explain(text))
         domain, path = None, f"{domain}/{path}"  # "team/app": a Hub namespace, not a registry
     repository = f"{domain}/{path}" if domain else path
-    if len(repository) > _MAX_NAME:
-        raise InvalidReference(f"repository name longer than {_MAX_NAME} characters")
-    tag = match["tag"] or (None if match["digest"] else default_tag)
-    return Reference(domain, repository, tag, match["digest"])
+    # The engine counts the name as it normalises it: "app" is "docker.io/library/app".
+    full = repository if domain else f"{DEFAULT_REGISTRY}/{'' if '/' in path else 'library/'}{path}"
+    if len(full) > _MAX_NAME:
+        raise InvalidReference(
+            f"repository name longer than {_MAX_NAME} characters (as {full[:40]}…)"
+        )
+    digest = match["digest"]
+    if digest is not None:
+        _check_digest(digest)
+    tag = match["tag"] or (None if digest else default_tag)
+    return Reference(domain, repository, tag, digest)
+
+
+def _check_digest(digest: str) -> None:
+    """As the engine (go-digest): a known algorithm and its length of lowercase hex."""
+    algorithm, _, hex_part = digest.partition(":")
+    length = _DIGEST_HEX_LENGTHS.get(algorithm)
+    if length is None:
+        raise InvalidReference(
+            f"unsupported digest algorithm {algorithm!r} (use {', '.join(_DIGEST_HEX_LENGTHS)})"
+        )
+    if len(hex_part) != length or not _LOWER_HEX.match(hex_part):
+        raise InvalidReference(
+            f"invalid {algorithm} digest: it takes {length} lowercase hexadecimal digits"
+        )
 
 
 def check_tag(tag: str) -> str:
@@ -76,7 +103,7 @@ def check_tag(tag: str) -> str:
 
 
 def _explain(text: str) -> str:
-    name = text.split("@")[0].rsplit(":", 1)[0] if text.count(":") else text
-    if any(c.isupper() for c in name.split("/", 1)[-1]):
+    # As distribution's reference.Parse: valid once lowercased means an uppercase problem.
+    if _REFERENCE.match(text.lower()):
         return f"invalid reference {text!r}: repository names must be lowercase"
     return f"invalid reference format {text!r}"
