@@ -6,6 +6,7 @@ echoed (it may be a password).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -26,13 +27,20 @@ def _code_for(err: Mapping[str, Any]) -> ErrorCode:
         return ErrorCode.DOCKER_INVALID_REFERENCE
     if err["type"] in _MISSING:
         return ErrorCode.VALIDATION_MISSING_REQUIRED
-    if err["type"].endswith(("_type", "_parsing")) or "pattern" in err["type"]:
+    if err["type"].endswith(("_type", "_parsing", "json_invalid")) or "pattern" in err["type"]:
         return ErrorCode.VALIDATION_INVALID_FORMAT
     return ErrorCode.VALIDATION_INVALID_PARAMS
 
 
-def _where(err: Mapping[str, Any]) -> str:
-    return ".".join(str(p) for p in err["loc"]) or "params"
+def _where(err: Mapping[str, Any], prefix: str) -> str:
+    # An error of the whole model (a wrong type, a model validator) has no location of its own.
+    if not err["loc"]:
+        return _whole(prefix)
+    return prefix + ".".join(str(p) for p in err["loc"])
+
+
+def _whole(prefix: str) -> str:
+    return prefix.rstrip(".") or "params"
 
 
 def _what(err: Mapping[str, Any]) -> str:
@@ -44,7 +52,7 @@ def _what(err: Mapping[str, Any]) -> str:
 def invalid_params(exc: ValidationError, *, prefix: str = "") -> InvalidParams:
     """An ``InvalidParams`` whose code is the most specific one among the problems."""
     errors = exc.errors(include_url=False, include_input=False)
-    problems = [{"field": prefix + _where(e), "problem": _what(e)} for e in errors]
+    problems = [{"field": _where(e, prefix), "problem": _what(e)} for e in errors]
     codes = [_code_for(e) for e in errors]
     order = [
         ErrorCode.DOCKER_INVALID_REFERENCE,
@@ -56,8 +64,29 @@ def invalid_params(exc: ValidationError, *, prefix: str = "") -> InvalidParams:
     return InvalidParams(f"Invalid parameters: {summary}", code=code, details={"errors": problems})
 
 
-def parse(model: type[M], data: Any, *, prefix: str = "") -> M:
+def parse(model: type[M], data: Any, *, prefix: str = "", strict: bool = False) -> M:
+    """Validate ``data`` against ``model``.
+
+    ``strict`` is for data a client sent as JSON: types must match the schema exactly (no
+    ``"yes"`` for a boolean, no ``"5"`` for an integer), as JSON Schema and OpenAPI say; enums
+    still take their string values. Without it, strings are converted (query strings).
+    """
     try:
+        if strict:
+            return model.model_validate_json(_as_json(data, prefix), strict=True)
         return model.model_validate(data)
     except ValidationError as exc:
         raise invalid_params(exc, prefix=prefix) from None
+
+
+def _as_json(data: Any, prefix: str) -> str:
+    try:
+        return json.dumps(data, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        where = _whole(prefix)
+        raise InvalidParams(
+            f"{where} must be plain JSON data: numbers finite (no NaN or Infinity), nesting "
+            "shallow.",
+            code=ErrorCode.VALIDATION_INVALID_FORMAT,
+            details={"errors": [{"field": where, "problem": type(exc).__name__}]},
+        ) from None

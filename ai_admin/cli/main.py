@@ -12,6 +12,7 @@ import typer
 from ai_admin import __version__
 from ai_admin.config import ConfigError, load_settings
 from ai_admin.logging import setup_logging
+from ai_admin.mcp.cli import register as register_mcp_commands
 
 app = typer.Typer(
     name="ai-admin",
@@ -38,6 +39,7 @@ def serve(
     log_format: Annotated[str | None, typer.Option(help="text or json.")] = None,
 ) -> None:
     """Run the agent: the HTTP API on HOST:PORT and the task queue in DATA_DIR."""
+    from ai_admin.cli.serve import CannotListen
     from ai_admin.cli.serve import serve as run
     from ai_admin.http.auth import InsecureListen
 
@@ -57,7 +59,7 @@ def serve(
     setup_logging(settings.log_level, settings.log_format)
     try:
         asyncio.run(run(settings))
-    except InsecureListen as exc:
+    except (InsecureListen, CannotListen) as exc:
         print(f"ai-admin: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None
 
@@ -66,3 +68,6 @@ def serve(
 def version() -> None:
     """Print the version."""
     print(__version__)
+
+
+register_mcp_commands(app)

@@ -14,6 +14,10 @@ from ai_admin.http.app import create_app
 from ai_admin.http.auth import TOKEN_FILE, load_tokens
 
 
+class CannotListen(Exception):
+    """The address is taken or not ours to bind; the message names it."""
+
+
 async def serve(settings: Settings) -> None:
     tokens, generated = load_tokens(settings)
     if generated:
@@ -25,7 +29,12 @@ async def serve(settings: Settings) -> None:
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.host, settings.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise CannotListen(
+                f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
+            ) from None
         for host, port in (a[:2] for a in runner.addresses):
             logger.info(
                 "ai-admin listening on http://{}:{} (data in {})", host, port, settings.data_dir

@@ -47,22 +47,34 @@ class Dispatcher:
     async def dispatch(self, message: Any, *, can_write: bool = True) -> Reply:
         """Validate and run one command message; ``can_write`` False allows read-only ones."""
         action = message.get("action") if isinstance(message, Mapping) else None
-        action = action if isinstance(action, str) else None
+        # Echoed in the reply, so bounded: a client may send a megabyte as its "action".
+        action = action[:100] if isinstance(action, str) and action else None
         try:
             command, params = self._resolve(message)
             return await self.run(command, params, can_write=can_write)
         except AiAdminError as exc:
             return error_reply(exc, action)
 
-    async def run(self, command: Command[Any], params: Any, *, can_write: bool = True) -> Reply:
-        """Run a command whose name is already known (REST routes, MCP tools)."""
+    async def run(
+        self, command: Command[Any], params: Any, *, can_write: bool = True, strict: bool = True
+    ) -> Reply:
+        """Run a command whose name is already known (REST routes, MCP tools).
+
+        ``strict``: the params are JSON a client sent, so their types must match the schema
+        exactly; False for params read from a query string, whose values are all strings.
+        """
         try:
             if not can_write and not command.read_only:
                 raise BadRequest(
                     f"{command.name} changes the queue; this token may only read.",
                     code=ErrorCode.AUTH_FORBIDDEN,
                 )
-            model = parse(command.params, params if params is not None else {}, prefix="params.")
+            model = parse(
+                command.params,
+                params if params is not None else {},
+                prefix="params.",
+                strict=strict,
+            )
             data = await command.handler(self.agent, model)
         except AiAdminError as exc:
             return error_reply(exc, command.name)

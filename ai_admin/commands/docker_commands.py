@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from ai_admin.commands.registry import REGISTRY
+from ai_admin.docker.build_context import resolve_context, resolve_dockerfile
 from ai_admin.docker.params import BuildParams, PullParams, PushParams
 from ai_admin.queue.models import DockerTask, TaskPriority, TaskType
 
@@ -36,7 +37,15 @@ _QUEUE_KEYS = frozenset(QueueOptions.model_fields)
 
 
 class DockerBuildCommand(BuildParams, QueueOptions):
-    pass
+    # The model's own check, in the schema too: a build needs a source.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": [key], "properties": {key: {"type": "string"}}}
+                for key in ("context_path", "dockerfile")
+            ]
+        }
+    )
 
 
 class DockerPushCommand(PushParams, QueueOptions):
@@ -95,6 +104,11 @@ async def docker_build(agent: Agent, p: DockerBuildCommand) -> dict[str, Any]:
     """Queue an image build from a directory under the agent's allowed roots (context_path)
     and/or inline Dockerfile text, with tags, build args, labels and target; push: true also
     pushes every tag afterwards. Progress follows the build's steps."""
+    if p.context_path is not None:
+        # Refused now rather than queued to fail: the build checks again when it runs.
+        context = resolve_context(p.context_path, agent.settings.allowed_roots)
+        if p.dockerfile is None:
+            resolve_dockerfile(context, p.dockerfile_name)
     return await submit(agent, TaskType.BUILD, p)
 
 

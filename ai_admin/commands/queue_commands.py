@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ai_admin.agent import Agent
 
 _EXAMPLE_TASK_ID = "123e4567-e89b-12d3-a456-426614174000"
+_MAX_OFFSET = 2**63 - 1  # SQLite's largest integer: a larger offset cannot reach the store
 TaskId = Field(min_length=1, max_length=128, description="The task's id, as returned on submit.")
 
 
@@ -41,10 +42,12 @@ class ManageParams(_Params):
 
 
 class ListParams(_Params):
-    status: list[TaskStatus] | None = Field(None, description="Only tasks in these statuses.")
+    status: list[TaskStatus] | None = Field(
+        None, max_length=len(TaskStatus), description="Only tasks in these statuses."
+    )
     task_type: TaskType | None = None
     limit: int = Field(50, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=_MAX_OFFSET)
     include_logs: bool = False
 
 
@@ -57,11 +60,13 @@ class ClearParams(_Params):
 class ExportParams(_Params):
     what: Literal["jobs", "metrics", "config", "all"] = "all"
     limit: int = Field(1000, ge=1, le=10_000, description="At most this many jobs.")
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=_MAX_OFFSET)
 
 
 class ConfigureParams(_Params):
     """Run-time settings; give none to see the current ones."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     max_concurrent: int | None = Field(None, ge=1, le=256)
     max_queue_size: int | None = Field(None, ge=1)

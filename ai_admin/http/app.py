@@ -14,9 +14,14 @@ from ai_admin.commands.dispatcher import error_reply
 from ai_admin.errors import AiAdminError, BadRequest, ErrorCode
 from ai_admin.http.auth import Tokens
 from ai_admin.http.routes import ACCESS, AGENT, DISPATCHER, add_routes, reply_response
+from ai_admin.mcp.http import mount_mcp
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _OPEN_PATHS = frozenset({"/health"})
+_CHALLENGES = {
+    ErrorCode.AUTH_REQUIRED: 'Bearer realm="ai-admin"',
+    ErrorCode.AUTH_INVALID_TOKEN: 'Bearer realm="ai-admin", error="invalid_token"',
+}
 _HTTP_CODES = {
     404: ErrorCode.REQUEST_NOT_FOUND,
     405: ErrorCode.REQUEST_METHOD_NOT_ALLOWED,
@@ -32,10 +37,15 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = _HTTP_CODES.get(exc.status, ErrorCode.REQUEST_INVALID_MESSAGE)
-        return reply_response(error_reply(BadRequest(exc.reason, code=code)))
+        response = reply_response(error_reply(_http_error(request, exc)))
+        if isinstance(exc, web.HTTPMethodNotAllowed):
+            response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+        return response
     except AiAdminError as exc:
-        return reply_response(error_reply(exc))
+        response = reply_response(error_reply(exc))
+        if exc.code in _CHALLENGES:  # RFC 6750: say which scheme the token goes in
+            response.headers["WWW-Authenticate"] = _CHALLENGES[exc.code]
+        return response
     except Exception:
         logger.exception("unhandled error on {} {}", request.method, request.path)
         error = AiAdminError(
@@ -43,6 +53,29 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             code=ErrorCode.INTERNAL_ERROR,
         )
         return reply_response(error_reply(error))
+
+
+def _http_error(request: web.Request, exc: web.HTTPException) -> BadRequest:
+    """aiohttp's own refusals, told in the agent's terms: what was wrong, what to send."""
+    code = _HTTP_CODES.get(exc.status, ErrorCode.REQUEST_INVALID_MESSAGE)
+    where = f"{request.method} {request.path[:200]}"
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = sorted(exc.allowed_methods)
+        return BadRequest(
+            f"{where}: this route takes {', '.join(allowed)}.",
+            code=code,
+            details={"allowed_methods": allowed},
+        )
+    if exc.status == 404:
+        return BadRequest(f"{where}: no such route.", code=code)
+    if exc.status == 413:
+        limit = request.app[AGENT].settings.max_body_bytes
+        return BadRequest(
+            f"The body is larger than the {limit} bytes the agent accepts.",
+            code=code,
+            details={"max_body_bytes": limit},
+        )
+    return BadRequest(exc.reason, code=code)
 
 
 def auth_middleware(tokens: Tokens) -> Middleware:
@@ -70,6 +103,7 @@ def create_app(agent: Agent, tokens: Tokens) -> web.Application:
     app[AGENT] = agent
     app[DISPATCHER] = Dispatcher(agent)
     add_routes(app)
+    mount_mcp(app, agent, tokens)
 
     async def end_event_streams(app: web.Application) -> None:
         agent.queue.end_subscriptions()

@@ -8,7 +8,8 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from ai_admin import __version__
-from ai_admin.commands import REGISTRY
+from ai_admin.commands import REGISTRY, Command
+from ai_admin.mcp import MCP_METHODS, MCP_PATH
 
 _REF = "#/components/schemas/{model}"
 _ENVELOPE = {
@@ -75,11 +76,16 @@ def document() -> dict[str, Any]:
             "type": "object",
             "title": c.name,
             "description": c.description,
-            "required": ["action"],
+            # params may be left out (or null) only when the command needs none of them
+            "required": ["action", "params"] if _needs_params(c) else ["action"],
             "additionalProperties": False,
             "properties": {
                 "action": {"const": c.name},
-                "params": {"$ref": _REF.format(model=name_of[c.name])},
+                "params": (
+                    {"$ref": _REF.format(model=name_of[c.name])}
+                    if _needs_params(c)
+                    else {"anyOf": [{"$ref": _REF.format(model=name_of[c.name])}, {"type": "null"}]}
+                ),
             },
         }
         for c in commands
@@ -143,9 +149,29 @@ def document() -> dict[str, Any]:
             "get": {
                 "summary": "Prometheus metrics.",
                 "responses": {
-                    "200": {"description": "Prometheus text", "content": {"text/plain": {}}}
+                    "200": {"description": "Prometheus text", "content": {"text/plain": {}}},
+                    "401": _ERRORS["401"],
                 },
             }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "This document.",
+                "responses": {
+                    "200": {
+                        "description": "The OpenAPI document",
+                        "content": {"application/json": {}},
+                    },
+                    "401": _ERRORS["401"],
+                },
+            }
+        },
+        MCP_PATH: {
+            method.lower(): {
+                "summary": "MCP over streamable HTTP: every command as a tool.",
+                "responses": {"200": {"description": "MCP transport"}, **_ERRORS},
+            }
+            for method in MCP_METHODS
         },
         "/health": {
             "get": {
@@ -191,6 +217,10 @@ def document() -> dict[str, Any]:
             },
         },
     }
+
+
+def _needs_params(command: Command[Any]) -> bool:
+    return any(f.is_required() for f in command.params.model_fields.values())
 
 
 def _description(name: str) -> str:

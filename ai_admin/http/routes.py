@@ -15,8 +15,10 @@ from ai_admin.http import metrics, openapi, sse
 
 AGENT = web.AppKey("agent", Agent)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
-ACCESS = "access"  # request key set by the auth middleware: "read" or "write"
+ACCESS = web.RequestKey("access", str)  # set by the auth middleware: "read" or "write"
 _SUBMITTABLE = ("docker_build", "docker_push", "docker_pull")
+_SUBMIT_KEYS = frozenset({"task_type", "params"})
+_LIST_PARAMS = frozenset({"status"})  # query parameters that may be repeated
 
 
 def reply_response(reply: Reply) -> web.Response:
@@ -31,6 +33,10 @@ def _can_write(request: web.Request) -> bool:
     return bool(request.get(ACCESS) == "write")
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON value")
+
+
 async def _json_body(request: web.Request) -> Any:
     raw = await request.read()
     if not raw.strip():
@@ -38,18 +44,61 @@ async def _json_body(request: web.Request) -> Any:
             "The request body is empty; send a JSON object.", code=ErrorCode.REQUEST_INVALID_JSON
         )
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_not_json)
     except ValueError as exc:
         raise BadRequest(
             f"The body is not valid JSON: {exc}.", code=ErrorCode.REQUEST_INVALID_JSON
         ) from None
+    except RecursionError:
+        raise BadRequest(
+            "The body is nested too deeply to be a command message.",
+            code=ErrorCode.REQUEST_INVALID_JSON,
+        ) from None
 
 
-async def _run(request: web.Request, name: str, params: Any) -> web.Response:
+def _query(request: web.Request, *, path_keys: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The query parameters as command params; a key the path sets, or a repeated key that
+    takes one value, is refused rather than silently dropped."""
+    params: dict[str, Any] = {}
+    for key in request.query:
+        if key in params:
+            continue
+        values = request.query.getall(key)
+        if key in path_keys:
+            raise BadRequest(
+                f"{key} is given by the path; remove it from the query string.",
+                code=ErrorCode.VALIDATION_INVALID_PARAMS,
+                details={"errors": [{"field": f"params.{key}", "problem": "set by the path"}]},
+            )
+        if len(values) > 1 and key not in _LIST_PARAMS:
+            raise BadRequest(
+                f"{key} is given {len(values)} times; give it once.",
+                code=ErrorCode.VALIDATION_INVALID_PARAMS,
+                details={"errors": [{"field": f"params.{key}", "problem": "repeated"}]},
+            )
+        params[key] = values if key in _LIST_PARAMS else values[0]
+    return params
+
+
+async def _run(request: web.Request, name: str, params: Any, *, strict: bool) -> web.Response:
     command = REGISTRY.get(name)
     assert command is not None, name
-    reply = await request.app[DISPATCHER].run(command, params, can_write=_can_write(request))
+    reply = await request.app[DISPATCHER].run(
+        command, params, can_write=_can_write(request), strict=strict
+    )
     return reply_response(reply)
+
+
+async def _run_query(
+    request: web.Request, name: str, *, path: dict[str, str] | None = None
+) -> web.Response:
+    """A command whose params come from the query string (and the path)."""
+    path = path or {}
+    try:
+        params = {**_query(request, path_keys=tuple(path)), **path}
+    except BadRequest as exc:
+        return reply_response(error_reply(exc, name))
+    return await _run(request, name, params, strict=False)
 
 
 async def cmd(request: web.Request) -> web.Response:
@@ -66,15 +115,13 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def list_tasks(request: web.Request) -> web.Response:
-    params: dict[str, Any] = dict(request.query)
-    if "status" in params:
-        params["status"] = request.query.getall("status")
-    return await _run(request, "queue_list_tasks", params)
+    return await _run_query(request, "queue_list_tasks")
 
 
 async def get_task(request: web.Request) -> web.Response:
-    params = {**request.query, "task_id": request.match_info["task_id"]}
-    return await _run(request, "queue_task_status", params)
+    return await _run_query(
+        request, "queue_task_status", path={"task_id": request.match_info["task_id"]}
+    )
 
 
 async def submit_task(request: web.Request) -> web.Response:
@@ -86,26 +133,30 @@ async def submit_task(request: web.Request) -> web.Response:
                 '"params": {...}}.',
                 code=ErrorCode.VALIDATION_INVALID_PARAMS,
             )
+        extra = sorted(str(k) for k in body if k not in _SUBMIT_KEYS)
+        if extra:
+            raise BadRequest(
+                f"Unknown keys {extra[:20]}: a submission has only task_type and params.",
+                code=ErrorCode.REQUEST_INVALID_MESSAGE,
+                details={"unknown_keys": extra[:20]},
+            )
     except BadRequest as exc:
         return reply_response(error_reply(exc))
-    return await _run(request, body["task_type"], body.get("params") or {})
+    params = body.get("params")
+    return await _run(request, body["task_type"], {} if params is None else params, strict=True)
 
 
 async def manage_task(request: web.Request) -> web.Response:
-    params = {
-        **request.query,
-        "task_id": request.match_info["task_id"],
-        "action": request.match_info["action"],
-    }
-    return await _run(request, "queue_manage", params)
+    path = {"task_id": request.match_info["task_id"], "action": request.match_info["action"]}
+    return await _run_query(request, "queue_manage", path=path)
 
 
 async def stats(request: web.Request) -> web.Response:
-    return await _run(request, "queue_status", dict(request.query))
+    return await _run_query(request, "queue_status")
 
 
 async def commands(request: web.Request) -> web.Response:
-    return await _run(request, "commands", {})
+    return await _run_query(request, "commands")
 
 
 async def events(request: web.Request) -> web.StreamResponse:
