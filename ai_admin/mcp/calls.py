@@ -1,0 +1,121 @@
+"""One tool call: validate, run the command through the dispatcher, and optionally wait.
+
+Every call goes through ``Dispatcher.run``, so a tool validates, refuses read-only tokens and
+reports errors exactly as ``POST /cmd`` does. Waiting follows the task's events: each change of
+its percentage becomes an MCP progress notification (``progress`` = percent, ``total`` = 100,
+``message`` = status and step) until the task finishes or the wait limit passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import mcp.types as types
+
+from ai_admin.agent import Agent
+from ai_admin.commands.dispatcher import Dispatcher
+from ai_admin.commands.registry import REGISTRY, Command, Registry
+from ai_admin.errors import AiAdminError
+from ai_admin.mcp.results import error_envelope, submitted_headline, task_result, tool_result
+from ai_admin.mcp.tools import WAIT_KEYS, WaitOptions, submits_task
+from ai_admin.queue.events import SubscriptionLagged
+from ai_admin.queue.models import DockerTask, TaskStatus
+from ai_admin.validation import parse
+
+__all__ = ["ProgressFn", "ToolCalls"]
+
+ProgressFn = Callable[[float, float | None, str | None], Awaitable[None]]
+"""``(progress, total, message)``: the SDK's ``ctx.session.report_progress``."""
+
+_PERCENT = 100.0
+
+
+class ToolCalls:
+    def __init__(self, agent: Agent, registry: Registry = REGISTRY) -> None:
+        self.agent = agent
+        self.registry = registry
+        self.dispatcher = Dispatcher(agent, registry)
+
+    async def call(
+        self,
+        name: str,
+        arguments: dict[str, Any] | None,
+        *,
+        can_write: bool,
+        progress: ProgressFn | None = None,
+    ) -> types.CallToolResult:
+        command = self.registry.get(name)
+        params = dict(arguments or {})
+        if command is None:  # the dispatcher's answer names the closest tools
+            reply = await self.dispatcher.dispatch({"action": name, "params": params})
+            return tool_result(reply.envelope)
+        wait: WaitOptions | None = None
+        if submits_task(command):
+            try:
+                wait_args = {k: params.pop(k) for k in WAIT_KEYS & params.keys()}
+                # strict, like the command's own params: JSON types must match the schema.
+                wait = parse(WaitOptions, wait_args, prefix="params.", strict=True)
+            except AiAdminError as exc:
+                return tool_result(error_envelope(exc, name))
+        reply = await self.dispatcher.run(command, params, can_write=can_write)
+        if not reply.success or wait is None:
+            return tool_result(reply.envelope)
+        data = reply.envelope["data"]
+        if not wait.wait:
+            return tool_result(reply.envelope, submitted_headline(name, data))
+        return await self._wait(command, data["merged_into"] or data["task_id"], wait, progress)
+
+    async def _wait(
+        self, command: Command[Any], task_id: str, wait: WaitOptions, progress: ProgressFn | None
+    ) -> types.CallToolResult:
+        queue = self.agent.queue
+        reporter = _Reporter(progress)
+        try:
+            with anyio.fail_after(wait.wait_timeout_s):
+                task = await _follow(self.agent, task_id, reporter)
+        except TimeoutError:
+            summary = await queue.get_task_summary(task_id)
+            return task_result(command.name, summary, finished=False)
+        summary = await queue.get_task_summary(task.id)
+        return task_result(command.name, summary, finished=True)
+
+
+async def _follow(agent: Agent, task_id: str, reporter: _Reporter) -> DockerTask:
+    """Report the task's progress until it has finished, and return it."""
+    queue = agent.queue
+    subscription = queue.subscribe(task_id)  # before reading the state: nothing is missed
+    try:
+        task = await queue.require_task(task_id)
+        await reporter(task.progress, task.status.value, task.current_step)
+        finished = task.status.is_finished
+        while not finished:
+            try:
+                event = await subscription.next()
+            except SubscriptionLagged:
+                break  # too far behind to report; wait_for still sees the end
+            if event is None:
+                break
+            await reporter(event["progress"], event["status"], event["current_step"])
+            finished = TaskStatus(event["status"]).is_finished
+    finally:
+        subscription.close()
+    return await queue.wait_for(task_id)
+
+
+class _Reporter:
+    """Sends progress only when the percentage grows, as MCP requires."""
+
+    def __init__(self, send: ProgressFn | None) -> None:
+        self._send = send
+        self._sent = -1.0
+
+    async def __call__(self, percent: float, status: str, step: str) -> None:
+        if self._send is None or percent <= self._sent:
+            return
+        self._sent = percent
+        try:
+            await self._send(percent, _PERCENT, f"{status}: {step}")
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._send = None  # the client has gone; the task still runs to its end

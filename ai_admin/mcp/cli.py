@@ -1,0 +1,66 @@
+"""``ai-admin mcp`` and ``ai-admin tools``, added to the CLI by ``register(app)``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ai_admin.config import ConfigError, load_settings
+from ai_admin.logging import setup_logging
+from ai_admin.mcp.tools import ToolFormat, export_tools
+
+__all__ = ["register"]
+
+
+def mcp(
+    config: Annotated[
+        Path | None, typer.Option(help="TOML configuration file (default: $AI_ADMIN_CONFIG).")
+    ] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Where the task database lives.")] = None,
+) -> None:
+    """Serve MCP on stdin/stdout, for desktop assistants.
+
+    Every command is a tool, each task's log a resource, and diagnose_task a prompt. The whole
+    agent (queue and Docker work) runs in this process; stdout carries only the protocol and
+    the log goes to stderr.
+    """
+    from ai_admin.mcp.stdio import serve_stdio  # the SDK loads only for this command
+
+    try:
+        settings = load_settings(config, {"data_dir": data_dir})
+    except ConfigError as exc:
+        for line in str(exc).splitlines():
+            print(f"ai-admin: configuration error: {line}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    setup_logging(settings.log_level, settings.log_format, stream=sys.stderr)
+    asyncio.run(serve_stdio(settings))
+
+
+def tools(
+    fmt: Annotated[
+        ToolFormat,
+        typer.Option(
+            "--format",
+            help="mcp: as tools/list answers; openai / anthropic: function schemas for "
+            "POST /cmd messages.",
+        ),
+    ] = ToolFormat.MCP,
+) -> None:
+    """Print every command's tool definition as JSON.
+
+    For assistants that take function schemas directly rather than speaking MCP.
+    """
+    print(json.dumps(export_tools(fmt), indent=2))
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``mcp`` and ``tools`` to ``app`` (once: a second call changes nothing)."""
+    known = {command.name for command in app.registered_commands}
+    for name, function in (("mcp", mcp), ("tools", tools)):
+        if name not in known:
+            app.command(name)(function)

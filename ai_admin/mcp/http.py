@@ -1,0 +1,222 @@
+"""MCP over streamable HTTP at ``/mcp``, inside the agent's aiohttp app, behind its tokens.
+
+The SDK's streamable HTTP transport (``StreamableHTTPSessionManager``) is an ASGI app; each
+aiohttp request is handed to it as one ASGI exchange: the scope built from the request, the
+body read up front (so the app's body limit answers 413 as on every route), the response
+streamed back as the transport writes it (SSE included, which carries progress).
+
+Every request needs a valid bearer token (401 otherwise). The token's access travels in the
+scope to the tools: a read-only token may call read-only tools only. An MCP session belongs to
+the token that opened it; another token gets 404 for it, as if it did not exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import MutableMapping
+from typing import Any
+
+import anyio
+from aiohttp import web
+from loguru import logger
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+from ai_admin.agent import Agent
+from ai_admin.commands.dispatcher import error_reply
+from ai_admin.errors import BadRequest, ErrorCode
+from ai_admin.http.auth import Tokens
+from ai_admin.http.routes import ACCESS, reply_response
+from ai_admin.mcp import MCP_METHODS, MCP_PATH
+from ai_admin.mcp.server import ACCESS_SCOPE_KEY, build_server
+
+__all__ = ["MCP_PATH", "mount_mcp"]
+
+Scope = MutableMapping[str, Any]  # ASGI's, as the SDK types them
+Message = MutableMapping[str, Any]
+_DISCONNECT_POLL_S = 1.0
+_STOP_WAIT_S = 5.0
+
+
+def mount_mcp(app: web.Application, agent: Agent, tokens: Tokens) -> None:
+    """Serve MCP at ``/mcp`` in ``app``; its sessions start and end with the app.
+
+    Once per app: a second call changes nothing.
+    """
+    if _SERVICE in app:
+        return
+    service = _McpService(StreamableHTTPSessionManager(build_server(agent)))
+    app[_SERVICE] = service
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        access = request.get(ACCESS) or _authenticate(request, tokens)
+        if isinstance(access, web.StreamResponse):
+            return access
+        return await service.handle(request, str(access))
+
+    for method in MCP_METHODS:
+        app.router.add_route(method, MCP_PATH, handle)
+    app.on_startup.append(service.start)
+    # On shutdown, not cleanup: open MCP streams must end before aiohttp waits for handlers.
+    app.on_shutdown.append(service.stop)
+    app.on_cleanup.append(service.stop)
+
+
+def _authenticate(request: web.Request, tokens: Tokens) -> str | web.StreamResponse:
+    """For an app without the auth middleware: the token's access, or the 401 answer."""
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        error = BadRequest("Send Authorization: Bearer <token>.", code=ErrorCode.AUTH_REQUIRED)
+        return reply_response(error_reply(error))
+    access = tokens.access(presented.strip())
+    if access is None:
+        error = BadRequest("The bearer token is not valid.", code=ErrorCode.AUTH_INVALID_TOKEN)
+        return reply_response(error_reply(error))
+    return access
+
+
+class _McpService:
+    """The session manager, run in a task of its own for as long as the app runs.
+
+    Its ``run()`` holds an anyio task group, which must be entered and left in one task;
+    aiohttp's start-up and clean-up hooks may run in different ones.
+    """
+
+    def __init__(self, manager: StreamableHTTPSessionManager) -> None:
+        self.manager = manager
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self._jobs: set[asyncio.Task[None]] = set()
+
+    async def start(self, app: web.Application) -> None:
+        ready = asyncio.Event()
+        self._task = asyncio.create_task(self._run(ready), name="mcp-sessions")
+        waiter = asyncio.create_task(ready.wait())
+        await asyncio.wait({self._task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if self._task.done():
+            self._task.result()  # raises what stopped it
+
+    async def _run(self, ready: asyncio.Event) -> None:
+        async with self.manager.run():
+            ready.set()
+            await self._stop.wait()
+
+    async def stop(self, app: web.Application) -> None:
+        """End every session, then every exchange still open (a 2026-07-28 request runs in
+        its own exchange, outside the sessions), so aiohttp need not wait for them."""
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+        for job in self._jobs:
+            job.cancel()
+        if self._jobs:
+            await asyncio.wait(self._jobs, timeout=_STOP_WAIT_S)
+
+    async def handle(self, request: web.Request, access: str) -> web.StreamResponse:
+        exchange = _Exchange(request, await request.read())
+        # An ASGI app is never cancelled by its server (it hears http.disconnect instead), and
+        # the SDK relies on that: a cancelled opening request discards its new session. So the
+        # exchange runs in a task of its own that a cancelled aiohttp handler leaves running.
+        job = asyncio.create_task(self._serve(request, access, exchange))
+        self._jobs.add(job)
+        job.add_done_callback(self._jobs.discard)
+        try:
+            await asyncio.shield(job)
+        except asyncio.CancelledError:
+            exchange.finish()  # the client has gone: receive() now says so
+            raise
+        if exchange.response is None:
+            error = BadRequest("The MCP transport gave no answer.", code=ErrorCode.INTERNAL_ERROR)
+            return reply_response(error_reply(error))
+        return exchange.response
+
+    async def _serve(self, request: web.Request, access: str, exchange: _Exchange) -> None:
+        try:
+            scope = _scope(request, access)
+            await self.manager.handle_request(scope, exchange.receive, exchange.send)
+        except Exception as exc:
+            if not _is_disconnect(exc):
+                logger.opt(exception=exc).error("MCP request {} failed", request.method)
+        finally:
+            exchange.finish()
+
+
+_SERVICE = web.AppKey("ai_admin.mcp", _McpService)
+
+
+def _scope(request: web.Request, access: str) -> Scope:
+    token = request.headers.get("Authorization", "").partition(" ")[2].strip()
+    # The principal that owns a session: the token's digest, never the token itself.
+    principal = hashlib.sha256(token.encode()).hexdigest()[:32]
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    host, _, port = request.host.rpartition(":")
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": f"{request.version.major}.{request.version.minor}",
+        "method": request.method,
+        "scheme": request.scheme,
+        "path": request.path,
+        "raw_path": request.raw_path.partition("?")[0].encode(),
+        "root_path": "",
+        "query_string": request.query_string.encode(),
+        "headers": [(k.lower(), v) for k, v in request.raw_headers],
+        "client": tuple(peer[:2]) if isinstance(peer, tuple) else None,
+        "server": (host, int(port)) if port.isdigit() else (request.host, None),
+        "user": AuthenticatedUser(
+            AccessToken(token=principal, client_id=f"{access}:{principal}", scopes=[access])
+        ),
+        ACCESS_SCOPE_KEY: access,
+    }
+
+
+class _Exchange:
+    """One request's ASGI ``receive`` and ``send`` over aiohttp."""
+
+    def __init__(self, request: web.Request, body: bytes) -> None:
+        self._request = request
+        self._body: bytes | None = body
+        self._done = anyio.Event()
+        self.response: web.StreamResponse | None = None
+
+    async def receive(self) -> Message:
+        if self._body is not None:
+            body, self._body = self._body, None
+            return {"type": "http.request", "body": body, "more_body": False}
+        # anyio, not asyncio.wait_for: the SDK cancels this through anyio cancel scopes.
+        while not self._done.is_set() and not self._client_gone():
+            with anyio.move_on_after(_DISCONNECT_POLL_S):
+                await self._done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            response = web.StreamResponse(status=message["status"])
+            for name, value in message.get("headers", []):
+                response.headers.add(name.decode("latin-1"), value.decode("latin-1"))
+            self.response = response
+        elif message["type"] == "http.response.body" and self.response is not None:
+            if not self.response.prepared:
+                await self.response.prepare(self._request)
+            body = message.get("body", b"")
+            if body:
+                await self.response.write(body)
+            if not message.get("more_body", False):
+                await self.response.write_eof()
+                self._done.set()
+
+    def finish(self) -> None:
+        self._done.set()
+
+    def _client_gone(self) -> bool:
+        transport = self._request.transport
+        return transport is None or transport.is_closing()
+
+
+def _is_disconnect(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_is_disconnect(e) for e in exc.exceptions)
+    return isinstance(exc, ConnectionError)
