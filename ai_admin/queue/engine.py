@@ -65,6 +65,8 @@ class _Run:
     begun: bool = False
     finishing: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    # The "running" write, queued at launch; the outcome is written after it.
+    started: asyncio.Future[None] | None = None
     # Progress and log events wait here until the "running" state has been announced.
     held: list[dict[str, Any]] | None = field(default_factory=list)
 
@@ -101,6 +103,7 @@ class QueueEngine:
         self._rng = rng or random.Random()
         self._tasks: dict[str, DockerTask] = {}
         self._counted: dict[str, TaskClass] = {}
+        self._last_write: dict[str, asyncio.Future[None]] = {}  # per live task
         self._secrets: dict[str, dict[str, Any]] = {}
         self._merge_keys: dict[str, str] = {}
         self._by_merge_key: dict[str, str] = {}
@@ -364,6 +367,10 @@ class QueueEngine:
         )
         run = _Run(task, ctx, started_s=now)
         self._running[task.id] = run
+        # Queued now, with the change, so no reader sees "running" before it is being written.
+        # It is announced once durable; the executor starts meanwhile (a crash before the
+        # write lands just leaves the task pending, to run again).
+        run.started = self._record_then_announce(task, run)
         run.job = asyncio.create_task(self._run(run), name=f"ai-admin-task-{task.id}")
 
     # -- running ---------------------------------------------------------------------------------
@@ -372,9 +379,8 @@ class QueueEngine:
         run.begun = True
         task = run.task
         deadline = asyncio.timeout(task.timeout_s)
-        # The "running" write is queued now and announced once durable; the executor starts
-        # meanwhile (a crash before the write lands just leaves the task pending, to run again).
-        started = self._record_then_announce(task, run)
+        started = run.started
+        assert started is not None
         try:
             executor = self._executors.get(task.task_type)
             if executor is None:
@@ -490,14 +496,22 @@ class QueueEngine:
 
     # -- recording -------------------------------------------------------------------------------
 
-    def _record(self, *tasks: DockerTask) -> Awaitable[None]:
-        """Start making the tasks' current state durable; writes land in call order."""
+    def _record(self, *tasks: DockerTask) -> asyncio.Future[None]:
+        """Start making the tasks' current state durable; writes land in call order.
+
+        Every state change calls this with no ``await`` between the change and the call, so
+        a reader that waits for a task's last write (``get_task``) sees only durable states.
+        """
         for task in tasks:
             after = TaskClass.of(task)
             self._stats.move(self._counted.get(task.id), after)
             self._counted[task.id] = after
             self._dirty.discard(task.id)
-        return self._store.save(tasks, self._stats.counters)
+        write = asyncio.ensure_future(self._store.save(tasks, self._stats.counters))
+        for task in tasks:
+            if task.id in self._tasks:
+                self._last_write[task.id] = write
+        return write
 
     async def _commit(self, *tasks: DockerTask) -> None:
         """Make the tasks' current state durable, then tell subscribers and waiters."""
@@ -534,6 +548,7 @@ class QueueEngine:
         self._dequeue(task)
         self._tasks.pop(task.id, None)
         self._counted.pop(task.id, None)
+        self._last_write.pop(task.id, None)
         self._merge_keys.pop(task.id, None)
         if task.status not in RETRYABLE_STATUSES:  # a manual retry still needs the credentials
             self._secrets.pop(task.id, None)
@@ -580,7 +595,11 @@ class QueueEngine:
     # -- reading ---------------------------------------------------------------------------------
 
     async def get_task(self, task_id: str) -> DockerTask | None:
+        """The task as last committed: a live task is returned once its last write is durable."""
         await self.start()
+        while (write := self._last_write.get(task_id)) is not None and not write.done():
+            with contextlib.suppress(Exception):  # a failed write is logged where it is made
+                await asyncio.shield(write)
         task = self._tasks.get(task_id)
         return task if task is not None else await self._store.get(task_id)
 
@@ -703,7 +722,11 @@ class QueueEngine:
     # -- control ---------------------------------------------------------------------------------
 
     async def _live_for(self, task_id: str, action: Action, force: bool = False) -> DockerTask:
-        task = await self.require_task(task_id)
+        # The in-memory state decides transitions at once; only what is reported waits.
+        await self.start()
+        task = self._tasks.get(task_id) or await self._store.get(task_id)
+        if task is None:
+            raise TaskNotFound(task_id)
         check_action(task, action, force=force)
         return task
 

@@ -1,9 +1,11 @@
 """The embedded store: one SQLite file in WAL mode, written by one thread with group commit.
 
-All database work runs on a dedicated thread so the event loop never blocks. Whatever jobs are
-waiting when the thread wakes run in one transaction and one commit, so many concurrent saves
-cost one fsync-bounded commit instead of one each. ``synchronous=NORMAL`` in WAL mode keeps every
-commit across a crash of the agent (``kill -9``); ``FULL`` also survives power loss.
+All database work runs on two dedicated threads so the event loop never blocks: a writer and a
+reader, each with its own connection (WAL lets reads proceed while a write commits). Whatever
+writes are waiting when the writer wakes run in one transaction and one commit, so many
+concurrent saves cost one fsync-bounded commit instead of one each. ``synchronous=NORMAL`` in
+WAL mode keeps every commit across a crash of the agent (``kill -9``); ``FULL`` also survives
+power loss.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ai_admin.queue.store import TaskQuery
 
 T = TypeVar("T")
 _MAX_BATCH = 2_000
+_CACHE_KIB = 16_384  # page cache per connection; the default 2 MB misses on a large history
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -60,6 +63,7 @@ Row = tuple[str, int, str, str, str, int, int, float, str | None, int, int, str]
 CounterRows = list[tuple[str, float]]
 # (work, its future, the queue's counters as of the call: only a batch's newest are written)
 _Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], CounterRows | None]
+_Read = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]
 
 
 def _row(task: DockerTask) -> Row:
@@ -91,6 +95,8 @@ class SqliteStore:
         self._synchronous = synchronous
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._reads: queue.SimpleQueue[_Read | None] = queue.SimpleQueue()
+        self._reader: threading.Thread | None = None
 
     # -- the writer thread -----------------------------------------------------------------------
 
@@ -103,13 +109,20 @@ class SqliteStore:
             target=self._serve, args=(ready,), name="ai-admin-sqlite", daemon=True
         )
         self._thread.start()
-        await ready
+        await ready  # the writer has created the schema
+        reader_ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._reader = threading.Thread(
+            target=self._serve_reads, args=(reader_ready,), name="ai-admin-sqlite-read", daemon=True
+        )
+        self._reader.start()
+        await reader_ready
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
         conn.executescript(_SCHEMA)
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (_SCHEMA_VERSION,))
         return conn
@@ -125,6 +138,32 @@ class SqliteStore:
         try:
             while (batch := self._next_batch()) is not None:
                 self._run_batch(conn, batch)
+        finally:
+            conn.close()
+
+    def _serve_reads(self, ready: asyncio.Future[None]) -> None:
+        loop = ready.get_loop()
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
+            conn.execute("PRAGMA query_only=1")
+        except Exception as exc:
+            loop.call_soon_threadsafe(_settle, ready, False, exc)
+            return
+        loop.call_soon_threadsafe(_settle, ready, True, None)
+        try:
+            while (job := self._reads.get()) is not None:
+                fn, fut = job
+                try:
+                    conn.execute("BEGIN")  # one snapshot for the job's queries
+                    try:
+                        ok, value = True, fn(conn)
+                    finally:
+                        conn.execute("COMMIT")
+                except Exception as exc:
+                    ok, value = False, exc
+                fut.get_loop().call_soon_threadsafe(_settle, fut, ok, value)
         finally:
             conn.close()
 
@@ -184,14 +223,23 @@ class SqliteStore:
         return fut
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._submit(fn)
+        """Run a read on the reader thread."""
+        if self._reader is None:
+            raise RuntimeError("store is not open")
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._reads.put((fn, fut))
+        return await fut
 
     async def close(self) -> None:
-        thread, self._thread = self._thread, None  # later calls fail instead of never settling
-        if thread is None:
-            return
-        self._jobs.put(None)
-        await asyncio.to_thread(thread.join)
+        # Cleared first: later calls fail instead of never settling.
+        thread, self._thread = self._thread, None
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            self._reads.put(None)
+            await asyncio.to_thread(reader.join)
+        if thread is not None:
+            self._jobs.put(None)
+            await asyncio.to_thread(thread.join)
 
     # -- the interface -------------------------------------------------------------------------
 
@@ -246,7 +294,7 @@ class SqliteStore:
             cur = conn.execute(f"DELETE FROM tasks WHERE status IN ({marks})", values)  # noqa: S608
             return cur.rowcount
 
-        return await self._call(write) if values else 0
+        return await self._submit(write) if values else 0
 
     async def class_counts(self) -> dict[TaskClass, int]:
         errors = ",".join(f"'{s.value}'" for s in ERROR_STATUSES)

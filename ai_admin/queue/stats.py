@@ -59,6 +59,8 @@ class QueueStats:
         self.gauges: Counter[TaskClass] = Counter()
         self.counters: dict[str, float] = dict.fromkeys(COUNTER_NAMES, 0.0)
         self._created_per_minute: Counter[int] = Counter()
+        # (minute it was summed in, last 24 h, last hour): re-summed once a minute at most
+        self._recent: tuple[int, int, int] | None = None
 
     # -- updates -------------------------------------------------------------------------------
 
@@ -76,7 +78,13 @@ class QueueStats:
         self.counters[name] += amount
 
     def created(self, at_s: float, n: int = 1) -> None:
-        self._created_per_minute[int(at_s // _BUCKET_S)] += n
+        minute = int(at_s // _BUCKET_S)
+        self._created_per_minute[minute] += n
+        if self._recent is not None and self._recent[0] == minute:
+            _, day, hour = self._recent
+            self._recent = (minute, day + n, hour + n)
+        else:
+            self._recent = None
         if len(self._created_per_minute) > _DAY_BUCKETS + 60:
             self._prune(time.time())
 
@@ -91,6 +99,14 @@ class QueueStats:
         first = int(since_s // _BUCKET_S)
         return sum(n for m, n in self._created_per_minute.items() if m >= first)
 
+    def _recent_activity(self, now_s: float) -> tuple[int, int]:
+        minute = int(now_s // _BUCKET_S)
+        if self._recent is None or self._recent[0] != minute:
+            self._prune(now_s)
+            day, hour = self._created_since(now_s - 86_400), self._created_since(now_s - 3_600)
+            self._recent = (minute, day, hour)
+        return self._recent[1], self._recent[2]
+
     def distribution(self, field: str) -> dict[str, int]:
         out: Counter[str] = Counter()
         for cls, n in self.gauges.items():
@@ -102,7 +118,7 @@ class QueueStats:
     def snapshot(self, *, max_concurrent: int, running: int, queue_size: int) -> dict[str, Any]:
         """The statistics in the seed's shape, plus the production counters."""
         now = time.time()
-        self._prune(now)
+        last_24_hours, last_hour = self._recent_activity(now)
         c = self.counters
         finished_runs = c["completed"] + c["failed"] + c["timed_out"]
         total = sum(self.gauges.values())
@@ -134,8 +150,8 @@ class QueueStats:
                 ),
             },
             "recent_activity": {
-                "last_24_hours": self._created_since(now - 86_400),
-                "last_hour": self._created_since(now - 3_600),
+                "last_24_hours": last_24_hours,
+                "last_hour": last_hour,
             },
             "counters": self.counter_snapshot(),
         }

@@ -152,7 +152,7 @@ async def test_no_log_is_kept_when_task_log_lines_is_zero(make_engine: EngineFac
 
 
 class RecordingStore(SqliteStore):
-    """SQLite, plus a record of every task state handed to ``save``."""
+    """SQLite, plus a record of every task state handed to ``save``, once it is committed."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
@@ -160,10 +160,17 @@ class RecordingStore(SqliteStore):
         self._changed = asyncio.Event()
 
     def save(self, tasks: Sequence[DockerTask], counters: Any = None) -> asyncio.Future[None]:
-        self.saved.extend((t.id, t.status.value, t.progress) for t in tasks)
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
-        return super().save(tasks, counters)
+        states = [(t.id, t.status.value, t.progress) for t in tasks]
+        write = super().save(tasks, counters)
+
+        def committed(f: asyncio.Future[None]) -> None:
+            if not f.cancelled() and f.exception() is None:
+                self.saved.extend(states)
+                changed, self._changed = self._changed, asyncio.Event()
+                changed.set()
+
+        write.add_done_callback(committed)
+        return write
 
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
         async with asyncio.timeout(15):
