@@ -36,6 +36,7 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX,
         extra="forbid",
         validate_default=True,
+        allow_inf_nan=False,
     )
 
     data_dir: Path = Field(default_factory=default_data_dir)
@@ -63,6 +64,13 @@ class Settings(BaseSettings):
 
     log_level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
+
+    @model_validator(mode="after")
+    def _tokens_not_blank(self) -> Settings:
+        tokens = [self.token] if self.token is not None else []
+        if any(not t.get_secret_value().strip() for t in [*tokens, *self.read_only_tokens]):
+            raise ValueError("tokens must not be empty (unset token to have one generated)")
+        return self
 
     @model_validator(mode="after")
     def _retry_cap_covers_base(self) -> Settings:

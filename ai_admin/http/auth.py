@@ -61,7 +61,10 @@ def load_tokens(settings: Settings) -> tuple[Tokens, bool]:
         )
     path = Path(settings.data_dir) / TOKEN_FILE
     if path.is_file():
-        return Tokens(path.read_text().strip(), read_only), False
+        token = path.read_text().strip()
+        if not token:
+            raise InsecureListen(f"the token file {path} is empty: delete it to generate a new one")
+        return Tokens(token, read_only), False
     path.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -154,3 +154,21 @@ def test_misspelled_environment_variable_stops_start_up(monkeypatch: pytest.Monk
     with pytest.raises(ConfigError) as err:
         load_settings()
     assert "AI_ADMIN_PORTT: unknown setting" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("AI_ADMIN_RETRY_CAP_S", "inf"),
+        ("AI_ADMIN_DEFAULT_TIMEOUT_S", "nan"),
+        ("AI_ADMIN_TOKEN", ""),
+        ("AI_ADMIN_TOKEN", "   "),
+        ("AI_ADMIN_READ_ONLY_TOKENS", '[""]'),
+    ],
+)
+def test_values_that_would_disable_a_limit_or_a_token_are_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError):
+        load_settings()
