@@ -152,6 +152,30 @@ _BUILD_RULES: tuple[Rule, ...] = (
         _BK_SOURCE_HINT,
     ),
     Rule(
+        _re(
+            r"dockerfile parse error (?:on )?line (?P<line>\d+): "
+            r"unknown instruction: (?P<instruction>\S+)"
+        ),
+        C.DOCKER_BUILD_FAILED,
+        "the Dockerfile has an unknown instruction `{instruction}` on line {line}",
+        "Fix or remove `{instruction}` on line {line} of the Dockerfile (FROM, RUN, COPY, ADD, "
+        "ENV, ARG, WORKDIR, USER, EXPOSE, LABEL, VOLUME, CMD, ENTRYPOINT, …).",
+    ),
+    Rule(
+        _re(r"invalid from flag value (?P<stage>[^\s:]+)"),
+        C.DOCKER_BUILD_FAILED,
+        "`COPY --from={stage}` names no earlier stage and no image the engine could get",
+        "Check the name in `COPY --from={stage}`: stages are named by `FROM … AS <name>`; "
+        "an image there must exist locally or be pullable.",
+        transient=False,
+    ),
+    Rule(
+        _re(r"failed to reach build target (?P<target>\S+) in Dockerfile"),
+        C.DOCKER_BUILD_FAILED,
+        "the Dockerfile has no stage named `{target}`",
+        "Set `target` to a name from a `FROM … AS <name>` line, or leave it out.",
+    ),
+    Rule(
         _re(r"unknown instruction: (?P<instruction>\S+)"),
         C.DOCKER_BUILD_FAILED,
         "the Dockerfile has an unknown instruction `{instruction}`",

@@ -502,7 +502,7 @@ def test_an_unknown_instruction_is_named() -> None:
     clf = classify("dockerfile parse error line 2: unknown instruction: FOO", "build")
 
     assert "`FOO`" in clf.message
-    assert clf.suggestions[0].startswith("Fix or remove `FOO` in the Dockerfile")
+    assert clf.suggestions[0].startswith("Fix or remove `FOO` on line 2 of the Dockerfile")
 
 
 def test_authentication_suggestions_name_the_registry() -> None:
@@ -753,3 +753,28 @@ def test_a_credential_in_an_exception_never_leaves() -> None:
 )
 def test_scrubbing_leaves_ordinary_text_alone(message: str) -> None:
     assert classify(message, "push").details["docker_message"] == message
+
+
+def test_a_parse_error_keeps_its_line_number() -> None:
+    clf = classify("dockerfile parse error line 3: unknown instruction: FROBNICATE", "build")
+    assert clf.code is ErrorCode.DOCKER_BUILD_FAILED
+    assert "line 3" in clf.message
+    assert "FROBNICATE" in clf.suggestions[0]
+
+
+def test_a_misspelled_copy_from_stage_is_a_build_failure_not_a_network_error() -> None:
+    # Produced here: with no registry reachable, the engine tries to pull the "stage" as an image.
+    message = (
+        'invalid from flag value nope: Get "https://registry-1.docker.io/v2/": dial tcp: '
+        "lookup registry-1.docker.io on 10.0.0.1:53: no such host"
+    )
+    clf = classify(message, "build")
+    assert clf.code is ErrorCode.DOCKER_BUILD_FAILED
+    assert clf.transient is False
+    assert "COPY --from=nope" in clf.suggestions[0]
+
+
+def test_a_missing_build_target_names_it() -> None:
+    clf = classify("failed to reach build target nope in Dockerfile", "build")
+    assert clf.code is ErrorCode.DOCKER_BUILD_FAILED
+    assert "`nope`" in clf.message
