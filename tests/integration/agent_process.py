@@ -7,6 +7,7 @@ credential canary test greps them). ``stop()`` sends SIGTERM and waits for a cle
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -16,9 +17,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
@@ -156,3 +158,12 @@ def launch(
             agent.stop()
             raise
     return agent
+
+
+@contextlib.contextmanager
+def serving(data_dir: Path, **options: Any) -> Iterator[AgentProcess]:
+    """A running agent for a test module; on exit it must stop cleanly, with no traceback."""
+    running = launch(data_dir, **options)
+    yield running
+    assert running.stop() == 0, running.stderr()[-3000:]
+    assert "Traceback" not in running.stderr(), running.stderr()[-5000:]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_process import OPERATOR_TOKEN, AgentProcess, launch
+from agent_process import OPERATOR_TOKEN, AgentProcess, serving
 from dockerenv import ImageCleanup
 from http_client import Api, session
 
@@ -28,10 +28,8 @@ DEFAULT_CONCURRENCY = 4
 
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
-    running = launch(tmp_path_factory.mktemp("cmd") / "data")
-    yield running
-    assert running.stop() == 0, running.stderr()[-3000:]
-    assert "Traceback" not in running.stderr(), running.stderr()[-5000:]
+    with serving(tmp_path_factory.mktemp("cmd") / "data") as running:
+        yield running
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_process import OPERATOR_TOKEN, READ_ONLY_TOKEN, AgentProcess, launch
+from agent_process import OPERATOR_TOKEN, READ_ONLY_TOKEN, AgentProcess, launch, serving
 from http_client import Answer, Api, session, strict_json
 
 from ai_admin.agent import Agent
@@ -55,10 +55,8 @@ WRITES: list[tuple[str, str, Any]] = [
 
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
-    running = launch(tmp_path_factory.mktemp("security") / "data")
-    yield running
-    assert running.stop() == 0, running.stderr()[-3000:]
-    assert "Traceback" not in running.stderr(), running.stderr()[-5000:]
+    with serving(tmp_path_factory.mktemp("security") / "data") as running:
+        yield running
 
 
 @pytest.fixture
