@@ -119,6 +119,7 @@ def _agent_app(data_dir: Path) -> tuple[web.Application, Any]:
 
 
 async def serve(kind: str, data_dir: Path) -> None:
+    from ai_admin.cli.serve import settle_heap
     from ai_admin.logging import setup_logging
 
     setup_logging("WARNING")
@@ -131,6 +132,7 @@ async def serve(kind: str, data_dir: Path) -> None:
         await agent.queue.start()
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
+    settle_heap()  # as ai-admin serve does
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]

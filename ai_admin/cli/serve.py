@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 
 from aiohttp import web
@@ -18,6 +19,16 @@ class CannotListen(Exception):
     """The address is taken or not ours to bind; the message names it."""
 
 
+def settle_heap() -> None:
+    """Move everything built at start-up out of the garbage collector's sight.
+
+    Modules, models and schemas live as long as the process; without this every full
+    collection walks them again, a pause that shows as tail latency under load.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(settings: Settings) -> None:
     tokens, generated = load_tokens(settings)
     if generated:
@@ -27,6 +38,7 @@ async def serve(settings: Settings) -> None:
     await agent.start()
     runner = web.AppRunner(create_app(agent, tokens), access_log=None, handle_signals=False)
     await runner.setup()
+    settle_heap()
     try:
         site = web.TCPSite(runner, settings.host, settings.port)
         try:
