@@ -79,7 +79,7 @@ def _row(task: DockerTask) -> Row:
         task.error_code,
         task.retry_count,
         task.max_retries or 0,
-        task.model_dump_json(),
+        task.model_dump_json(exclude_none=True),  # every nullable field defaults to None
     )
 
 
