@@ -515,14 +515,14 @@ class QueueEngine:
 
     async def _commit(self, *tasks: DockerTask) -> None:
         """Make the tasks' current state durable, then tell subscribers and waiters."""
-        events = [self._event(t, "status", {}) for t in tasks]
+        events = [t.event("status") for t in tasks]
         await self._record(*tasks)
         self._announce(tasks, events)
 
     def _record_then_announce(self, task: DockerTask, run: _Run) -> asyncio.Future[None]:
         """Like ``_commit`` without waiting: the state as it is now is announced once durable,
         then the progress and log events the run reported meanwhile, in order."""
-        events = [self._event(task, "status", {})]
+        events = [task.event("status")]
         write = asyncio.ensure_future(self._record(task))
 
         def announce(f: asyncio.Future[None]) -> None:
@@ -560,26 +560,12 @@ class QueueEngine:
         self._dirty.add(task.id)
         run = self._running.get(task.id)
         if run is not None and run.held is not None:  # "running" not announced yet
-            run.held.append(self._event(task, kind, extra))
+            run.held.append(task.event(kind, **extra))
         else:
             self._publish(task, kind, extra)
 
     def _publish(self, task: DockerTask, kind: str, extra: dict[str, Any]) -> None:
-        self._events.publish(self._event(task, kind, extra))
-
-    @staticmethod
-    def _event(task: DockerTask, kind: str, extra: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "event": kind,
-            "task_id": task.id,
-            "task_type": task.task_type.value,
-            "status": task.status.value,
-            "progress": task.progress,
-            "current_step": task.current_step,
-            "error_code": task.error_code,
-            "at": time.time(),
-            **extra,
-        }
+        self._events.publish(task.event(kind, **extra))
 
     async def _flush_loop(self) -> None:
         while True:
@@ -638,41 +624,7 @@ class QueueEngine:
     async def get_task_summary(self, task_id: str) -> dict[str, Any]:
         """The seed's detailed view: status, timing, error with advice, retry state, position."""
         task = await self.require_task(task_id)
-        error = None
-        if task.error_code is not None:
-            error = {
-                "message": task.error,
-                "code": task.error_code,
-                "details": task.error_details,
-                "description": task.error_info.description if task.error_info else None,
-                "suggestions": task.error_info.suggestions if task.error_info else [],
-                "transient": task.error_info.transient if task.error_info else False,
-            }
-        return {
-            "task_id": task.id,
-            "task_type": task.task_type.value,
-            "status": {"value": task.status.value, "description": task.status.description},
-            "progress": task.progress,
-            "current_step": task.current_step,
-            "priority": task.priority.name.lower(),
-            "queue_position": self.queue_position(task),
-            "timing": {
-                "created_at": task.created_at,
-                "started_at": task.started_at,
-                "completed_at": task.completed_at,
-                "duration": task.duration_s,
-            },
-            "error": error,
-            "retry": {
-                "retry_count": task.retry_count,
-                "max_retries": task.max_retries,
-                "can_retry": task.can_retry,
-                "next_attempt_at": task.next_attempt_at,
-            },
-            "result": task.result,
-            "merged_into": task.merged_into,
-            "logs": list(task.logs),
-        }
+        return task.summary(self.queue_position(task))
 
     async def get_queue_stats(self) -> dict[str, Any]:
         await self.start()
@@ -690,7 +642,7 @@ class QueueEngine:
 
     def event_of(self, task: DockerTask, kind: str = "snapshot") -> dict[str, Any]:
         """A task's current state in the shape subscribers receive."""
-        return self._event(task, kind, {})
+        return task.event(kind)
 
     def end_subscriptions(self) -> None:
         """End every subscription (a server closing its event streams)."""

@@ -172,6 +172,59 @@ class DockerTask(BaseModel):
     def can_retry(self) -> bool:
         return self.status in RETRYABLE_STATUSES and self.retry_count < (self.max_retries or 0)
 
+    def summary(self, queue_position: int | None) -> dict[str, Any]:
+        """The seed's detailed view: status, timing, error with advice, retry state, position."""
+        error = None
+        if self.error_code is not None:
+            info = self.error_info
+            error = {
+                "message": self.error,
+                "code": self.error_code,
+                "details": self.error_details,
+                "description": info.description if info else None,
+                "suggestions": info.suggestions if info else [],
+                "transient": info.transient if info else False,
+            }
+        return {
+            "task_id": self.id,
+            "task_type": self.task_type.value,
+            "status": {"value": self.status.value, "description": self.status.description},
+            "progress": self.progress,
+            "current_step": self.current_step,
+            "priority": self.priority.name.lower(),
+            "queue_position": queue_position,
+            "timing": {
+                "created_at": self.created_at,
+                "started_at": self.started_at,
+                "completed_at": self.completed_at,
+                "duration": self.duration_s,
+            },
+            "error": error,
+            "retry": {
+                "retry_count": self.retry_count,
+                "max_retries": self.max_retries,
+                "can_retry": self.can_retry,
+                "next_attempt_at": self.next_attempt_at,
+            },
+            "result": self.result,
+            "merged_into": self.merged_into,
+            "logs": list(self.logs),
+        }
+
+    def event(self, kind: str, **extra: Any) -> dict[str, Any]:
+        """The task's current state as subscribers receive it."""
+        return {
+            "event": kind,
+            "task_id": self.id,
+            "task_type": self.task_type.value,
+            "status": self.status.value,
+            "progress": self.progress,
+            "current_step": self.current_step,
+            "error_code": self.error_code,
+            "at": time.time(),
+            **extra,
+        }
+
     def public_dict(self, *, include_logs: bool = True) -> dict[str, Any]:
         """The task as clients see it (status with description, can_retry, no internals)."""
         data = self.model_dump(mode="json", exclude={"seq", "paused_from", "queued_at", "logs"})
