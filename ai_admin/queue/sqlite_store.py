@@ -153,19 +153,37 @@ class SqliteStore:
             return
         loop.call_soon_threadsafe(_settle, ready, True, None)
         try:
-            while (job := self._reads.get()) is not None:
-                fn, fut = job
+            while (batch := self._next_reads()) is not None:
+                # The reads waiting together share one snapshot and one wake-up of the loop.
+                settled: list[tuple[asyncio.Future[Any], bool, Any]] = []
+                conn.execute("BEGIN")
                 try:
-                    conn.execute("BEGIN")  # one snapshot for the job's queries
-                    try:
-                        ok, value = True, fn(conn)
-                    finally:
-                        conn.execute("COMMIT")
-                except Exception as exc:
-                    ok, value = False, exc
-                fut.get_loop().call_soon_threadsafe(_settle, fut, ok, value)
+                    for fn, fut in batch:
+                        try:
+                            settled.append((fut, True, fn(conn)))
+                        except Exception as exc:
+                            settled.append((fut, False, exc))
+                finally:
+                    conn.execute("COMMIT")
+                batch[0][1].get_loop().call_soon_threadsafe(_settle_all, settled)
         finally:
             conn.close()
+
+    def _next_reads(self) -> list[_Read] | None:
+        first = self._reads.get()
+        if first is None:
+            return None
+        batch = [first]
+        while len(batch) < _MAX_BATCH:
+            try:
+                job = self._reads.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:  # close: answer these, then stop
+                self._reads.put(None)
+                break
+            batch.append(job)
+        return batch
 
     def _next_batch(self) -> list[_Job] | None:
         first = self._jobs.get()
