@@ -353,10 +353,11 @@ class QueueEngine:
         task.status = TaskStatus.RUNNING
         task.current_step = f"Starting (attempt {task.retry_count + 1})"
         task.started_at = now
-        task.completed_at = task.duration_s = None
         task.progress = 0.0
-        task.paused_from = None
-        task.error = task.error_code = task.error_details = task.error_info = None
+        if task.retry_count or task.paused_from is not None:  # a fresh task has none of these
+            task.completed_at = task.duration_s = None
+            task.paused_from = None
+            task.error = task.error_code = task.error_details = task.error_info = None
         ctx = RunContext(
             task,
             join_secrets(task.params, self._secrets.get(task.id)),

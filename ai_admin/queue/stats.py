@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ai_admin.queue.models import DockerTask, TaskStatus
 
@@ -33,9 +32,8 @@ _BUCKET_S = 60
 _DAY_BUCKETS = 24 * 60
 
 
-@dataclass(frozen=True, slots=True)
-class TaskClass:
-    """What the gauges count a task under."""
+class TaskClass(NamedTuple):
+    """What the gauges count a task under (a tuple: built at every state change)."""
 
     status: str
     task_type: str
@@ -46,11 +44,11 @@ class TaskClass:
     @classmethod
     def of(cls, task: DockerTask) -> TaskClass:
         return cls(
-            status=task.status.value,
-            task_type=task.task_type.value,
-            error_code=task.error_code if task.status in ERROR_STATUSES else None,
-            has_retries=task.retry_count > 0,
-            at_max_retries=task.retry_count >= (task.max_retries or 0),
+            task.status.value,
+            task.task_type.value,
+            task.error_code if task.status in ERROR_STATUSES else None,
+            task.retry_count > 0,
+            task.retry_count >= (task.max_retries or 0),
         )
 
 
