@@ -23,6 +23,7 @@ from ai_admin.queue.stats import ERROR_STATUSES, TaskClass
 from ai_admin.queue.store import TaskQuery
 
 T = TypeVar("T")
+J = TypeVar("J")
 _MAX_BATCH = 2_000
 _CACHE_KIB = 16_384  # page cache per connection; the default 2 MB misses on a large history
 
@@ -98,24 +99,17 @@ class SqliteStore:
         self._reads: queue.SimpleQueue[_Read | None] = queue.SimpleQueue()
         self._reader: threading.Thread | None = None
 
-    # -- the writer thread -----------------------------------------------------------------------
+    # -- the threads -----------------------------------------------------------------------------
 
     async def open(self) -> None:
         if self._thread is not None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._thread = threading.Thread(
-            target=self._serve, args=(ready,), name="ai-admin-sqlite", daemon=True
+        # The writer first: it creates the schema the reader's connection expects.
+        self._thread = await _start("ai-admin-sqlite", self._connect, self._jobs, self._run_batch)
+        self._reader = await _start(
+            "ai-admin-sqlite-read", self._connect_reader, self._reads, self._run_reads
         )
-        self._thread.start()
-        await ready  # the writer has created the schema
-        reader_ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._reader = threading.Thread(
-            target=self._serve_reads, args=(reader_ready,), name="ai-admin-sqlite-read", daemon=True
-        )
-        self._reader.start()
-        await reader_ready
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
@@ -127,79 +121,27 @@ class SqliteStore:
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (_SCHEMA_VERSION,))
         return conn
 
-    def _serve(self, ready: asyncio.Future[None]) -> None:
-        loop = ready.get_loop()
-        try:
-            conn = self._connect()
-        except Exception as exc:  # reported to open()'s caller
-            loop.call_soon_threadsafe(_settle, ready, False, exc)
-            return
-        loop.call_soon_threadsafe(_settle, ready, True, None)
-        try:
-            while (batch := self._next_batch()) is not None:
-                self._run_batch(conn, batch)
-        finally:
-            conn.close()
+    def _connect_reader(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
+        conn.execute("PRAGMA query_only=1")
+        return conn
 
-    def _serve_reads(self, ready: asyncio.Future[None]) -> None:
-        loop = ready.get_loop()
+    @staticmethod
+    def _run_reads(conn: sqlite3.Connection, batch: list[_Read]) -> None:
+        """The reads waiting together share one snapshot and one wake-up of the loop."""
+        settled: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        conn.execute("BEGIN")
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
-            conn.execute("PRAGMA busy_timeout=5000")
-            conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
-            conn.execute("PRAGMA query_only=1")
-        except Exception as exc:
-            loop.call_soon_threadsafe(_settle, ready, False, exc)
-            return
-        loop.call_soon_threadsafe(_settle, ready, True, None)
-        try:
-            while (batch := self._next_reads()) is not None:
-                # The reads waiting together share one snapshot and one wake-up of the loop.
-                settled: list[tuple[asyncio.Future[Any], bool, Any]] = []
-                conn.execute("BEGIN")
+            for fn, fut in batch:
                 try:
-                    for fn, fut in batch:
-                        try:
-                            settled.append((fut, True, fn(conn)))
-                        except Exception as exc:
-                            settled.append((fut, False, exc))
-                finally:
-                    conn.execute("COMMIT")
-                batch[0][1].get_loop().call_soon_threadsafe(_settle_all, settled)
+                    settled.append((fut, True, fn(conn)))
+                except Exception as exc:
+                    settled.append((fut, False, exc))
         finally:
-            conn.close()
-
-    def _next_reads(self) -> list[_Read] | None:
-        first = self._reads.get()
-        if first is None:
-            return None
-        batch = [first]
-        while len(batch) < _MAX_BATCH:
-            try:
-                job = self._reads.get_nowait()
-            except queue.Empty:
-                break
-            if job is None:  # close: answer these, then stop
-                self._reads.put(None)
-                break
-            batch.append(job)
-        return batch
-
-    def _next_batch(self) -> list[_Job] | None:
-        first = self._jobs.get()
-        if first is None:
-            return None
-        batch = [first]
-        while len(batch) < _MAX_BATCH:
-            try:
-                job = self._jobs.get_nowait()
-            except queue.Empty:
-                break
-            if job is None:  # close: finish this batch, then stop
-                self._jobs.put(None)
-                break
-            batch.append(job)
-        return batch
+            conn.execute("COMMIT")
+        batch[0][1].get_loop().call_soon_threadsafe(_settle_all, settled)
 
     @classmethod
     def _run_batch(cls, conn: sqlite3.Connection, batch: list[_Job]) -> None:
@@ -360,6 +302,52 @@ def _where(query: TaskQuery) -> tuple[str, list[Any]]:
         clauses.append("queue = ?")
         args.append(query.queue)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+async def _start(
+    name: str,
+    connect: Callable[[], sqlite3.Connection],
+    jobs: queue.SimpleQueue[J | None],
+    run: Callable[[sqlite3.Connection, list[J]], None],
+) -> threading.Thread:
+    """A thread owning one connection that runs batches of jobs until it drains a None."""
+    ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def serve() -> None:
+        try:
+            conn = connect()
+        except Exception as exc:  # reported to open()'s caller
+            ready.get_loop().call_soon_threadsafe(_settle, ready, False, exc)
+            return
+        ready.get_loop().call_soon_threadsafe(_settle, ready, True, None)
+        try:
+            while (batch := _drain(jobs)) is not None:
+                run(conn, batch)
+        finally:
+            conn.close()
+
+    thread = threading.Thread(target=serve, name=name, daemon=True)
+    thread.start()
+    await ready
+    return thread
+
+
+def _drain(jobs: queue.SimpleQueue[J | None]) -> list[J] | None:
+    """Wait for a job, then take every job already waiting (a batch); None once closed."""
+    first = jobs.get()
+    if first is None:
+        return None
+    batch = [first]
+    while len(batch) < _MAX_BATCH:
+        try:
+            job = jobs.get_nowait()
+        except queue.Empty:
+            break
+        if job is None:  # closing: handle this batch, then stop
+            jobs.put(None)
+            break
+        batch.append(job)
+    return batch
 
 
 def _settle_all(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
