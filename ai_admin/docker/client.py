@@ -20,9 +20,9 @@ import docker
 from docker.utils import kwargs_from_env
 from loguru import logger
 
-from ai_admin.docker.errors import DockerOperation, classify
+from ai_admin.docker.errors import DockerOperation, classify, docker_errors
 from ai_admin.docker.progress import error_of
-from ai_admin.errors import ErrorCode, ExecutionError
+from ai_admin.errors import ExecutionError
 
 T = TypeVar("T")
 Chunk = dict[str, Any]
@@ -157,32 +157,17 @@ class DockerSession:
         self._client: StreamingClient | None = None
         self._threads: list[asyncio.Future[Any]] = []
 
-    def _classified(self, exc: BaseException) -> BaseException:
-        if isinstance(exc, docker.errors.DockerException | OSError | ValueError) or (
-            type(exc).__module__.startswith(("requests", "urllib3"))
-        ):
-            clf = classify(
-                exc, self.operation, image=self.image, registry=self.registry, path=self.path
-            )
-            error = clf.to_error()
-            error.__cause__ = exc
-            if error.code is ErrorCode.DOCKER_DAEMON_UNAVAILABLE:
-                # Docker's text names neither the socket nor the host: say which one it was.
-                where = engine_address(self._base_url)
-                error.details["docker_host"] = where
-                error.suggestions.insert(
-                    0,
-                    f"Check that a Docker engine listens at {where} (the agent's docker_host "
-                    "setting, else DOCKER_HOST).",
-                )
-            return error
-        return exc
+    def _context(self) -> dict[str, Any]:
+        """What the classifier needs to name the image, registry, file and engine involved."""
+        return {
+            "image": self.image,
+            "registry": self.registry,
+            "path": self.path,
+            "engine": engine_address(self._base_url),
+        }
 
     def chunk_error(self, chunk: Chunk) -> ExecutionError:
-        clf = classify(
-            chunk, self.operation, image=self.image, registry=self.registry, path=self.path
-        )
-        return clf.to_error()
+        return classify(chunk, self.operation, **self._context()).to_error()
 
     async def call(self, fn: Callable[[StreamingClient], T]) -> T:
         """Run one blocking SDK call; Docker's errors come back classified."""
@@ -203,12 +188,8 @@ class DockerSession:
 
     async def _await(self, fut: asyncio.Future[T]) -> T:
         self._threads.append(fut)
-        try:
+        with docker_errors(self.operation, **self._context()):
             return await asyncio.shield(fut)
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:
-            raise self._classified(exc) from exc
 
     async def stream(
         self,

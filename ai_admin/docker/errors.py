@@ -400,6 +400,10 @@ _GENERIC_REASON = "Docker reported an error"
 
 # Concrete advice per code (and operation); a rule's own hint replaces it.
 _HINTS: dict[tuple[ErrorCode, str | None], tuple[str, ...]] = {
+    (C.DOCKER_DAEMON_UNAVAILABLE, None): (
+        "Check that a Docker engine listens at {engine} (the agent's docker_host setting, "
+        "else DOCKER_HOST).",
+    ),
     (C.DOCKER_AUTHENTICATION_FAILED, None): (
         "Log in to {registry} (`docker login {registry}`) or give the task credentials for it.",
     ),
@@ -495,6 +499,7 @@ class _Context(NamedTuple):
     image: str | None
     registry: str | None
     path: str | None
+    engine: str | None
 
 
 def classify(
@@ -504,14 +509,18 @@ def classify(
     image: str | None = None,
     registry: str | None = None,
     path: str | None = None,
+    engine: str | None = None,
 ) -> Classification:
-    """Classify what Docker gave: an exception, a stream error chunk, or its message."""
+    """Classify what Docker gave: an exception, a stream error chunk, or its message.
+
+    ``engine`` is the engine address the client used: Docker's own text names neither the
+    socket nor the host, so an unreachable engine is named from it."""
     text = _docker_message(error)
     engine_status = _engine_status(error)
     registry_status = _registry_status(text)
     verdict = _verdict(error, text, operation, engine_status, registry_status, registry)
     named = _registry_name(registry) if registry else _registry_in(text, image, operation)
-    context = _Context(operation, image, named, path)
+    context = _Context(operation, image, named, path, engine)
     fields = _fields(context, verdict.groups)
     return Classification(
         code=verdict.code,
@@ -519,7 +528,9 @@ def classify(
         description=code_info(verdict.code).description,
         suggestions=_suggestions(verdict, operation, fields),
         message=_message(verdict, text, context, fields),
-        details=_details(error, text, context, engine_status, registry_status, verdict.groups),
+        details=_details(
+            verdict.code, error, text, context, engine_status, registry_status, verdict.groups
+        ),
     )
 
 
@@ -539,6 +550,7 @@ def docker_errors(
     image: str | None = None,
     registry: str | None = None,
     path: str | None = None,
+    engine: str | None = None,
 ) -> Iterator[None]:
     """The boundary where docker-py's and requests' exceptions become ``ExecutionError``."""
     try:
@@ -546,7 +558,7 @@ def docker_errors(
     except (AiAdminError, asyncio.CancelledError):
         raise
     except _DOCKER_FAILURES as exc:
-        clf = classify(exc, operation, image=image, registry=registry, path=path)
+        clf = classify(exc, operation, image=image, registry=registry, path=path, engine=engine)
         raise clf.to_error() from exc
 
 
@@ -726,6 +738,8 @@ def _fields(context: _Context, groups: Mapping[str, str]) -> dict[str, str]:
         fields["repository"] = _repository_of(context.image)
     if context.registry:
         fields["registry"] = context.registry
+    if context.engine:
+        fields["engine"] = context.engine
     fields["context"] = (
         f"the build context ({context.path})" if context.path else "the build context"
     )
@@ -771,6 +785,7 @@ def _suggestions(verdict: _Verdict, operation: str, fields: Mapping[str, str]) -
 
 
 def _details(
+    verdict_code: ErrorCode,
     error: object,
     text: str,
     context: _Context,
@@ -784,6 +799,7 @@ def _details(
         "registry_http_status": registry_status,
         "image": context.image,
         "registry": context.registry,
+        "docker_host": context.engine if verdict_code is C.DOCKER_DAEMON_UNAVAILABLE else None,
         "error_type": type(error).__name__ if isinstance(error, BaseException) else None,
     }
     details.update((k, v) for k, v in optional.items() if v is not None)
