@@ -101,20 +101,25 @@ class StreamingClient(docker.APIClient):  # type: ignore[misc]
                 response.close()
 
 
+def client_settings(base_url: str | None) -> dict[str, Any]:
+    """How to reach the engine: DOCKER_HOST and its TLS variables, ``base_url`` first."""
+    kwargs: dict[str, Any] = kwargs_from_env()
+    if base_url:
+        kwargs["base_url"] = base_url
+    return kwargs
+
+
 def connect(base_url: str | None) -> StreamingClient:
     """A client for one operation (blocking: asks the engine for its API version).
 
     No read timeout: a build step may be silent for minutes; the task's timeout bounds it.
     """
-    kwargs = kwargs_from_env()
-    if base_url:
-        kwargs["base_url"] = base_url
-    return StreamingClient(**kwargs, version="auto", timeout=None)
+    return StreamingClient(**client_settings(base_url), version="auto", timeout=None)
 
 
 def engine_address(base_url: str | None) -> str:
     """Where a client made with ``connect(base_url)`` looks for the engine."""
-    return base_url or kwargs_from_env().get("base_url") or _DEFAULT_ENGINE
+    return str(client_settings(base_url).get("base_url") or _DEFAULT_ENGINE)
 
 
 def _in_thread(fn: Callable[[], T], name: str) -> asyncio.Future[T]:

@@ -6,26 +6,31 @@ import asyncio
 from typing import Any
 
 import docker
+from docker.constants import DEFAULT_DOCKER_API_VERSION
 from docker.errors import DockerException
+
+from ai_admin.docker.client import client_settings
+from ai_admin.errors import ErrorCode
 
 _PROBE_TIMEOUT_S = 3
 
 
 def _probe(base_url: str | None) -> dict[str, Any]:
     try:
-        client = (
-            docker.DockerClient(base_url=base_url, timeout=_PROBE_TIMEOUT_S)
-            if base_url
-            else docker.from_env(timeout=_PROBE_TIMEOUT_S)
+        # A fixed API version and an unversioned /version: one request, no negotiation.
+        client = docker.APIClient(
+            **client_settings(base_url),
+            version=DEFAULT_DOCKER_API_VERSION,
+            timeout=_PROBE_TIMEOUT_S,
         )
         try:
-            version = client.version()
+            version = client.version(api_version=False)
         finally:
             client.close()
     except (DockerException, OSError) as exc:
         return {
             "reachable": False,
-            "error_code": "DOCKER_DAEMON_UNAVAILABLE",
+            "error_code": ErrorCode.DOCKER_DAEMON_UNAVAILABLE.value,
             "error": _first_line(str(exc)),
         }
     return {
