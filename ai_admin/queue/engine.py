@@ -587,6 +587,10 @@ class QueueEngine:
         while (write := self._last_write.get(task_id)) is not None and not write.done():
             with contextlib.suppress(Exception):  # a failed write is logged where it is made
                 await asyncio.shield(write)
+        return await self._lookup(task_id)
+
+    async def _lookup(self, task_id: str) -> DockerTask | None:
+        """The live task, else the stored one."""
         task = self._tasks.get(task_id)
         return task if task is not None else await self._store.get(task_id)
 
@@ -677,7 +681,7 @@ class QueueEngine:
     async def _live_for(self, task_id: str, action: Action, force: bool = False) -> DockerTask:
         # The in-memory state decides transitions at once; only what is reported waits.
         await self.start()
-        task = self._tasks.get(task_id) or await self._store.get(task_id)
+        task = await self._lookup(task_id)
         if task is None:
             raise TaskNotFound(task_id)
         check_action(task, action, force=force)
