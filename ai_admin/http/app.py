@@ -103,7 +103,7 @@ def create_app(agent: Agent, tokens: Tokens) -> web.Application:
     app[AGENT] = agent
     app[DISPATCHER] = Dispatcher(agent)
     add_routes(app)
-    mount_mcp(app, agent, tokens)
+    mount_mcp(app, agent)
 
     async def end_event_streams(app: web.Application) -> None:
         agent.queue.end_subscriptions()

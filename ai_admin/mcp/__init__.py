@@ -4,7 +4,7 @@
   the command registry and the queue (``tools``, ``calls``, ``results``, ``resources``,
   ``prompts``).
 - ``stdio.serve_stdio(settings)``: ``ai-admin mcp``, a whole agent on stdin/stdout.
-- ``http.mount_mcp(app, agent, tokens)``: ``/mcp`` inside the agent's aiohttp app.
+- ``http.mount_mcp(app, agent)``: ``/mcp`` inside the agent's aiohttp app.
 - ``tools.export_tools(format)``: ``ai-admin tools``, the definitions as JSON.
 - ``cli.register(app)``: adds ``mcp`` and ``tools`` to the typer CLI.
 

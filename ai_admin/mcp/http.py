@@ -27,7 +27,6 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from ai_admin.agent import Agent
 from ai_admin.commands.dispatcher import error_reply
 from ai_admin.errors import BadRequest, ErrorCode
-from ai_admin.http.auth import Tokens
 from ai_admin.http.routes import ACCESS, reply_response
 from ai_admin.mcp import MCP_METHODS, MCP_PATH
 from ai_admin.mcp.server import ACCESS_SCOPE_KEY, build_server
@@ -40,8 +39,10 @@ _DISCONNECT_POLL_S = 1.0
 _STOP_WAIT_S = 5.0
 
 
-def mount_mcp(app: web.Application, agent: Agent, tokens: Tokens) -> None:
+def mount_mcp(app: web.Application, agent: Agent) -> None:
     """Serve MCP at ``/mcp`` in ``app``; its sessions start and end with the app.
+
+    The app's auth middleware (``create_app``) decides who may call: the route reads its verdict.
 
     Once per app: a second call changes nothing.
     """
@@ -51,10 +52,7 @@ def mount_mcp(app: web.Application, agent: Agent, tokens: Tokens) -> None:
     app[_SERVICE] = service
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        access = request.get(ACCESS) or _authenticate(request, tokens)
-        if isinstance(access, web.StreamResponse):
-            return access
-        return await service.handle(request, str(access))
+        return await service.handle(request, request[ACCESS])
 
     for method in MCP_METHODS:
         app.router.add_route(method, MCP_PATH, handle)
@@ -62,19 +60,6 @@ def mount_mcp(app: web.Application, agent: Agent, tokens: Tokens) -> None:
     # On shutdown, not cleanup: open MCP streams must end before aiohttp waits for handlers.
     app.on_shutdown.append(service.stop)
     app.on_cleanup.append(service.stop)
-
-
-def _authenticate(request: web.Request, tokens: Tokens) -> str | web.StreamResponse:
-    """For an app without the auth middleware: the token's access, or the 401 answer."""
-    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not presented.strip():
-        error = BadRequest("Send Authorization: Bearer <token>.", code=ErrorCode.AUTH_REQUIRED)
-        return reply_response(error_reply(error))
-    access = tokens.access(presented.strip())
-    if access is None:
-        error = BadRequest("The bearer token is not valid.", code=ErrorCode.AUTH_INVALID_TOKEN)
-        return reply_response(error_reply(error))
-    return access
 
 
 class _McpService:

@@ -102,7 +102,7 @@ async def http_agent(data_dir: Path) -> AsyncIterator[str]:
     await agent.start()
     tokens = Tokens(OPERATOR, (READER,))
     app = create_app(agent, tokens)
-    mount_mcp(app, agent, tokens)
+    mount_mcp(app, agent)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:

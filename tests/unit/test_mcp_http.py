@@ -65,7 +65,7 @@ async def app(tmp_path: Path) -> AsyncIterator[App]:
     await agent.queue.start()
     tokens = Tokens(OPERATOR, (READER,))
     web_app = create_app(agent, tokens)
-    mount_mcp(web_app, agent, tokens)
+    mount_mcp(web_app, agent)
     server = TestServer(web_app, host="127.0.0.1")
     await server.start_server()
     yield App(agent, server)
@@ -119,6 +119,6 @@ async def test_closing_the_app_ends_a_call_still_waiting_for_its_task(app: App, 
 async def test_mounting_again_changes_nothing(app: App) -> None:
     web_app = app.server.app
     assert web_app is not None
-    mount_mcp(web_app, app.agent, Tokens("x"))  # e.g. create_app mounted it already
+    mount_mcp(web_app, app.agent)  # e.g. create_app mounted it already
     routes = [r for r in web_app.router.routes() if r.resource and r.resource.canonical == "/mcp"]
     assert sorted(r.method for r in routes) == sorted(MCP_METHODS)  # once each
