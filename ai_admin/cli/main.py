@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -10,6 +9,7 @@ from typing import Annotated
 import typer
 
 from ai_admin import __version__
+from ai_admin.cli import loop
 from ai_admin.config import ConfigError, load_settings
 from ai_admin.logging import setup_logging
 from ai_admin.mcp.cli import register as register_mcp_commands
@@ -58,7 +58,7 @@ def serve(
         raise typer.Exit(2) from None
     setup_logging(settings.log_level, settings.log_format)
     try:
-        asyncio.run(run(settings))
+        loop.run(run(settings))
     except (InsecureListen, CannotListen) as exc:
         print(f"ai-admin: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None

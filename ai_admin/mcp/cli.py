@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from ai_admin.cli import loop
 from ai_admin.config import ConfigError, load_settings
 from ai_admin.logging import setup_logging
 from ai_admin.mcp.tools import ToolFormat, export_tools
@@ -38,7 +38,7 @@ def mcp(
             print(f"ai-admin: configuration error: {line}", file=sys.stderr)
         raise typer.Exit(2) from None
     setup_logging(settings.log_level, settings.log_format, stream=sys.stderr)
-    asyncio.run(serve_stdio(settings))
+    loop.run(serve_stdio(settings))
 
 
 def tools(
