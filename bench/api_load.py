@@ -4,7 +4,9 @@
     .venv/bin/python bench/api_load.py --seconds 10 --clients 100
 
 Three servers, one after the other, each in its own process (so the clients' work does not count
-in its memory) with the same aiohttp set-up (``AppRunner``, no access log, 127.0.0.1):
+in its memory) with the same aiohttp set-up (``AppRunner``, no access log, 127.0.0.1) and the
+same event loop (uvloop, as ``ai-admin serve`` runs; ``--loop asyncio`` for asyncio's own). The
+clients run on uvloop, to leave the servers as much of the machine as they can:
 
 - ``bare``: one aiohttp handler that reads the JSON body and answers a small JSON dict;
 - ``agent, 100,000 tasks``: the real app (``create_app``: auth, the error middleware, the
@@ -39,6 +41,8 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+from ai_admin.cli import loop
 
 TOKEN = "bench-token"  # noqa: S105 - a throw-away token for a local benchmark
 TASK_STATUS_SHARE = 0.8
@@ -172,9 +176,13 @@ class Server:
             self.proc.wait()
 
 
-def start_server(kind: str, data_dir: Path) -> Server:
+def start_server(kind: str, data_dir: Path, event_loop: str) -> Server:
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve", kind, "--data-dir", str(data_dir)],
+        [
+            sys.executable,
+            __file__,
+            *("--serve", kind, "--data-dir", str(data_dir), "--loop", event_loop),
+        ],
         stdout=subprocess.PIPE,
         text=True,
         env={k: v for k, v in os.environ.items() if not k.startswith("AI_ADMIN_")},
@@ -285,10 +293,10 @@ async def unloaded_status_ms(url: str, count: int = 200) -> float:
 
 
 def run(kind: str, name: str, data_dir: Path, n_tasks: int, args: argparse.Namespace) -> Result:
-    server = start_server(kind, data_dir)
+    server = start_server(kind, data_dir, args.loop)
     try:
-        unloaded = asyncio.run(unloaded_status_ms(server.url)) if kind == "agent" else 0.0
-        result = asyncio.run(load(server, name, max(n_tasks, 1), args.clients, args.seconds))
+        unloaded = loop.run(unloaded_status_ms(server.url)) if kind == "agent" else 0.0
+        result = loop.run(load(server, name, max(n_tasks, 1), args.clients, args.seconds))
         result.unloaded_status_ms = unloaded
         result.memory = server.memory_mb()
     finally:
@@ -296,9 +304,12 @@ def run(kind: str, name: str, data_dir: Path, n_tasks: int, args: argparse.Names
     return result
 
 
-def report(results: list[Result], clients: int, seconds: float) -> None:
+def report(results: list[Result], clients: int, seconds: float, event_loop: str) -> None:
     bare = results[0]
-    print(f"\n{clients} concurrent clients, {seconds:g} s per run, closed loop, POST /cmd")
+    print(
+        f"\n{clients} concurrent clients, {seconds:g} s per run, closed loop, POST /cmd, "
+        f"servers on {event_loop}"
+    )
     print(
         f"mix: {TASK_STATUS_SHARE:.0%} queue_task_status (random stored id), "
         f"{1 - TASK_STATUS_SHARE:.0%} queue_status\n"
@@ -333,11 +344,17 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--tasks", type=int, default=100_000, help="tasks in the large store")
     parser.add_argument("--small", type=int, default=100, help="tasks in the small store")
+    parser.add_argument(
+        "--loop",
+        choices=["uvloop", "asyncio"],
+        default="uvloop",
+        help="the servers' event loop: uvloop as ai-admin serve runs, or asyncio's own",
+    )
     parser.add_argument("--serve", choices=["bare", "agent"], help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        asyncio.run(serve(args.serve, args.data_dir))
+        (loop.run if args.loop == "uvloop" else asyncio.run)(serve(args.serve, args.data_dir))
         return 0
     with tempfile.TemporaryDirectory(prefix="ai-admin-bench-") as tmp:
         big, small = Path(tmp) / "big", Path(tmp) / "small"
@@ -350,7 +367,7 @@ def main() -> int:
             run("agent", f"agent, {args.tasks:,} tasks", big, args.tasks, args),
             run("agent", f"agent, {args.small:,} tasks", small, args.small, args),
         ]
-    report(results, args.clients, args.seconds)
+    report(results, args.clients, args.seconds, args.loop)
     return 0
 
 
