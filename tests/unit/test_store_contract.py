@@ -312,46 +312,44 @@ async def test_a_save_after_close_fails_instead_of_hanging(tmp_path: Path) -> No
         await reopened.close()
 
 
-async def test_clearing_a_long_history_lets_other_work_through(tmp_path: Path) -> None:
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    opened = SqliteStore(tmp_path / "s.db")
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+async def test_clearing_a_long_history_lets_other_work_through(store: SqliteStore) -> None:
     # Writes run on the event loop, so one DELETE of a whole history would hold up every submit
     # (and every other request) until it finished; deletes go in chunks with commits between.
-    store = SqliteStore(tmp_path / "s.db")
-    await store.open()
-    try:
-        history = [_task(i, S.COMPLETED) for i in range(5_000)]
-        await store.save(history)
-        clearing = asyncio.ensure_future(store.delete([S.COMPLETED]))
+    history = [_task(i, S.COMPLETED) for i in range(5_000)]
+    await store.save(history)
+    clearing = asyncio.ensure_future(store.delete([S.COMPLETED]))
 
-        async def first_chunk_gone() -> None:
-            # Polled turn by turn: there is no event for "a chunk was committed".
-            while await store.get(history[0].id) is not None:  # noqa: ASYNC110
-                await asyncio.sleep(0)
+    async def first_chunk_gone() -> None:
+        # Polled turn by turn: there is no event for "a chunk was committed".
+        while await store.get(history[0].id) is not None:  # noqa: ASYNC110
+            await asyncio.sleep(0)
 
-        await within(first_chunk_gone())
-        assert await store.get(history[-1].id) is not None  # the rest waits for later commits
-        await within(store.save([_task(9_999)]))
-        assert not clearing.done()  # a new task got in while the history was being cleared
-        assert await within(clearing) == 5_000
-        _, total = await store.list_tasks(TaskQuery())
-        assert total == 1
-    finally:
-        await store.close()
+    await within(first_chunk_gone())
+    assert await store.get(history[-1].id) is not None  # the rest waits for later commits
+    await within(store.save([_task(9_999)]))
+    assert not clearing.done()  # a new task got in while the history was being cleared
+    assert await within(clearing) == 5_000
+    _, total = await store.list_tasks(TaskQuery())
+    assert total == 1
 
 
-async def test_reads_of_one_task_see_every_commit_before_them(tmp_path: Path) -> None:
+async def test_reads_of_one_task_see_every_commit_before_them(store: SqliteStore) -> None:
     # Point reads share the loop's connection; scans use another on a thread. Both see a write
     # as soon as the save that made it has returned.
-    store = SqliteStore(tmp_path / "s.db")
-    await store.open()
-    try:
-        task = _task(1)
-        for status in (S.RUNNING, S.DOWNLOADING, S.COMPLETED):
-            task.status = status
-            await store.save([task])
-            stored = await store.get(task.id)
-            assert stored is not None
-            assert stored.status is status
-            listed, _ = await store.list_tasks(TaskQuery())
-            assert [t.status for t in listed] == [status]
-    finally:
-        await store.close()
+    task = _task(1)
+    for status in (S.RUNNING, S.DOWNLOADING, S.COMPLETED):
+        task.status = status
+        await store.save([task])
+        stored = await store.get(task.id)
+        assert stored is not None
+        assert stored.status is status
+        listed, _ = await store.list_tasks(TaskQuery())
+        assert [t.status for t in listed] == [status]
