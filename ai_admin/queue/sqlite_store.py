@@ -18,10 +18,13 @@ import asyncio
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+
+from loguru import logger
 
 from ai_admin.queue.models import DockerTask, TaskStatus
 from ai_admin.queue.stats import ERROR_STATUSES, TaskClass
@@ -34,6 +37,11 @@ _CHECKPOINT_EVERY = 64  # commits between background checkpoints
 _BACKSTOP_CHECKPOINT_PAGES = 4_000
 _DELETE_CHUNK = 1_000  # rows per commit: a few milliseconds of the loop's time
 _CACHE_KIB = 16_384  # page cache per connection; the default 2 MB misses on a large history
+# Another process holding the write lock must not freeze the loop: the loop's connection waits
+# briefly, then the batch is tried again later, until the busy timeout the threads also use.
+_LOOP_BUSY_MS = 10
+_BUSY_TIMEOUT_S = 5.0
+_BUSY_RETRY_S = (0.01, 0.5)  # first and longest wait between attempts
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -93,6 +101,10 @@ def _row(task: DockerTask) -> Row:
     )
 
 
+class _CannotBegin(sqlite3.OperationalError):
+    """No transaction could begin: the batch is tried again whole, not job by job."""
+
+
 def _checkpoint(conn: sqlite3.Connection, requests: list[bool]) -> None:
     """Copy committed pages from the WAL into the database, without blocking the writer."""
     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
@@ -116,32 +128,40 @@ class SqliteStore:
         self._pending: list[_Job] = []  # writes issued this loop turn, committed at its end
         self._counters: dict[str, float] = {}  # the newest issued this turn
         self._counters_written: dict[str, float] = {}
+        self._busy_since: float | None = None  # another process held the write lock
+        self._retry: asyncio.TimerHandle | None = None
         self._reads: queue.SimpleQueue[_Read | None] = queue.SimpleQueue()
         self._reader: threading.Thread | None = None
         self._checkpoints: queue.SimpleQueue[bool | None] = queue.SimpleQueue()
         self._checkpointer: threading.Thread | None = None
         self._commits = 0  # since the last checkpoint was asked for
+        self._opening = asyncio.Lock()
 
     # -- connections -----------------------------------------------------------------------------
 
     async def open(self) -> None:
-        if self._conn is not None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # The loop's connection first: it creates the schema the reader's connection expects.
-        self._conn = self._connect()
-        try:
-            self._reader = await _start(
-                "ai-admin-sqlite-read", self._connect_reader, self._reads, self._run_reads
-            )
-            self._checkpointer = await _start(
-                "ai-admin-sqlite-checkpoint", self._connect_reader, self._checkpoints, _checkpoint
-            )
-        except BaseException:
-            await self._stop_threads()
-            conn, self._conn = self._conn, None
-            conn.close()
-            raise
+        async with self._opening:
+            if self._conn is not None:
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # The loop's connection first: it creates the schema the reader's connection expects.
+            conn = self._connect()
+            try:
+                self._reader = await _start(
+                    "ai-admin-sqlite-read", self._connect_reader, self._reads, self._run_reads
+                )
+                self._checkpointer = await _start(
+                    "ai-admin-sqlite-checkpoint",
+                    self._connect_reader,
+                    self._checkpoints,
+                    _checkpoint,
+                )
+            except BaseException:
+                await self._stop_threads()
+                conn.close()
+                raise
+            self._counters_written = {}  # what this connection's file holds is not known
+            self._conn = conn
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
@@ -149,15 +169,16 @@ class SqliteStore:
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         # Checkpoints run on their own thread (below); this one is a backstop.
         conn.execute(f"PRAGMA wal_autocheckpoint={_BACKSTOP_CHECKPOINT_PAGES}")
-        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")  # schema, at start-up
         conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
         conn.executescript(_SCHEMA)
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (_SCHEMA_VERSION,))
+        conn.execute(f"PRAGMA busy_timeout={_LOOP_BUSY_MS}")
         return conn
 
     def _connect_reader(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
-        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
         conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
         conn.execute("PRAGMA query_only=1")
         return conn
@@ -173,52 +194,92 @@ class SqliteStore:
         self._open_conn()
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
-        if not self._pending:
+        if not self._pending and self._retry is None:
             loop.call_soon(self._write_pending)
         self._pending.append((fn, fut))
         return fut
 
     def _write_pending(self) -> None:
-        if self._conn is not None:  # else close() wrote them
-            self._commit_pending(self._conn)
+        self._retry = None
+        if self._conn is None:  # close() wrote what was issued before it
+            self._fail_pending(RuntimeError("store is not open"))
+        elif (delay := self._commit_pending(self._conn)) is not None:
+            self._retry = asyncio.get_running_loop().call_later(delay, self._write_pending)
 
-    def _commit_pending(self, conn: sqlite3.Connection) -> None:
+    def _commit_pending(self, conn: sqlite3.Connection) -> float | None:
+        """Commit what is pending; if another process holds the write lock, keep it pending
+        and return how long to wait before trying again (it fails once that took too long)."""
         batch, self._pending = self._pending, []
         counters, self._counters = self._counters, {}
         if not batch:
-            return
+            return None
         # Only the counters that changed since the last commit are written.
         changed = [(k, v) for k, v in counters.items() if self._counters_written.get(k) != v]
         work = [fn for fn, _ in batch]
         if changed:
             work.append(partial(_write_counters, changed))
-        outcomes = self._run_batch(conn, work)
-        if changed and outcomes[-1][0]:
-            self._counters_written.update(changed)
+        try:
+            outcomes = self._run_batch(conn, work)
+        except sqlite3.OperationalError as exc:  # the write lock could not be had
+            self._pending = batch + self._pending
+            self._counters = {**counters, **self._counters}
+            return self._wait_for_lock(exc)
+        self._busy_since = None
+        if changed:
+            if outcomes[-1][0]:
+                self._counters_written.update(changed)
+            else:  # kept for the next commit
+                self._counters = {**counters, **self._counters}
+                logger.error("could not write the queue's counters: {}", outcomes[-1][1])
         self._commits += 1
         if self._commits >= _CHECKPOINT_EVERY:
             self._commits = 0
             self._checkpoints.put(True)
         futures = [fut for _, fut in batch]
         _settle_all([(fut, ok, value) for fut, (ok, value) in zip(futures, outcomes, strict=False)])
+        return None
+
+    def _wait_for_lock(self, exc: sqlite3.OperationalError) -> float | None:
+        now = time.monotonic()
+        if self._busy_since is None:
+            self._busy_since = now
+        waited = now - self._busy_since
+        if waited >= _BUSY_TIMEOUT_S:
+            self._busy_since = None
+            self._fail_pending(exc)
+            return None
+        first, longest = _BUSY_RETRY_S
+        return min(longest, max(first, waited))
+
+    def _fail_pending(self, exc: Exception) -> None:
+        batch, self._pending = self._pending, []
+        _settle_all([(fut, False, exc) for _, fut in batch])
 
     @classmethod
     def _run_batch(cls, conn: sqlite3.Connection, work: list[_Work]) -> list[tuple[bool, Any]]:
-        """All of it in one transaction; if any part fails, each runs alone so only it fails."""
+        """All of it in one transaction; if any part fails, each runs alone so only it fails.
+        Raises only if the transaction cannot begin (another process holds the write lock)."""
         try:
             return cls._transaction(conn, work)
+        except _CannotBegin:
+            raise
         except Exception:
             outcomes: list[tuple[bool, Any]] = []
             for fn in work:
                 try:
                     outcomes += cls._transaction(conn, [fn])
+                except _CannotBegin:
+                    raise
                 except Exception as exc:
                     outcomes.append((False, exc))
             return outcomes
 
     @staticmethod
     def _transaction(conn: sqlite3.Connection, work: list[_Work]) -> list[tuple[bool, Any]]:
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise _CannotBegin(*exc.args) from exc
         try:
             results = [(True, fn(conn)) for fn in work]
             conn.execute("COMMIT")
@@ -255,10 +316,19 @@ class SqliteStore:
         # Cleared first: later calls fail instead of never settling.
         conn, self._conn = self._conn, None
         if conn is not None:
-            self._commit_pending(conn)  # what was issued before close()
+            await self._write_before_close(conn)
         await self._stop_threads()
         if conn is not None:
             conn.close()
+
+    async def _write_before_close(self, conn: sqlite3.Connection) -> None:
+        """What was issued before close() is written (or fails), waiting out a held lock."""
+        if self._retry is not None:  # waited for here instead
+            self._retry.cancel()
+            self._retry = None
+        # Polled: a lock held by another process signals nothing when it is released.
+        while (delay := self._commit_pending(conn)) is not None:  # noqa: ASYNC110
+            await asyncio.sleep(delay)
 
     async def _stop_threads(self) -> None:
         reader, self._reader = self._reader, None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -353,3 +354,102 @@ async def test_reads_of_one_task_see_every_commit_before_them(store: SqliteStore
         assert stored.status is status
         listed, _ = await store.list_tasks(TaskQuery())
         assert [t.status for t in listed] == [status]
+
+
+async def test_a_write_lock_held_elsewhere_does_not_freeze_the_loop(store: SqliteStore) -> None:
+    # Another process (the sqlite3 shell, a backup tool) holds the write lock. The save waits
+    # for it without blocking the event loop, and lands once the lock is released.
+    outside = sqlite3.connect(store.path, isolation_level=None)
+    outside.execute("BEGIN IMMEDIATE")
+    try:
+        task = _task(1)
+        saving = store.save([task])
+        await asyncio.sleep(0.3)  # the loop runs meanwhile
+        assert not saving.done()
+        assert await store.get("elsewhere") is None  # and point reads are answered
+    finally:
+        outside.execute("ROLLBACK")
+        outside.close()
+    await within(saving)
+    assert await store.get(task.id) == task
+
+
+async def test_a_save_fails_once_the_lock_is_held_past_the_busy_timeout(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("ai_admin.queue.sqlite_store._BUSY_TIMEOUT_S", 0.2)
+    outside = sqlite3.connect(store.path, isolation_level=None)
+    outside.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            await within(store.save([_task(1)]))
+    finally:
+        outside.execute("ROLLBACK")
+        outside.close()
+    later = _task(2)
+    await within(store.save([later]))  # and the store works again
+    assert await store.get(later.id) == later
+
+
+async def test_counters_that_could_not_be_written_go_with_the_next_commit(
+    store: SqliteStore,
+) -> None:
+    outside = sqlite3.connect(store.path, isolation_level=None)
+    outside.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON counters BEGIN SELECT RAISE(ABORT, 'no'); END"
+    )
+    try:
+        await within(store.save([_task(1)], {"completed": 2.0}))  # the task itself is stored
+    finally:
+        outside.execute("DROP TRIGGER refuse")
+        outside.close()
+    await within(store.save([_task(2)]))
+    assert await store.load_counters() == {"completed": 2.0}
+
+
+def _wipe(directory: Path, pattern: str) -> None:
+    for leftover in directory.glob(pattern):
+        leftover.unlink()
+
+
+async def test_counters_are_written_again_after_reopening_onto_a_new_file(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    await store.open()
+    await store.save([_task(1)], {"completed": 1.0})
+    await store.close()
+    _wipe(tmp_path, "s.db*")  # a wiped data directory
+    await store.open()
+    try:
+        await store.save([_task(2)], {"completed": 1.0})
+        assert await store.load_counters() == {"completed": 1.0}
+    finally:
+        await store.close()
+
+
+async def test_a_store_is_open_only_once_open_has_succeeded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A save issued while open() was still starting its threads used to be queued on a store
+    # that then failed to open, and left every later save on it waiting forever.
+    store = SqliteStore(tmp_path / "s.db")
+
+    def slow_and_failing() -> sqlite3.Connection:
+        time.sleep(0.1)
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(store, "_connect_reader", slow_and_failing)
+    opening = asyncio.ensure_future(store.open())
+    await asyncio.sleep(0.02)  # open() is waiting for its reader thread
+    with pytest.raises(RuntimeError, match="not open"):
+        store.save([_task(1)])
+    with pytest.raises(sqlite3.OperationalError):
+        await within(opening)
+
+    monkeypatch.undo()
+    await store.open()
+    try:
+        task = _task(1)
+        await within(store.save([task]))
+        assert await store.get(task.id) == task
+    finally:
+        await store.close()
