@@ -220,7 +220,8 @@ class SqliteStore:
             work.append(partial(_write_counters, changed))
         try:
             outcomes = self._run_batch(conn, work)
-        except sqlite3.OperationalError as exc:  # the write lock could not be had
+        except _CannotBegin as exc:  # the write lock is held elsewhere; every write is an
+            # idempotent upsert or a chunk of a repeated delete, so trying again is safe
             self._pending = batch + self._pending
             self._counters = {**counters, **self._counters}
             return self._wait_for_lock(exc)
