@@ -177,12 +177,9 @@ class Server:
 
 
 def start_server(kind: str, data_dir: Path, event_loop: str) -> Server:
+    command = [sys.executable, __file__, "--serve", kind, "--data-dir", str(data_dir)]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            __file__,
-            *("--serve", kind, "--data-dir", str(data_dir), "--loop", event_loop),
-        ],
+        [*command, "--loop", event_loop],
         stdout=subprocess.PIPE,
         text=True,
         env={k: v for k, v in os.environ.items() if not k.startswith("AI_ADMIN_")},

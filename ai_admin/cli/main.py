@@ -10,7 +10,7 @@ import typer
 
 from ai_admin import __version__
 from ai_admin.cli import loop
-from ai_admin.config import ConfigError, load_settings
+from ai_admin.cli.settings import settings_or_exit
 from ai_admin.logging import setup_logging
 from ai_admin.mcp.cli import register as register_mcp_commands
 
@@ -50,12 +50,7 @@ def serve(
         "log_level": log_level,
         "log_format": log_format,
     }
-    try:
-        settings = load_settings(config, flags)
-    except ConfigError as exc:
-        for line in str(exc).splitlines():
-            print(f"ai-admin: configuration error: {line}", file=sys.stderr)
-        raise typer.Exit(2) from None
+    settings = settings_or_exit(config, flags)
     setup_logging(settings.log_level, settings.log_format)
     try:
         loop.run(run(settings))

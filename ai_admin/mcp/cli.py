@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ai_admin.cli import loop
-from ai_admin.config import ConfigError, load_settings
+from ai_admin.cli.settings import settings_or_exit
 from ai_admin.logging import setup_logging
 from ai_admin.mcp.tools import ToolFormat, export_tools
 
@@ -31,12 +31,7 @@ def mcp(
     """
     from ai_admin.mcp.stdio import serve_stdio  # the SDK loads only for this command
 
-    try:
-        settings = load_settings(config, {"data_dir": data_dir})
-    except ConfigError as exc:
-        for line in str(exc).splitlines():
-            print(f"ai-admin: configuration error: {line}", file=sys.stderr)
-        raise typer.Exit(2) from None
+    settings = settings_or_exit(config, {"data_dir": data_dir})
     setup_logging(settings.log_level, settings.log_format, stream=sys.stderr)
     loop.run(serve_stdio(settings))
 

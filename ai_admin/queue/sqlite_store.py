@@ -223,14 +223,14 @@ class SqliteStore:
         except _CannotBegin as exc:  # the write lock is held elsewhere; every write is an
             # idempotent upsert or a chunk of a repeated delete, so trying again is safe
             self._pending = batch + self._pending
-            self._counters = {**counters, **self._counters}
+            self._keep_counters(counters)
             return self._wait_for_lock(exc)
         self._busy_since = None
         if changed:
             if outcomes[-1][0]:
                 self._counters_written.update(changed)
-            else:  # kept for the next commit
-                self._counters = {**counters, **self._counters}
+            else:
+                self._keep_counters(counters)
                 logger.error("could not write the queue's counters: {}", outcomes[-1][1])
         self._commits += 1
         if self._commits >= _CHECKPOINT_EVERY:
@@ -239,6 +239,10 @@ class SqliteStore:
         futures = [fut for _, fut in batch]
         _settle_all([(fut, ok, value) for fut, (ok, value) in zip(futures, outcomes, strict=False)])
         return None
+
+    def _keep_counters(self, counters: dict[str, float]) -> None:
+        """Unwritten counters go with the next commit, under any newer values."""
+        self._counters = {**counters, **self._counters}
 
     def _wait_for_lock(self, exc: sqlite3.OperationalError) -> float | None:
         now = time.monotonic()
