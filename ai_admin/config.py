@@ -57,10 +57,18 @@ class Settings(BaseSettings):
 
     docker_host: str | None = None
     allowed_roots: list[Path] = Field(default_factory=list)
+    allowed_network_modes: list[str] = Field(default_factory=lambda: ["default", "bridge", "none"])
 
     token: SecretStr | None = None
     read_only_tokens: list[SecretStr] = Field(default_factory=list)
     max_body_bytes: int = Field(1_048_576, ge=1024, le=64 * 1_048_576)
+    allowed_hosts: list[str] = Field(default_factory=list)
+    allowed_origins: list[str] = Field(default_factory=list)
+    request_head_timeout_s: float = Field(10.0, gt=0, le=3600)
+    max_connections: int = Field(1024, ge=8, le=1_000_000)
+    max_event_streams_per_token: int = Field(64, ge=1, le=100_000)
+    max_mcp_sessions_per_token: int = Field(16, ge=1, le=10_000)
+    max_answer_bytes: int = Field(16 * 1_048_576, ge=65_536, le=1024 * 1_048_576)
 
     log_level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"

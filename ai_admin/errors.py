@@ -14,6 +14,7 @@ Exception tree (catch ``AiAdminError`` to catch them all)::
     ├── QueueShuttingDown        QUEUE_SHUTTING_DOWN
     ├── TransitionNotAllowed     QUEUE_TASK_* (an action the state machine refuses)
     ├── TaskTimeout              SYSTEM_TIMEOUT
+    ├── StoreError               SYSTEM_DISK_SPACE, INTERNAL_ERROR (the agent's own database)
     └── ExecutionError           any code an executor reports (DOCKER_*, SYSTEM_*)
 """
 
@@ -48,6 +49,7 @@ class ErrorCode(StrEnum):
     VALIDATION_MISSING_REQUIRED = "VALIDATION_MISSING_REQUIRED"
     VALIDATION_INVALID_FORMAT = "VALIDATION_INVALID_FORMAT"
     VALIDATION_PATH_NOT_ALLOWED = "VALIDATION_PATH_NOT_ALLOWED"
+    VALIDATION_OPTION_NOT_ALLOWED = "VALIDATION_OPTION_NOT_ALLOWED"
     # Requests (the doors)
     REQUEST_INVALID_JSON = "REQUEST_INVALID_JSON"
     REQUEST_INVALID_MESSAGE = "REQUEST_INVALID_MESSAGE"
@@ -55,6 +57,9 @@ class ErrorCode(StrEnum):
     REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
     REQUEST_NOT_FOUND = "REQUEST_NOT_FOUND"
     REQUEST_METHOD_NOT_ALLOWED = "REQUEST_METHOD_NOT_ALLOWED"
+    REQUEST_HOST_NOT_ALLOWED = "REQUEST_HOST_NOT_ALLOWED"
+    REQUEST_ORIGIN_NOT_ALLOWED = "REQUEST_ORIGIN_NOT_ALLOWED"
+    REQUEST_LIMIT_REACHED = "REQUEST_LIMIT_REACHED"
     AUTH_REQUIRED = "AUTH_REQUIRED"
     AUTH_INVALID_TOKEN = "AUTH_INVALID_TOKEN"  # noqa: S105 - a code, not a token
     AUTH_FORBIDDEN = "AUTH_FORBIDDEN"
@@ -68,6 +73,7 @@ class ErrorCode(StrEnum):
     QUEUE_TASK_NOT_RETRYABLE = "QUEUE_TASK_NOT_RETRYABLE"
     QUEUE_RETRY_LIMIT_REACHED = "QUEUE_RETRY_LIMIT_REACHED"
     QUEUE_SHUTTING_DOWN = "QUEUE_SHUTTING_DOWN"
+    QUEUE_CREDENTIALS_LOST = "QUEUE_CREDENTIALS_LOST"
     # Generic
     UNKNOWN_ERROR = "UNKNOWN_ERROR"
     INTERNAL_ERROR = "INTERNAL_ERROR"
@@ -171,8 +177,12 @@ _CATALOGUE: dict[ErrorCode, CodeInfo] = {
         transient=True,
     ),
     ErrorCode.SYSTEM_DISK_SPACE: CodeInfo(
-        "The Docker host ran out of disk space.",
-        ("Free space: `docker system prune` removes unused images and build cache.",),
+        "The Docker host or the agent's data directory ran out of disk space.",
+        (
+            "Free space: `docker system prune` removes unused images and build cache.",
+            "Free space on the agent's data directory; `queue_clear` deletes finished tasks.",
+        ),
+        http_status=507,
     ),
     ErrorCode.SYSTEM_MEMORY_LIMIT: CodeInfo(
         "The operation ran out of memory.",
@@ -196,6 +206,11 @@ _CATALOGUE: dict[ErrorCode, CodeInfo] = {
     ErrorCode.VALIDATION_PATH_NOT_ALLOWED: CodeInfo(
         "The path is outside the directories the agent may read.",
         ("Use a path under one of the configured `allowed_roots`.",),
+        http_status=400,
+    ),
+    ErrorCode.VALIDATION_OPTION_NOT_ALLOWED: CodeInfo(
+        "The option would reach outside the build, which the agent's configuration does not allow.",
+        ("Use an allowed value, or ask the operator to allow it (`allowed_network_modes`).",),
         http_status=400,
     ),
     ErrorCode.REQUEST_INVALID_JSON: CodeInfo(
@@ -227,6 +242,25 @@ _CATALOGUE: dict[ErrorCode, CodeInfo] = {
         "This route does not take this HTTP method.",
         ("See /openapi.json for the methods of each route.",),
         http_status=405,
+    ),
+    ErrorCode.REQUEST_HOST_NOT_ALLOWED: CodeInfo(
+        "The request's Host header names a host the agent does not serve.",
+        ("Use the address the agent listens on, or add the name to `allowed_hosts`.",),
+        http_status=400,
+    ),
+    ErrorCode.REQUEST_ORIGIN_NOT_ALLOWED: CodeInfo(
+        "Requests from this browser origin are not allowed.",
+        ("Add the origin to `allowed_origins` if pages from it may drive the agent.",),
+        http_status=403,
+    ),
+    ErrorCode.REQUEST_LIMIT_REACHED: CodeInfo(
+        "This token holds as many open streams or sessions as the agent allows.",
+        (
+            "Close streams or sessions you no longer read.",
+            "Or raise `max_event_streams_per_token` / `max_mcp_sessions_per_token`.",
+        ),
+        transient=True,
+        http_status=429,
     ),
     ErrorCode.AUTH_REQUIRED: CodeInfo(
         "This request needs a bearer token.",
@@ -292,6 +326,11 @@ _CATALOGUE: dict[ErrorCode, CodeInfo] = {
         ("Submit the task again once the agent has restarted.",),
         transient=True,
         http_status=503,
+    ),
+    ErrorCode.QUEUE_CREDENTIALS_LOST: CodeInfo(
+        "The task's credentials were held in memory only and were lost when the agent restarted.",
+        ("Submit the task again with its credentials (`auth`, secret build args).",),
+        http_status=409,
     ),
     ErrorCode.UNKNOWN_ERROR: CodeInfo(
         "The operation failed for a reason the agent could not classify.",
@@ -384,3 +423,7 @@ class ExecutionError(AiAdminError):
     """An executor's failure, already classified (DOCKER_*, SYSTEM_*)."""
 
     default_code = ErrorCode.UNKNOWN_ERROR
+
+
+class StoreError(AiAdminError):
+    """The agent's own database failed (disk full, unreadable); nothing was stored half-way."""

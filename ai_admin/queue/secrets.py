@@ -26,6 +26,12 @@ def split_secrets(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
     return public, dict(auth)
 
 
+def holds_secrets(public: Mapping[str, Any]) -> bool:
+    """Whether the task was given credentials that live only in memory (so a restart loses
+    them): the stored params keep their redacted place."""
+    return isinstance(public.get(AUTH_KEY), Mapping)
+
+
 def join_secrets(public: Mapping[str, Any], secret: Mapping[str, Any] | None) -> dict[str, Any]:
     """The params an executor receives. Without the credentials (lost in a restart) it gets no
     ``auth`` at all and falls back to the agent's own Docker login."""

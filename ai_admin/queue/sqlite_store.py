@@ -65,6 +65,7 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value REAL NOT NULL)
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _SCHEMA_VERSION = "1"
+_FLAG = "flag:"  # meta keys of the flags (get_flag / set_flag)
 # id, queue, task_type, priority and created_at never change, so an update leaves them (and
 # the index on created_at) alone; indexes are few because every commit writes each one it touches.
 _UPSERT = """
@@ -436,6 +437,25 @@ class SqliteStore:
             return conn.execute("SELECT name, value FROM counters").fetchall()
 
         return dict(await self._scan(read))
+
+    async def get_flag(self, name: str) -> str | None:
+        row = (
+            self._open_conn()
+            .execute("SELECT value FROM meta WHERE key = ?", (_FLAG + name,))
+            .fetchone()
+        )
+        return row[0] if row else None
+
+    async def set_flag(self, name: str, value: str | None) -> None:
+        key = _FLAG + name
+
+        def write(conn: sqlite3.Connection) -> None:
+            if value is None:
+                conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+        await self._submit(write)
 
 
 def _where(query: TaskQuery) -> tuple[str, list[Any]]:

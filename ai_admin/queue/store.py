@@ -63,3 +63,9 @@ class QueueStore(Protocol):
 
     async def load_counters(self) -> dict[str, float]:
         """The counters last saved with ``save``."""
+
+    async def get_flag(self, name: str) -> str | None:
+        """A small piece of queue state kept across restarts (e.g. the whole-queue pause)."""
+
+    async def set_flag(self, name: str, value: str | None) -> None:
+        """Store (or with None, remove) a flag; durable, in write order with ``save``."""

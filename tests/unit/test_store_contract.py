@@ -230,6 +230,18 @@ class StoreContract:
         store = await make_store()
         assert await store.load_counters() == {}
 
+    async def test_flags_survive_reopening_and_can_be_removed(
+        self, make_store: StoreFactory
+    ) -> None:
+        store = await make_store()
+        assert await store.get_flag("queue_paused") is None
+        await store.set_flag("queue_paused", "1")
+        await store.close()
+        store = await make_store()
+        assert await store.get_flag("queue_paused") == "1"
+        await store.set_flag("queue_paused", None)
+        assert await store.get_flag("queue_paused") is None
+
 
 class TestSqliteStore(StoreContract):
     @pytest.fixture
