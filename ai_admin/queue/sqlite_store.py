@@ -10,13 +10,21 @@ the database without blocking the writer.
 
 ``NORMAL`` keeps every commit across a crash of the agent (``kill -9``); ``FULL`` also survives
 power loss, at the price of an fsync per commit on the loop.
+
+At rest the database and its ``-wal``/``-shm`` files are owner-only (SQLite gives the latter the
+database's mode) in an owner-only directory. A full disk fails the whole group commit with
+``SYSTEM_DISK_SPACE`` and writes none of its counters; a task that fails to load is moved to the
+``set_aside`` table (``sqlite_failures`` turns SQLite's errors into the agent's).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import queue
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -25,10 +33,14 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from loguru import logger
+from pydantic import ValidationError
 
+from ai_admin.errors import StoreError
+from ai_admin.private_files import FILE_MODE, private_dir
+from ai_admin.queue import sqlite_failures as failures
 from ai_admin.queue.models import DockerTask, TaskStatus
 from ai_admin.queue.stats import ERROR_STATUSES, TaskClass
-from ai_admin.queue.store import TaskQuery
+from ai_admin.queue.store import SetAside, TaskQuery
 
 T = TypeVar("T")
 J = TypeVar("J")
@@ -63,6 +75,13 @@ CREATE INDEX IF NOT EXISTS tasks_created ON tasks (created_at);
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, created_at);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS set_aside (
+    id           TEXT PRIMARY KEY,
+    reason       TEXT NOT NULL,
+    set_aside_at REAL NOT NULL,
+    status       TEXT NOT NULL,
+    doc          TEXT NOT NULL
+);
 """
 _SCHEMA_VERSION = "1"
 _FLAG = "flag:"  # meta keys of the flags (get_flag / set_flag)
@@ -79,6 +98,19 @@ ON CONFLICT (id) DO UPDATE SET
 """
 
 _UNFINISHED = ",".join(f"'{s.value}'" for s in TaskStatus if not s.is_finished)
+_KNOWN = ",".join(f"'{s.value}'" for s in TaskStatus)
+# Unfinished rows in run order, then rows whose status this version does not know (written by
+# a newer one): the second scan reads only the small status index, not the documents.
+_LOAD_UNFINISHED = (
+    f"SELECT id, doc FROM tasks WHERE status IN ({_UNFINISHED}) ORDER BY priority, seq"  # noqa: S608
+)
+_UNKNOWN_STATUS = (
+    f"SELECT id, status FROM tasks INDEXED BY tasks_status WHERE status NOT IN ({_KNOWN})"  # noqa: S608
+)
+_SET_ASIDE = (
+    "INSERT OR REPLACE INTO set_aside (id, reason, set_aside_at, status, doc) "
+    "SELECT id, ?, ?, status, doc FROM tasks WHERE id = ?"
+)
 Row = tuple[str, int, str, str, str, int, int, float, str | None, int, int, str]
 _Work = Callable[[sqlite3.Connection], Any]
 _Job = tuple[_Work, asyncio.Future[Any]]
@@ -106,9 +138,16 @@ class _CannotBegin(sqlite3.OperationalError):
     """No transaction could begin: the batch is tried again whole, not job by job."""
 
 
+class _DiskFull(Exception):
+    """The disk filled up during a group commit: SQLite rolled all of it back."""
+
+
 def _checkpoint(conn: sqlite3.Connection, requests: list[bool]) -> None:
     """Copy committed pages from the WAL into the database, without blocking the writer."""
-    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    except sqlite3.Error as exc:  # a full disk: the WAL keeps the pages; the next one retries
+        logger.warning("could not checkpoint the task database: {}", exc)
 
 
 def _write_counters(rows: list[tuple[str, float]], conn: sqlite3.Connection) -> None:
@@ -117,6 +156,47 @@ def _write_counters(rows: list[tuple[str, float]], conn: sqlite3.Connection) -> 
 
 def _task(doc: str) -> DockerTask:
     return DockerTask.model_validate_json(doc)
+
+
+def _parse(rows: list[tuple[str, str]]) -> tuple[list[DockerTask], list[tuple[str, str]]]:
+    """The tasks that load, and (id, reason) for those that do not."""
+    tasks: list[DockerTask] = []
+    bad: list[tuple[str, str]] = []
+    for task_id, doc in rows:
+        try:
+            tasks.append(_task(doc))
+        except ValidationError as exc:
+            bad.append((task_id, failures.load_failure(exc)))
+    return tasks, bad
+
+
+def _move_aside(bad: list[tuple[str, str]], conn: sqlite3.Connection) -> None:
+    now = time.time()
+    conn.executemany(_SET_ASIDE, [(reason, now, task_id) for task_id, reason in bad])
+    conn.executemany("DELETE FROM tasks WHERE id = ?", [(task_id,) for task_id, _ in bad])
+
+
+def _private_files(path: Path) -> None:
+    """The database owner-only from its creation; its files and directory tightened if loose.
+
+    SQLite creates ``-wal`` and ``-shm`` with the database's mode, so they start owner-only too.
+    A shared directory (sticky, like /tmp) is left as it is: only a directory of its own is
+    the store's to tighten.
+    """
+    parent = path.parent
+    if not (parent.is_dir() and parent.stat().st_mode & stat.S_ISVTX):
+        private_dir(parent)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm", "-journal"):
+        other = path.with_name(path.name + suffix)
+        with contextlib.suppress(FileNotFoundError):
+            if other.stat().st_mode & 0o077:
+                os.chmod(other, FILE_MODE)
 
 
 class SqliteStore:
@@ -136,6 +216,8 @@ class SqliteStore:
         self._checkpoints: queue.SimpleQueue[bool | None] = queue.SimpleQueue()
         self._checkpointer: threading.Thread | None = None
         self._commits = 0  # since the last checkpoint was asked for
+        self._disk_full = False  # the last commit failed for want of space
+        self._unfinished: list[DockerTask] | None = None  # loaded by open(), until a write
         self._opening = asyncio.Lock()
 
     # -- connections -----------------------------------------------------------------------------
@@ -144,9 +226,12 @@ class SqliteStore:
         async with self._opening:
             if self._conn is not None:
                 return
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # The loop's connection first: it creates the schema the reader's connection expects.
-            conn = self._connect()
+            try:
+                _private_files(self.path)
+                # The loop's connection first: it creates the schema the reader's expects.
+                conn = self._connect()
+            except (OSError, sqlite3.Error) as exc:
+                raise failures.cannot_open(self.path, exc) from None
             try:
                 self._reader = await _start(
                     "ai-admin-sqlite-read", self._connect_reader, self._reads, self._run_reads
@@ -157,12 +242,50 @@ class SqliteStore:
                     self._checkpoints,
                     _checkpoint,
                 )
-            except BaseException:
+                self._unfinished = await self._sweep_unfinished(conn)
+            except BaseException as exc:
                 await self._stop_threads()
                 conn.close()
+                if isinstance(exc, sqlite3.Error):
+                    raise failures.cannot_open(self.path, exc) from None
                 raise
             self._counters_written = {}  # what this connection's file holds is not known
             self._conn = conn
+
+    async def _sweep_unfinished(self, conn: sqlite3.Connection) -> list[DockerTask]:
+        """The unfinished tasks; those that fail to load are set aside before anyone counts."""
+
+        def read(c: sqlite3.Connection) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+            return c.execute(_LOAD_UNFINISHED).fetchall(), c.execute(_UNKNOWN_STATUS).fetchall()
+
+        rows, unknown = await self._scan_raw(read)
+        tasks, bad = _parse(rows)
+        bad += [
+            (i, f"status {status[:40]!r} is not one this version knows") for i, status in unknown
+        ]
+        if bad:
+            self._log_set_aside(bad)
+            try:  # at start-up, before any other write: inline, on this connection
+                self._transaction(conn, [partial(_move_aside, bad)])
+            except sqlite3.Error as exc:  # left in place; skipped again at the next start
+                logger.error("could not move the task(s) aside: {}", exc)
+        return tasks
+
+    @staticmethod
+    def _log_set_aside(bad: list[tuple[str, str]]) -> None:
+        for task_id, reason in bad:
+            logger.error(
+                "stored task {} does not load and is set aside (kept in the set_aside table; "
+                "the agent goes on without it): {}",
+                task_id,
+                reason,
+            )
+
+    def _set_aside_later(self, bad: list[tuple[str, str]]) -> None:
+        """A read met tasks that fail to load: log them and move them aside, not waiting."""
+        self._log_set_aside(bad)
+        moving = self._submit(partial(_move_aside, bad))
+        moving.add_done_callback(_log_failed_move)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
@@ -193,6 +316,7 @@ class SqliteStore:
 
     def _submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         self._open_conn()
+        self._unfinished = None  # what open() loaded is out of date
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         if not self._pending and self._retry is None:
@@ -216,23 +340,24 @@ class SqliteStore:
             return None
         # Only the counters that changed since the last commit are written.
         changed = [(k, v) for k, v in counters.items() if self._counters_written.get(k) != v]
-        work = [fn for fn, _ in batch]
-        if changed:
-            work.append(partial(_write_counters, changed))
+        counters_job = partial(_write_counters, changed) if changed else None
         try:
-            outcomes = self._run_batch(conn, work)
+            outcomes = self._run_batch(conn, [fn for fn, _ in batch], counters_job)
         except _CannotBegin as exc:  # the write lock is held elsewhere; every write is an
             # idempotent upsert or a chunk of a repeated delete, so trying again is safe
             self._pending = batch + self._pending
             self._keep_counters(counters)
             return self._wait_for_lock(exc)
+        except _DiskFull as exc:
+            self._busy_since = None
+            self._fail_for_space(batch, exc)
+            return None
         self._busy_since = None
-        if changed:
-            if outcomes[-1][0]:
-                self._counters_written.update(changed)
-            else:
-                self._keep_counters(counters)
-                logger.error("could not write the queue's counters: {}", outcomes[-1][1])
+        if self._disk_full:
+            self._disk_full = False
+            logger.warning("the task database is written again: its disk has space")
+        if counters_job is not None:
+            self._settle_counters(changed, counters, outcomes)
         self._commits += 1
         if self._commits >= _CHECKPOINT_EVERY:
             self._commits = 0
@@ -240,6 +365,37 @@ class SqliteStore:
         futures = [fut for _, fut in batch]
         _settle_all([(fut, ok, value) for fut, (ok, value) in zip(futures, outcomes, strict=False)])
         return None
+
+    def _settle_counters(
+        self,
+        changed: list[tuple[str, float]],
+        counters: dict[str, float],
+        outcomes: list[tuple[bool, Any]],
+    ) -> None:
+        """The counters go in only with every write they count. If a write failed, they
+        counted it: they are dropped, and the caller's next ``save`` brings its corrected ones."""
+        if outcomes[-1][0]:
+            self._counters_written.update(changed)
+        elif all(ok for ok, _ in outcomes[:-1]):  # only the counters failed: kept for later
+            self._keep_counters(counters)
+            logger.error("could not write the queue's counters: {}", outcomes[-1][1])
+
+    def _fail_for_space(self, batch: list[_Job], exc: _DiskFull) -> None:
+        """Nothing of the batch is stored (SQLite rolled it back) and its counters are dropped;
+        each caller gets its own ``SYSTEM_DISK_SPACE`` error."""
+        if not self._disk_full:
+            self._disk_full = True
+            logger.error(
+                "the task database cannot be written, its disk is full ({}): free space in {}",
+                exc.__cause__,
+                self.path.parent,
+            )
+        _settle_all([(fut, False, self._disk_full_error(exc)) for _, fut in batch])
+
+    def _disk_full_error(self, exc: BaseException) -> StoreError:
+        error = failures.disk_full(self.path.parent)
+        error.__cause__ = exc.__cause__ or exc
+        return error
 
     def _keep_counters(self, counters: dict[str, float]) -> None:
         """Unwritten counters go with the next commit, under any newer values."""
@@ -261,24 +417,37 @@ class SqliteStore:
         batch, self._pending = self._pending, []
         _settle_all([(fut, False, exc) for _, fut in batch])
 
-    @classmethod
-    def _run_batch(cls, conn: sqlite3.Connection, work: list[_Work]) -> list[tuple[bool, Any]]:
-        """All of it in one transaction; if any part fails, each runs alone so only it fails.
-        Raises only if the transaction cannot begin (another process holds the write lock)."""
+    def _run_batch(
+        self, conn: sqlite3.Connection, work: list[_Work], last: _Work | None
+    ) -> list[tuple[bool, Any]]:
+        """All of it in one transaction, ``last`` (the counters) last. If a part fails, each
+        runs alone so only it fails, and ``last`` only if all the others succeeded.
+
+        Raises _CannotBegin if another process holds the write lock, and _DiskFull if the disk
+        filled up (nothing was written: running the parts alone would store some and not
+        others, with counters that no longer match)."""
         try:
-            return cls._transaction(conn, work)
+            return self._transaction(conn, work if last is None else [*work, last])
         except _CannotBegin:
             raise
-        except Exception:
-            outcomes: list[tuple[bool, Any]] = []
-            for fn in work:
-                try:
-                    outcomes += cls._transaction(conn, [fn])
-                except _CannotBegin:
-                    raise
-                except Exception as exc:
-                    outcomes.append((False, exc))
-            return outcomes
+        except Exception as exc:
+            if failures.is_disk_full(exc, self.path.parent):
+                raise _DiskFull from exc
+        outcomes = [self._alone(conn, fn) for fn in work]
+        if last is not None:
+            all_ok = all(ok for ok, _ in outcomes)
+            outcomes.append(self._alone(conn, last) if all_ok else (False, None))
+        return outcomes
+
+    def _alone(self, conn: sqlite3.Connection, fn: _Work) -> tuple[bool, Any]:
+        try:
+            return self._transaction(conn, [fn])[0]
+        except _CannotBegin:
+            raise
+        except Exception as exc:
+            if failures.is_disk_full(exc, self.path.parent):
+                return False, self._disk_full_error(exc)
+            return False, exc
 
     @staticmethod
     def _transaction(conn: sqlite3.Connection, work: list[_Work]) -> list[tuple[bool, Any]]:
@@ -290,7 +459,11 @@ class SqliteStore:
             results = [(True, fn(conn)) for fn in work]
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            # After a full disk or an I/O error SQLite has already rolled back; a ROLLBACK then
+            # would fail ("cannot rollback") and hide the error that says what happened.
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             raise
         return results
 
@@ -300,23 +473,36 @@ class SqliteStore:
     def _run_reads(conn: sqlite3.Connection, batch: list[_Read]) -> None:
         """The reads waiting together share one snapshot and one wake-up of the loop."""
         settled: list[tuple[asyncio.Future[Any], bool, Any]] = []
-        conn.execute("BEGIN")
         try:
-            for fn, fut in batch:
-                try:
-                    settled.append((fut, True, fn(conn)))
-                except Exception as exc:
-                    settled.append((fut, False, exc))
-        finally:
-            conn.execute("COMMIT")
+            conn.execute("BEGIN")
+        except sqlite3.Error as exc:  # each read fails, and the thread lives on for the next
+            settled = [(fut, False, exc) for _, fut in batch]
+        else:
+            try:
+                for fn, fut in batch:
+                    try:
+                        settled.append((fut, True, fn(conn)))
+                    except Exception as exc:
+                        settled.append((fut, False, exc))
+            finally:
+                with contextlib.suppress(sqlite3.Error):  # a read-only snapshot ends anyway
+                    conn.execute("COMMIT")
         batch[0][1].get_loop().call_soon_threadsafe(_settle_all, settled)
 
-    async def _scan(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _scan_raw(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._reader is None:
             raise RuntimeError("store is not open")
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._reads.put((fn, fut))
         return await fut
+
+    async def _scan(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            return await self._scan_raw(fn)
+        except sqlite3.DatabaseError as exc:
+            if failures.is_damaged(exc):
+                raise failures.damaged(self.path) from exc
+            raise
 
     async def close(self) -> None:
         # Cleared first: later calls fail instead of never settling.
@@ -361,33 +547,57 @@ class SqliteStore:
 
     async def get(self, task_id: str) -> DockerTask | None:
         """A primary-key read takes microseconds: it runs inline, not on the reader thread."""
-        row = self._open_conn().execute("SELECT doc FROM tasks WHERE id = ?", (task_id,)).fetchone()
-        return _task(row[0]) if row else None
+        conn = self._open_conn()
+        try:
+            row = conn.execute("SELECT doc FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        except sqlite3.DatabaseError as exc:
+            if failures.is_damaged(exc):
+                raise failures.damaged(self.path) from exc
+            raise
+        if row is None:
+            return None
+        try:
+            return _task(row[0])
+        except ValidationError as exc:
+            self._set_aside_later([(task_id, failures.load_failure(exc))])
+            return None
 
     async def list_tasks(self, query: TaskQuery) -> tuple[list[DockerTask], int]:
         where, args = _where(query)
         order = "DESC" if query.newest_first else "ASC"
 
-        def read(conn: sqlite3.Connection) -> tuple[list[str], int]:
+        def read(conn: sqlite3.Connection) -> tuple[list[tuple[str, str]], int]:
             total = conn.execute(f"SELECT count(*) FROM tasks{where}", args).fetchone()[0]  # noqa: S608
-            docs = conn.execute(
-                f"SELECT doc FROM tasks{where} ORDER BY created_at {order}, seq {order} "  # noqa: S608
+            rows = conn.execute(
+                f"SELECT id, doc FROM tasks{where} ORDER BY created_at {order}, seq {order} "  # noqa: S608
                 "LIMIT ? OFFSET ?",
                 (*args, query.limit, query.offset),
             ).fetchall()
-            return [d for (d,) in docs], total
+            return rows, total
 
-        docs, total = await self._scan(read)
-        return [_task(d) for d in docs], total
+        rows, total = await self._scan(read)
+        tasks, bad = _parse(rows)
+        if bad:
+            self._set_aside_later(bad)
+        return tasks, total - len(bad)
 
     async def load_unfinished(self) -> list[DockerTask]:
-        def read(conn: sqlite3.Connection) -> list[str]:
-            rows = conn.execute(
-                f"SELECT doc FROM tasks WHERE status IN ({_UNFINISHED}) ORDER BY priority, seq"  # noqa: S608
-            ).fetchall()
-            return [d for (d,) in rows]
+        loaded, self._unfinished = self._unfinished, None
+        if loaded is not None:
+            return loaded
+        rows = await self._scan(lambda conn: conn.execute(_LOAD_UNFINISHED).fetchall())
+        tasks, bad = _parse(rows)
+        if bad:
+            self._set_aside_later(bad)
+        return tasks
 
-        return [_task(d) for d in await self._scan(read)]
+    async def set_aside(self) -> list[SetAside]:
+        def read(conn: sqlite3.Connection) -> list[tuple[str, str, float]]:
+            return conn.execute(
+                "SELECT id, reason, set_aside_at FROM set_aside ORDER BY set_aside_at, id"
+            ).fetchall()
+
+        return [SetAside(*row) for row in await self._scan(read)]
 
     async def delete(self, statuses: Collection[TaskStatus]) -> int:
         """In chunks, each its own commit, so clearing a long history never stalls the loop."""
@@ -517,6 +727,11 @@ def _drain(jobs: queue.SimpleQueue[J | None]) -> list[J] | None:
             break
         batch.append(job)
     return batch
+
+
+def _log_failed_move(moving: asyncio.Future[None]) -> None:
+    if not moving.cancelled() and (exc := moving.exception()) is not None:
+        logger.error("could not move the task(s) aside: {}", exc)
 
 
 def _settle_all(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:

@@ -3,6 +3,16 @@
 The engine keeps live tasks in memory and uses the store for durability and for history. Every
 method is async; ``save`` returns only once the tasks are durable, and the same contract tests
 (``tests/unit/test_store_contract.py``) run against every backend.
+
+Failures a backend reports as ``ai_admin.errors.StoreError``:
+- ``open`` on a database it cannot use (damaged, not a database, no permission): the message is
+  one line naming it and what to do, which ``ai-admin serve`` prints as it stops;
+- a write on a full disk: ``SYSTEM_DISK_SPACE``. Nothing of that write is stored (nor the
+  counters given with it), the store stays usable, and writes succeed again once there is space.
+
+A stored task that no longer loads (a damaged document, one from an incompatible version) does
+not stop the agent: it is *set aside*, logged with its id and why, kept out of every later load,
+listing and lookup, and reported by ``set_aside()``.
 """
 
 from __future__ import annotations
@@ -13,6 +23,18 @@ from typing import Protocol
 
 from ai_admin.queue.models import DockerTask, TaskStatus, TaskType
 from ai_admin.queue.stats import TaskClass
+
+
+@dataclass(frozen=True, slots=True)
+class SetAside:
+    """A stored task that failed to load, kept apart (not deleted) for an operator to look at."""
+
+    task_id: str
+    reason: str  # where and what failed, never the stored value
+    set_aside_at: float  # seconds since the epoch
+
+    def to_dict(self) -> dict[str, str | float]:
+        return {"task_id": self.task_id, "reason": self.reason, "set_aside_at": self.set_aside_at}
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +49,11 @@ class TaskQuery:
 
 class QueueStore(Protocol):
     async def open(self) -> None:
-        """Create or migrate the schema; called once before any other method."""
+        """Create or migrate the schema; called once before any other method.
+
+        Sets aside unfinished tasks that fail to load, so the counts read next agree with what
+        ``load_unfinished`` returns. Raises ``StoreError`` if the database cannot be used.
+        """
 
     async def close(self) -> None:
         """Finish pending writes and release the database."""
@@ -44,13 +70,18 @@ class QueueStore(Protocol):
         """
 
     async def get(self, task_id: str) -> DockerTask | None:
-        """The stored task, or None."""
+        """The stored task, or None (also for a task that fails to load: it is set aside)."""
 
     async def list_tasks(self, query: TaskQuery) -> tuple[list[DockerTask], int]:
-        """A page of tasks matching ``query`` and the total number that match."""
+        """A page of tasks matching ``query`` and the total number that match; a task that
+        fails to load is left out of both and set aside."""
 
     async def load_unfinished(self) -> list[DockerTask]:
-        """Every task not in a finished status, in run order (priority, then seq)."""
+        """Every task not in a finished status, in run order (priority, then seq); those that
+        fail to load were set aside by ``open``."""
+
+    async def set_aside(self) -> list[SetAside]:
+        """Every stored task set aside because it failed to load, oldest first."""
 
     async def delete(self, statuses: Collection[TaskStatus]) -> int:
         """Delete every task in one of ``statuses``; returns how many."""

@@ -4,6 +4,8 @@ in a base class; each backend's subclass provides ``make_store``). SQLite-only c
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -12,6 +14,7 @@ from pathlib import Path
 import pytest
 from queue_helpers import within
 
+from ai_admin.errors import StoreError
 from ai_admin.queue.models import DockerTask, ErrorInfo, TaskPriority, TaskStatus, TaskType
 from ai_admin.queue.sqlite_store import SqliteStore
 from ai_admin.queue.stats import TaskClass
@@ -20,6 +23,9 @@ from ai_admin.queue.store import QueueStore, TaskQuery
 S = TaskStatus
 P = TaskPriority
 StoreFactory = Callable[[], Awaitable[QueueStore]]
+# Replace a stored task's document behind the store's back (a damaged row, an older version).
+Damage = Callable[[str, str], None]
+CANARY = "canary-Zq81-stored-value"
 
 
 def _task(
@@ -46,7 +52,8 @@ def _task(
 
 class StoreContract:
     """Subclasses provide a ``make_store`` fixture: a factory opening the same database each
-    call (so a test can close a store and open it again); the fixture closes what it opened."""
+    call (so a test can close a store and open it again); the fixture closes what it opened;
+    and a ``damage`` fixture that overwrites a stored task's document with raw text."""
 
     async def test_a_saved_task_reads_back_whole(self, make_store: StoreFactory) -> None:
         store = await make_store()
@@ -242,6 +249,53 @@ class StoreContract:
         await store.set_flag("queue_paused", None)
         assert await store.get_flag("queue_paused") is None
 
+    async def test_nothing_is_set_aside_in_a_sound_store(self, make_store: StoreFactory) -> None:
+        store = await make_store()
+        await store.save([_task(1), _task(2, S.COMPLETED)])
+        assert await store.set_aside() == []
+
+    async def test_unfinished_tasks_that_fail_to_load_are_set_aside_and_the_rest_load(
+        self, make_store: StoreFactory, damage: Damage
+    ) -> None:
+        # Regression: one malformed row of an unfinished task stopped the agent from starting.
+        store = await make_store()
+        good, broken, unknown = _task(1), _task(2), _task(3, S.PAUSED)
+        await store.save([good, broken, unknown])
+        await store.close()
+        damage(broken.id, '{"id": "not json')
+        doc = unknown.model_dump(mode="json", exclude_none=True)
+        damage(unknown.id, json.dumps({**doc, "status": CANARY}))
+
+        store = await make_store()
+        assert [t.id for t in await store.load_unfinished()] == [good.id]
+        aside = {a.task_id: a for a in await store.set_aside()}
+        assert set(aside) == {broken.id, unknown.id}
+        assert "Invalid JSON" in aside[broken.id].reason
+        assert aside[unknown.id].reason.startswith("status:")
+        assert CANARY not in aside[unknown.id].reason  # where and what, never the value
+        assert all(a.set_aside_at > 1_700_000_000 for a in aside.values())
+        # Counted nowhere, found nowhere, and still apart after another restart.
+        assert await store.class_counts() == {TaskClass.of(good): 1}
+        assert await store.get(broken.id) is None
+        assert await store.list_tasks(TaskQuery()) == ([good], 1)
+        await store.close()
+        store = await make_store()
+        assert [t.id for t in await store.load_unfinished()] == [good.id]
+        assert {a.task_id for a in await store.set_aside()} == {broken.id, unknown.id}
+
+    async def test_reads_skip_a_finished_task_that_fails_to_load_and_set_it_aside(
+        self, make_store: StoreFactory, damage: Damage
+    ) -> None:
+        store = await make_store()
+        done, broken = _task(1, S.COMPLETED), _task(2, S.FAILED)
+        await store.save([done, broken])
+        damage(broken.id, "[]")
+        assert await store.list_tasks(TaskQuery()) == ([done], 1)
+        assert await store.get(broken.id) is None
+        await store.save([])  # writes land in call order: the move aside is done
+        assert [a.task_id for a in await store.set_aside()] == [broken.id]
+        assert await store.list_tasks(TaskQuery()) == ([done], 1)
+
 
 class TestSqliteStore(StoreContract):
     @pytest.fixture
@@ -257,6 +311,14 @@ class TestSqliteStore(StoreContract):
         yield make
         for store in opened:
             await store.close()
+
+    @pytest.fixture
+    def damage(self, tmp_path: Path) -> Damage:
+        def overwrite(task_id: str, doc: str) -> None:
+            with contextlib.closing(sqlite3.connect(tmp_path / "store.db")) as conn, conn:
+                conn.execute("UPDATE tasks SET doc = ? WHERE id = ?", (doc, task_id))
+
+        return overwrite
 
 
 # -- SQLite only ---------------------------------------------------------------------------------
@@ -454,7 +516,7 @@ async def test_a_store_is_open_only_once_open_has_succeeded(
     await asyncio.sleep(0.02)  # open() is waiting for its reader thread
     with pytest.raises(RuntimeError, match="not open"):
         store.save([_task(1)])
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(StoreError, match="cannot open the task database"):
         await within(opening)
 
     monkeypatch.undo()
