@@ -10,7 +10,7 @@ import typer
 
 from ai_admin import __version__
 from ai_admin.cli import loop
-from ai_admin.cli.settings import settings_or_exit
+from ai_admin.cli.settings import settings_or_exit, store_or_exit
 from ai_admin.logging import setup_logging
 from ai_admin.mcp.cli import register as register_mcp_commands
 
@@ -53,7 +53,8 @@ def serve(
     settings = settings_or_exit(config, flags)
     setup_logging(settings.log_level, settings.log_format)
     try:
-        loop.run(run(settings))
+        with store_or_exit():
+            loop.run(run(settings))
     except (InsecureListen, CannotListen) as exc:
         print(f"ai-admin: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None
