@@ -13,7 +13,8 @@ import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -162,15 +163,43 @@ async def test_a_database_that_cannot_be_opened_stops_start_up_in_one_line(
     await _a_database_with_tasks(db)
     spoil(db)
 
+    line = _start_up_refused(data_dir)
+    assert line.startswith(f"ai-admin: cannot open the task database {db}: ")
+    assert "move it aside and restart" in line
+    assert "restore it from a backup" in line
+
+
+async def test_a_database_the_agent_may_not_write_stops_start_up_in_one_line(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    db = data_dir / DB
+    await _a_database_with_tasks(db)
+    with _immutable(db):  # not even root may write it
+        line = _start_up_refused(data_dir)
+    assert line == (
+        f"ai-admin: cannot open the task database {db}: permission denied; "
+        "give the agent's user read and write access to it and to its directory"
+    )
+
+
+@contextlib.contextmanager
+def _immutable(path: Path) -> Iterator[None]:
+    subprocess.run(["chattr", "+i", str(path)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def _start_up_refused(data_dir: Path) -> str:
+    """The one line a refused start-up printed (exit status 1, no traceback)."""
     agent = launch(data_dir, wait=False)
-    assert agent.wait_exit() == 1
-    lines = agent.stderr().strip().splitlines()
-    assert lines == [
-        f"ai-admin: cannot open the task database {db}: {lines[0].split(': ', 2)[2]}"
-    ], agent.output()
-    assert "move it aside and restart" in lines[0]
-    assert "restore it from a backup" in lines[0]
+    assert agent.wait_exit() == 1, agent.output()
     assert "Traceback" not in agent.output()
+    lines = agent.stderr().strip().splitlines()
+    assert len(lines) == 1, agent.output()
+    return lines[0]
 
 
 # -- stored tasks that no longer load -------------------------------------------------------------

@@ -18,6 +18,7 @@ from queue_helpers import within
 from small_disk import fill, small_disk
 
 from ai_admin.errors import ErrorCode, StoreError
+from ai_admin.queue import sqlite_failures as failures
 from ai_admin.queue.models import DockerTask, TaskStatus, TaskType
 from ai_admin.queue.sqlite_store import SqliteStore
 from ai_admin.queue.store import TaskQuery
@@ -234,6 +235,18 @@ async def test_a_checkpoint_on_a_full_disk_is_logged_and_the_next_one_runs(
         filler.unlink()
     assert store._checkpointer is not None
     assert store._checkpointer.is_alive()  # it did not die with the error
+
+
+async def test_an_io_error_is_a_full_disk_only_when_space_is_short(disk: Path) -> None:
+    # SQLite reports a short write of the WAL or the shared memory as an I/O error.
+    exc = sqlite3.OperationalError("disk I/O error")
+    exc.sqlite_errorcode = sqlite3.SQLITE_IOERR_WRITE
+    assert not failures.is_disk_full(exc, disk)
+    fill(disk)
+    assert failures.is_disk_full(exc, disk)
+    locked = sqlite3.OperationalError("database is locked")
+    locked.sqlite_errorcode = sqlite3.SQLITE_BUSY
+    assert not failures.is_disk_full(locked, disk)
 
 
 async def test_opening_on_a_full_disk_says_so_in_one_line(disk: Path) -> None:
