@@ -272,7 +272,6 @@ class SqliteStore:
 
     async def _sweep_unfinished(self, conn: sqlite3.Connection) -> list[DockerTask]:
         """The unfinished tasks; those that fail to load are set aside before anyone counts."""
-
         rows, unknown = await self._scan_raw(_read_unfinished)
         tasks, bad = _parse(rows)
         bad += [
