@@ -66,7 +66,9 @@ class QueueStore(Protocol):
 
         Not a coroutine on purpose: the tasks are serialised and queued when ``save`` is
         called, so writes land in call order and later changes to the objects don't leak in.
-        Saves issued close together may share one transaction (group commit).
+        Saves issued close together may share one transaction (group commit). The counters
+        are written only together with every write they count: if one of those fails, they are
+        not written, and the next ``save`` with counters brings the caller's corrected values.
         """
 
     async def get(self, task_id: str) -> DockerTask | None:
