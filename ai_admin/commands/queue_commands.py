@@ -180,15 +180,16 @@ async def queue_manage(agent: Agent, p: ManageParams) -> dict[str, Any]:
 
 @REGISTRY.command("queue_pause", NoParams, idempotent=True)
 async def queue_pause(agent: Agent, p: NoParams) -> dict[str, Any]:
-    """Pause the whole queue: running tasks finish, nothing new starts until queue_resume."""
-    agent.queue.pause_queue()
+    """Pause the whole queue: running tasks finish, nothing new starts until queue_resume.
+    The pause is kept across restarts; the answer comes once it is stored."""
+    await agent.queue.pause_queue()
     return {"paused": True}
 
 
 @REGISTRY.command("queue_resume", NoParams, idempotent=True)
 async def queue_resume(agent: Agent, p: NoParams) -> dict[str, Any]:
     """Resume the whole queue after queue_pause: waiting tasks start again."""
-    agent.queue.resume_queue()
+    await agent.queue.resume_queue()
     return {"paused": False}
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -50,7 +50,8 @@ class Work:
 
     Each run, in order: records its start, raises the next error queued for the task in
     ``errors`` (if any), then waits until the task is released (unless ``block`` is False),
-    optionally holding for ``hold_s`` to overlap with other runs, and returns a result.
+    raises the next error queued in ``late_errors`` (if any), optionally holds for ``hold_s``
+    to overlap with other runs, and returns a result.
     A cancelled run records itself in ``cancelled`` before letting ``CancelledError`` go.
     """
 
@@ -64,6 +65,7 @@ class Work:
         self.completed: list[str] = []
         self.cancelled: list[str] = []
         self.errors: dict[str, list[BaseException]] = {}
+        self.late_errors: dict[str, list[BaseException]] = {}
         self.active = 0
         self.peak = 0
         self._released: set[str] = set()
@@ -89,6 +91,9 @@ class Work:
                 raise queued.pop(0)
             while self.block and not (self._all_released or task_id in self._released):
                 await self._changed.wait()
+            late = self.late_errors.get(task_id)
+            if late:
+                raise late.pop(0)
             if self.hold_s:
                 await asyncio.sleep(self.hold_s)  # simulated work, so runs overlap
             self.completed.append(task_id)
@@ -111,6 +116,10 @@ class Work:
     def fail(self, task_id: str, *errors: BaseException) -> None:
         """Raise these errors from the task's next runs, one per run."""
         self.errors.setdefault(task_id, []).extend(errors)
+
+    def fail_late(self, task_id: str, *errors: BaseException) -> None:
+        """Raise these errors from the task's next runs once each is released."""
+        self.late_errors.setdefault(task_id, []).extend(errors)
 
     async def wait_until(self, predicate: Callable[[], bool], timeout_s: float = WAIT_S) -> None:
         async with asyncio.timeout(timeout_s):
@@ -154,6 +163,76 @@ def executors_for(
     if isinstance(executor, Mapping):
         return dict(executor)
     return dict.fromkeys(TaskType, executor)
+
+
+class FailingStore:
+    """A real store whose next writes fail, as a full disk makes them fail.
+
+    ``fail_saves(n)`` makes the next ``n`` saves of tasks raise ``error``, the way the SQLite
+    store fails one part of a group commit: the counters issued with the failed save still
+    land (each part is retried alone), so a caller that takes a count back must store it
+    again. ``fail_flags(n)`` does the same for ``set_flag``. Everything else is the real store.
+    """
+
+    def __init__(self, inner: QueueStore, error: BaseException) -> None:
+        self.inner = inner
+        self.error = error
+        self._saves = 0
+        self._flags = 0
+
+    def fail_saves(self, n: int = 1) -> None:
+        self._saves = n
+
+    def fail_flags(self, n: int = 1) -> None:
+        self._flags = n
+
+    def save(
+        self, tasks: Sequence[DockerTask], counters: Mapping[str, float] | None = None
+    ) -> Awaitable[None]:
+        if self._saves and tasks:
+            self._saves -= 1
+            if counters:
+                self.inner.save((), counters)
+            failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            failed.set_exception(self.error)
+            return failed
+        return self.inner.save(tasks, counters)
+
+    async def set_flag(self, name: str, value: str | None) -> None:
+        if self._flags:
+            self._flags -= 1
+            raise self.error
+        await self.inner.set_flag(name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def _state(task: DockerTask) -> dict[str, Any]:
+    """What memory and store must agree on (progress and logs are written at a bounded rate)."""
+    return task.model_dump(exclude={"progress", "logs", "current_step"})
+
+
+async def assert_consistent(
+    engine: QueueEngine, store: QueueStore, task_ids: Iterable[str]
+) -> None:
+    """The engine agrees with its store: each task is live in memory if and only if it is
+    unfinished there, a live task is the stored one, and the statistics count what is stored.
+
+    Looks at the engine's private maps on purpose: a task that left memory while unfinished is
+    exactly the loss these checks exist to catch, and no public view shows it."""
+    for task_id in task_ids:
+        stored = await store.get(task_id)
+        assert stored is not None, f"{task_id} is not stored"
+        live = engine._tasks.get(task_id)
+        assert (live is not None) == (not stored.status.is_finished), (
+            f"{task_id} is {stored.status.value} in the store and "
+            f"{'in' if live is not None else 'not in'} memory"
+        )
+        if live is not None:
+            assert _state(live) == _state(stored), (task_id, _state(live), _state(stored))
+    counts = {k: n for k, n in (await store.class_counts()).items() if n}
+    assert dict(engine._stats.gauges) == counts
 
 
 async def refused(aw: Awaitable[Any], code: ErrorCode) -> AiAdminError:

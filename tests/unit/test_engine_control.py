@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
-from queue_helpers import EngineFactory, Work, make_task, refused, within
+from queue_helpers import (
+    EngineFactory,
+    FailingStore,
+    Work,
+    assert_consistent,
+    make_task,
+    refused,
+    within,
+)
 
-from ai_admin.errors import ErrorCode, ExecutionError, TaskNotFound
+from ai_admin.errors import ErrorCode, ExecutionError, StoreError, TaskNotFound
 from ai_admin.queue.engine import QueueEngine
 from ai_admin.queue.models import DockerTask, TaskStatus
+from ai_admin.queue.sqlite_store import SqliteStore
 
 S = TaskStatus
 E = ErrorCode
@@ -331,3 +341,50 @@ async def test_unknown_task_is_reported_as_not_found(make_engine: EngineFactory)
             await call("no-such-task")
         assert info.value.code is E.QUEUE_TASK_NOT_FOUND
     assert await engine.get_task("no-such-task") is None
+
+
+# -- an action whose write fails leaves the task as it is stored ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "action"),
+    [
+        (S.PENDING, "pause"),
+        (S.PENDING, "cancel"),
+        (S.PAUSED, "resume"),
+        (S.PAUSED, "cancel"),
+        (S.FAILED, "retry"),
+        (S.CANCELLED, "retry"),
+    ],
+)
+async def test_an_action_whose_write_fails_leaves_the_stored_state(
+    make_engine: EngineFactory, tmp_path: Path, status: TaskStatus, action: str
+) -> None:
+    store = FailingStore(
+        SqliteStore(tmp_path / "q.db"), StoreError("disk full", code=E.SYSTEM_DISK_SPACE)
+    )
+    work = Work()
+    engine = await make_engine(work, store=store)
+    task_id = await _in_status(engine, work, status)
+    before = await engine.get_queue_stats()
+    store.fail_saves(1)
+
+    with pytest.raises(StoreError) as info:
+        await within(_act(engine, action, task_id))
+
+    assert info.value is store.error
+    assert (await engine.require_task(task_id)).status is status
+    waiting = [t.id for t in engine.pending_tasks()]
+    assert waiting == ([task_id] if status is S.PENDING else [])
+    after = await engine.get_queue_stats()
+    assert after["counters"] == before["counters"]
+    assert after["distributions"] == before["distributions"]
+    await assert_consistent(engine, store, [task_id])
+
+    # Once the disk has room the same action works, and the task goes on from there.
+    done = await within(_act(engine, action, task_id))
+    assert done.status is TRANSITIONS[status][action]
+    engine.resume_queue()
+    work.release()
+    await within(engine.join())
+    await assert_consistent(engine, store, [task_id])

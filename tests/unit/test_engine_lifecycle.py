@@ -1,17 +1,20 @@
-"""Start, join, graceful shutdown and restart on the same database."""
+"""Start, join, graceful shutdown, restart on the same database, and the whole-queue pause
+kept across restarts."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
-from queue_helpers import EngineFactory, Work, make_task, within
+from queue_helpers import EngineFactory, FailingStore, Work, make_task, within
 
-from ai_admin.errors import ErrorCode, ExecutionError, QueueShuttingDown
+from ai_admin.errors import ErrorCode, ExecutionError, QueueShuttingDown, StoreError
 from ai_admin.queue.engine import QueueEngine
 from ai_admin.queue.executor import TaskContext
 from ai_admin.queue.models import TaskStatus
+from ai_admin.queue.sqlite_store import SqliteStore
 
 
 async def _start_closing(engine: QueueEngine, grace_s: float) -> asyncio.Task[None]:
@@ -107,6 +110,7 @@ async def test_close_keeps_an_outcome_that_is_being_written(make_engine: EngineF
         reopened.pause_queue()
         await reopened.start()
         assert (await reopened.require_task(task_id)).status is TaskStatus.COMPLETED
+        await reopened.resume_queue()  # kept across restarts: the next round must run
         await reopened.close()
     assert len(work.starts) == 10
 
@@ -187,4 +191,80 @@ async def test_wait_for_gives_up_after_its_timeout(make_engine: EngineFactory) -
     with pytest.raises(TimeoutError):
         await engine.wait_for(task_id, timeout_s=0.01)
     work.release()
+    assert (await within(engine.wait_for(task_id))).status is TaskStatus.COMPLETED
+
+
+# -- the whole-queue pause is kept across restarts ---------------------------------------------
+
+
+async def test_the_queue_pause_is_kept_across_a_restart(
+    make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    # Regression: a paused queue came back unpaused after a restart and ran everything at once.
+    engine = await make_engine(Work())
+    await engine.pause_queue()
+    ids = [await engine.add_task(make_task(n)) for n in "ab"]
+    await engine.close()
+
+    work = Work(block=False)
+    reopened = await make_engine(work)
+    assert reopened.paused
+    assert (await reopened.get_queue_stats())["queue"]["paused"] is True
+    await within(reopened.join())  # a paused queue is idle: nothing was started
+    assert work.starts == []
+    assert [t.id for t in reopened.pending_tasks()] == ids
+
+    await reopened.resume_queue()
+    await within(reopened.join())
+    assert work.starts == ids
+    await reopened.close()
+    assert not (await make_engine(Work(block=False))).paused
+
+
+async def test_the_pause_is_durable_once_awaited_without_a_clean_close(
+    make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    # As after kill -9: the first engine is never closed before the second one reads the file.
+    first = await make_engine(Work(), db=tmp_path / "shared.db")
+    await first.pause_queue()
+    task_id = await first.add_task(make_task("held"))
+
+    work = Work(block=False)
+    second = await make_engine(work, db=tmp_path / "shared.db")
+    assert second.paused
+    assert [t.id for t in second.pending_tasks()] == [task_id]
+    await within(second.join())
+    assert work.starts == []
+
+
+async def test_a_pause_or_resume_asked_before_start_wins_over_the_stored_one(
+    make_engine: EngineFactory,
+) -> None:
+    engine = await make_engine(Work())
+    await engine.pause_queue()
+    await engine.close()
+
+    reopened = await make_engine(Work(), start=False)
+    written = reopened.resume_queue()  # before start: written once the store is open
+    await reopened.start()
+    await within(written)
+    assert not reopened.paused
+    await reopened.close()
+    assert not (await make_engine(Work())).paused
+
+
+async def test_a_pause_that_cannot_be_stored_is_taken_back(
+    make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    error = StoreError("disk full", code=ErrorCode.SYSTEM_DISK_SPACE)
+    store = FailingStore(SqliteStore(tmp_path / "q.db"), error)
+    work = Work(block=False)
+    engine = await make_engine(work, store=store)
+    store.fail_flags(1)
+
+    with pytest.raises(StoreError):
+        await engine.pause_queue()
+
+    assert not engine.paused  # what the store holds, and what the answer said
+    task_id = await engine.add_task(make_task("runs"))
     assert (await within(engine.wait_for(task_id))).status is TaskStatus.COMPLETED

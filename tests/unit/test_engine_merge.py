@@ -132,9 +132,11 @@ async def test_a_recovered_pending_task_still_takes_merges(
 
     work = Work()
     engine = await make_engine(work)
+    assert engine.paused  # the pause is kept across the restart
     twin = await engine.submit(push())
     assert twin.status is TaskStatus.MERGED
     assert twin.merged_into == first
+    await engine.resume_queue()
     work.release()
     assert (await within(engine.wait_for(twin.task_id))).id == first
     _, total = await engine.list_tasks(TaskQuery(status=[TaskStatus.COMPLETED]))

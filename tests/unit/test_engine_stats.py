@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from queue_helpers import EngineFactory, Work, make_task, within
+import pytest
+from queue_helpers import (
+    EngineFactory,
+    FailingStore,
+    Work,
+    assert_consistent,
+    make_task,
+    within,
+)
 
-from ai_admin.errors import ErrorCode, ExecutionError
+from ai_admin.errors import ErrorCode, ExecutionError, StoreError
 from ai_admin.queue.engine import QueueEngine
 from ai_admin.queue.models import DockerTask, TaskStatus, TaskType
+from ai_admin.queue.sqlite_store import SqliteStore
 
 E = ErrorCode
 
@@ -177,3 +187,69 @@ async def test_clear_deletes_finished_tasks_and_updates_statistics(
     work.release(live)
     assert (await within(engine.wait_for(live))).status is TaskStatus.COMPLETED
     assert (await engine.get_queue_stats())["distributions"]["status"] == {"completed": 1}
+
+
+# -- writes that fail: nothing is counted that is not stored ------------------------------------
+
+
+def _disk_full() -> StoreError:
+    return StoreError("database or disk is full", code=E.SYSTEM_DISK_SPACE)
+
+
+async def test_a_submit_whose_write_fails_leaves_nothing_behind(
+    make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    store = FailingStore(SqliteStore(tmp_path / "q.db"), _disk_full())
+    engine = await make_engine(Work(block=False), store=store)
+    engine.pause_queue()
+    kept = await engine.add_task(make_task("kept"))
+    lost = make_task("lost")
+    store.fail_saves(1)
+
+    with pytest.raises(StoreError) as info:
+        await engine.submit(lost)
+
+    assert info.value is store.error  # the store's own error, unchanged
+    assert await engine.get_task(lost.id) is None
+    assert [t.id for t in engine.pending_tasks()] == [kept]
+    stats = await engine.get_queue_stats()
+    assert stats["counters"]["enqueued"] == 1
+    assert stats["summary"]["total_tasks"] == 1
+    assert stats["summary"]["queue_size"] == 1
+    assert stats["recent_activity"] == {"last_24_hours": 1, "last_hour": 1}
+    await assert_consistent(engine, store, [kept])
+
+    # The same work submitted again once the disk has room is new work, not a twin of nothing.
+    again = await engine.submit(make_task("lost"))
+    assert again.status is TaskStatus.PENDING
+    await engine.close()
+    reopened = await make_engine(Work(block=False), db=tmp_path / "q.db")
+    after = await reopened.get_queue_stats()
+    assert after["counters"]["enqueued"] == 2  # the stored counters never counted the lost one
+    assert after["recent_activity"] == {"last_24_hours": 2, "last_hour": 2}
+
+
+async def test_a_merge_whose_write_fails_leaves_nothing_behind(
+    make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    store = FailingStore(SqliteStore(tmp_path / "q.db"), _disk_full())
+    engine = await make_engine(Work(block=False), store=store)
+    engine.pause_queue()
+    first = await engine.add_task(make_task("twin"))
+    twin = make_task("twin")
+    store.fail_saves(1)
+
+    with pytest.raises(StoreError):
+        await engine.submit(twin)
+
+    assert await engine.get_task(twin.id) is None
+    stats = await engine.get_queue_stats()
+    assert stats["counters"]["merged"] == 0
+    assert stats["distributions"]["status"] == {"pending": 1}
+    assert stats["recent_activity"]["last_hour"] == 1
+    await assert_consistent(engine, store, [first])
+    merged = await engine.submit(make_task("twin"))
+    assert merged.merged_into == first
+    await engine.close()
+    reopened = await make_engine(Work(block=False), db=tmp_path / "q.db")
+    assert (await reopened.get_queue_stats())["counters"]["merged"] == 1

@@ -1,0 +1,185 @@
+"""Control actions on one task (pause, resume, cancel, retry), safe to send concurrently.
+
+An action decides on a *settled* task: its last write has landed (or been undone) and no run
+of it is stopping or recording an outcome. The decision and the change happen with no
+``await`` in between, so actions sent together apply one after the other, each to the outcome
+of the one before, and one that no longer fits is refused by the state machine with its 409
+code. Each accepted action answers with the state it made, once that state is durable; if its
+write fails, memory goes back to what the store holds and the store's error is raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from functools import partial
+
+from ai_admin.errors import ErrorCode, QueueShuttingDown, TaskNotFound, TransitionNotAllowed
+from ai_admin.queue.memory import TaskMemory
+from ai_admin.queue.models import DockerTask, TaskStatus
+from ai_admin.queue.runs import Run, Stop
+from ai_admin.queue.secrets import holds_secrets, merge_key
+from ai_admin.queue.states import Action, check_action
+from ai_admin.queue.stats import TaskClass
+
+
+class TaskControl(TaskMemory):
+    async def start(self) -> None:
+        """Provided by the engine: open the store and recover, once."""
+        raise NotImplementedError
+
+    async def pause_task(self, task_id: str) -> DockerTask:
+        task = await self._decide(task_id, Action.PAUSE)
+        if run := self._running.get(task_id):
+            return await self._stop_run(run, Stop.PAUSE)
+        return await self._change(task, _hold)
+
+    async def resume_task(self, task_id: str) -> DockerTask:
+        task = await self._decide(task_id, Action.RESUME)
+        return await self._change(task, _release, enqueue=True)
+
+    async def cancel_task(self, task_id: str) -> DockerTask:
+        task = await self._decide(task_id, Action.CANCEL)
+        if run := self._running.get(task_id):
+            return await self._stop_run(run, Stop.CANCEL)
+        return await self._change(task, _cancel, count="cancelled")
+
+    async def retry_task(self, task_id: str, *, force: bool = False) -> DockerTask:
+        task = await self._decide(task_id, Action.RETRY, force=True)  # its status
+        self._check_credentials(task)  # the reason no force can overcome comes first
+        check_action(task, Action.RETRY, force=force)  # and its retry limit
+        if self._closing:
+            raise QueueShuttingDown("The agent is shutting down and takes no new work.")
+        self._check_capacity()
+        return await self._change(task, self._requeue, count="retried", enqueue=True)
+
+    async def _settled(self, task_id: str) -> DockerTask:
+        """The task once nothing is in flight for it: its last write has landed (or been
+        undone) and no run of it is stopping or recording an outcome. Live, else stored.
+
+        While an action waits here the scheduler does not start the task, so what the action
+        decides applies to the task as the client last saw it settle."""
+        self._deciding[task_id] += 1
+        try:
+            while True:
+                write = self._last_write.get(task_id)
+                if write is not None and not write.done():
+                    await asyncio.wait([write])
+                    continue
+                run = self._running.get(task_id) or self._finishing.get(task_id)
+                if run is not None and (run.finishing or run.stop is not None):
+                    await run.done.wait()
+                    continue
+                task = self._tasks.get(task_id)
+                if task is not None:
+                    return task
+                stored = await self._store.get(task_id)
+                if task_id in self._tasks:  # a retry brought it back meanwhile
+                    continue
+                if stored is None:
+                    raise TaskNotFound(task_id)
+                return stored
+        finally:
+            self._deciding[task_id] -= 1
+            if not self._deciding[task_id]:
+                del self._deciding[task_id]
+                self._wakeup.set()
+
+    async def _decide(self, task_id: str, action: Action, *, force: bool = False) -> DockerTask:
+        """The settled task, if ``action`` may be applied to it. The caller applies the action
+        with no ``await`` in between, so the check still holds when it does."""
+        await self.start()
+        task = await self._settled(task_id)
+        check_action(task, action, force=force)
+        return task
+
+    async def _change(
+        self,
+        task: DockerTask,
+        change: Callable[[DockerTask], None],
+        *,
+        count: str | None = None,
+        enqueue: bool = False,
+    ) -> DockerTask:
+        """Apply an action's change to a settled task and commit it; returns the state the
+        action made. If the write fails, memory goes back to the stored state and the store's
+        error is raised."""
+        before = task.model_copy(deep=True)
+        live = self._tasks.get(task.id) is task
+        if not live:  # a finished task comes back to memory here, and only here
+            self._tasks[task.id] = task
+            self._counted[task.id] = TaskClass.of(task)
+        self._dequeue(task)
+        change(task)
+        if count is not None:
+            self._stats.count(count)
+        made = task.model_copy(deep=True)
+        then = partial(self._enqueue, task, keep_seq=True) if enqueue else None
+        await self._commit(task, then=then, undo=partial(self._undo, task, before, live, count))
+        return made
+
+    def _undo(self, task: DockerTask, before: DockerTask, live: bool, count: str | None) -> None:
+        """An action's write failed: memory goes back to what the store holds."""
+        self._dequeue(task)
+        made = TaskClass.of(task)
+        for name in DockerTask.model_fields:
+            setattr(task, name, getattr(before, name))
+        self._stats.move(made, TaskClass.of(task))
+        if live:
+            self._counted[task.id] = TaskClass.of(task)
+            self._enqueue(task, keep_seq=True)  # waiting again, in its place, if it was
+        else:
+            self._counted.pop(task.id, None)
+            self._tasks.pop(task.id, None)
+            self._merge_keys.pop(task.id, None)
+        if count is not None:
+            self._uncount(count)
+
+    def _check_credentials(self, task: DockerTask) -> None:
+        if holds_secrets(task.params) and task.id not in self._secrets:
+            raise TransitionNotAllowed(
+                f"Task {task.id} was submitted with credentials that were lost when the agent "
+                "restarted; it cannot run again without them.",
+                code=ErrorCode.QUEUE_CREDENTIALS_LOST,
+                details={"task_id": task.id, "status": task.status.value, "action": "retry"},
+            )
+
+    def _requeue(self, task: DockerTask) -> None:
+        task.retry_count += 1
+        task.status = TaskStatus.PENDING
+        task.current_step = f"Retry {task.retry_count} requested; waiting in the queue"
+        task.queued_at = time.time()
+        task.next_attempt_at = task.completed_at = task.duration_s = None
+        self._seq += 1
+        task.seq = self._seq
+        secret = self._secrets.get(task.id)
+        self._merge_keys[task.id] = merge_key(task.task_type.value, task.params, secret)
+
+    async def _stop_run(self, run: Run, reason: Stop) -> DockerTask:
+        """Stop a settled running task; once its outcome is recorded, the state it recorded."""
+        stopping = run.request_stop(reason)
+        assert stopping, "a settled run is neither stopping nor finishing"
+        await run.done.wait()
+        if run.error is not None:
+            raise run.error
+        assert run.final is not None
+        return run.final
+
+
+def _hold(task: DockerTask) -> None:
+    task.status = TaskStatus.PAUSED
+    task.current_step = TaskStatus.PAUSED.description
+    task.paused_from = TaskStatus.PENDING
+
+
+def _release(task: DockerTask) -> None:
+    task.status = TaskStatus.PENDING
+    task.current_step = "Resumed; waiting in the queue"
+    task.paused_from = None
+
+
+def _cancel(task: DockerTask) -> None:
+    task.status = TaskStatus.CANCELLED
+    task.current_step = TaskStatus.CANCELLED.description
+    task.completed_at = time.time()
