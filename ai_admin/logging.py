@@ -2,6 +2,15 @@
 
 Libraries that use the standard ``logging`` module (aiohttp, docker) are routed through loguru
 so every line has one format and one destination.
+
+No line may carry a secret, whatever fails:
+
+- tracebacks show code, never the values of variables (loguru's ``diagnose`` is off in every
+  sink: it would print the locals of each frame, a token or a password among them);
+- the secrets the agent knows for its whole life (its tokens, see ``hide``) are replaced by
+  ``***`` in every line, a traceback's exception message included;
+- an HTTP parser error quotes the raw request line or header it choked on (a bearer token, a
+  wrong one too), so it is logged by its type and status only.
 """
 
 from __future__ import annotations
@@ -9,6 +18,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
+import traceback
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from loguru import logger
@@ -16,13 +28,53 @@ from loguru import logger
 if TYPE_CHECKING:
     from loguru import Message
 
+__all__ = ["REDACTED", "hide", "redact", "setup_logging"]
+
+REDACTED = "***"
+# Shorter values are not hidden: replacing every "ab" in the log would only garble it, and a
+# token that short is no secret anyway.
+_MIN_HIDDEN_CHARS = 6
+# HTTP parser errors (aiohttp.http_exceptions) carry the raw bytes they refused.
+_QUOTES_THE_REQUEST = "aiohttp.http_exceptions"
+
 _TEXT_FORMAT = (
     "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> <level>{level: <7}</level> "
     "<cyan>{name}</cyan> {message}"
 )
 
+_hidden: tuple[str, ...] = ()
+_hidden_lock = threading.Lock()
 
-def _json_sink(stream: TextIO) -> Any:
+
+def hide(*secrets: str) -> None:
+    """Never write these values (the agent's tokens) to the log: each becomes ``***``."""
+    global _hidden
+    with _hidden_lock:
+        known = set(_hidden) | {s for s in secrets if len(s) >= _MIN_HIDDEN_CHARS}
+        # Longest first, so a secret that contains another is hidden whole.
+        _hidden = tuple(sorted(known, key=len, reverse=True))
+
+
+def redact(text: str) -> str:
+    """``text`` with every hidden value replaced, and writable as UTF-8 (a lone surrogate
+    from a client's input becomes an escape instead of failing the write)."""
+    for secret in _hidden:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    if not text.isascii():
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _text_sink(stream: TextIO) -> Callable[[Message], None]:
+    def write(message: Message) -> None:
+        stream.write(redact(str(message)))
+        stream.flush()
+
+    return write
+
+
+def _json_sink(stream: TextIO) -> Callable[[Message], None]:
     def write(message: Message) -> None:
         record = message.record
         line: dict[str, Any] = {
@@ -32,9 +84,14 @@ def _json_sink(stream: TextIO) -> Any:
             "message": record["message"],
         }
         line.update({k: v for k, v in record["extra"].items() if _is_json(v)})
-        if record["exception"] is not None:
-            line["exception"] = repr(record["exception"].value)
-        stream.write(json.dumps(line, default=str) + "\n")
+        exception = record["exception"]
+        if exception is not None and exception.type is not None:
+            line["exception"] = f"{exception.type.__name__}: {exception.value}"
+            # The stack as the standard library prints it: file, line and code, no locals.
+            line["traceback"] = "".join(
+                traceback.format_exception(exception.type, exception.value, exception.traceback)
+            )
+        stream.write(redact(json.dumps(line, default=str)) + "\n")
         stream.flush()
 
     return write
@@ -50,18 +107,33 @@ class _InterceptHandler(logging.Handler):
             level: str | int = logger.level(record.levelname).name
         except ValueError:
             level = record.levelno
-        logger.opt(depth=6, exception=record.exc_info).log(level, record.getMessage())
+        message, exc_info = record.getMessage(), record.exc_info
+        error = exc_info[1] if exc_info else None
+        if error is not None and type(error).__module__ == _QUOTES_THE_REQUEST:
+            code = getattr(error, "code", "")
+            message = f"{message}: {type(error).__name__} {code} (the request is not logged)"
+            exc_info = None
+        logger.opt(depth=6, exception=exc_info).log(level, message)
 
 
 def setup_logging(
     level: str = "INFO", fmt: Literal["text", "json"] = "text", stream: TextIO | None = None
 ) -> None:
+    """One sink on ``stream`` (stderr). ``backtrace`` stays off: a traceback ends where the
+    error was caught, as Python prints it, without the event loop's frames above."""
     out = stream or sys.stderr
     logger.remove()
     if fmt == "json":
-        logger.add(_json_sink(out), level=level)
+        logger.add(_json_sink(out), level=level, diagnose=False, backtrace=False)
     else:
-        logger.add(out, level=level, format=_TEXT_FORMAT, colorize=out.isatty())
+        logger.add(
+            _text_sink(out),
+            level=level,
+            format=_TEXT_FORMAT,
+            colorize=out.isatty(),
+            diagnose=False,
+            backtrace=False,
+        )
     logging.basicConfig(handlers=[_InterceptHandler()], level=0, force=True)
     for noisy in ("urllib3", "docker", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,13 +1,15 @@
 """From pydantic's validation errors to the agent's codes, in one place for every door.
 
 Each problem is described by where it is and what is wrong; the offending value is never
-echoed (it may be a password).
+echoed (it may be a password). Before any model sees them, params are searched for text no
+parameter may hold (a NUL character, a lone surrogate), at any depth: such a value would fail
+later, deep in a system call or an encoder, as an internal error.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -18,6 +20,8 @@ from ai_admin.errors import ErrorCode, InvalidParams
 M = TypeVar("M", bound=BaseModel)
 
 _MISSING = frozenset({"missing"})
+_MAX_BAD_TEXT_REPORTED = 10
+_MAX_KEY_SHOWN = 100
 _EXTRA = frozenset({"extra_forbidden"})
 
 
@@ -71,6 +75,7 @@ def parse(model: type[M], data: Any, *, prefix: str = "", strict: bool = False) 
     ``"yes"`` for a boolean, no ``"5"`` for an integer), as JSON Schema and OpenAPI say; enums
     still take their string values. Without it, strings are converted (query strings).
     """
+    check_text(data, prefix=prefix)
     try:
         if strict:
             return model.model_validate_json(_as_json(data, prefix), strict=True)
@@ -90,3 +95,62 @@ def _as_json(data: Any, prefix: str) -> str:
             code=ErrorCode.VALIDATION_INVALID_FORMAT,
             details={"errors": [{"field": where, "problem": type(exc).__name__}]},
         ) from None
+
+
+def check_text(data: Any, *, prefix: str = "") -> None:
+    """Refuse params holding a NUL character or a lone surrogate in any string, key or value,
+    however deeply nested, naming each place (``params.build_args.X``) and never the value."""
+    problems = []
+    for where, problem in _bad_text(data, prefix.rstrip(".")):
+        problems.append({"field": where or _whole(prefix), "problem": problem})
+        if len(problems) == _MAX_BAD_TEXT_REPORTED:
+            break
+    if problems:
+        summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
+        raise InvalidParams(
+            f"Invalid parameters: {summary}",
+            code=ErrorCode.VALIDATION_INVALID_FORMAT,
+            details={"errors": problems},
+        )
+
+
+def _bad_text(data: Any, root: str) -> Iterator[tuple[str, str]]:
+    """(where, what is wrong) for each bad string; iterative, so depth cannot overflow."""
+    stack: list[tuple[str, Any]] = [(root, data)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str):
+            problem = _text_problem(value)
+            if problem:
+                yield where, problem
+        elif isinstance(value, Mapping):
+            for key, item in reversed(list(value.items())):
+                name = str(key)
+                problem = _text_problem(name)
+                if problem:
+                    yield _join(where, _shown_key(name)), f"the key {problem}"
+                    continue
+                stack.append((_join(where, name), item))
+        elif isinstance(value, list | tuple):
+            stack.extend((_join(where, str(i)), v) for i, v in reversed(list(enumerate(value))))
+
+
+def _join(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "holds a NUL character (\\u0000), which no parameter may contain"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "holds a lone surrogate (\\ud800-\\udfff), which is not valid text"
+    return None
+
+
+def _shown_key(key: str) -> str:
+    """A refused key, its bad characters escaped, so the answer is plain text."""
+    shown = key[:_MAX_KEY_SHOWN].encode("utf-8", "backslashreplace").decode("utf-8")
+    return shown.replace("\x00", "\\x00")

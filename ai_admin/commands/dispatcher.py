@@ -3,7 +3,10 @@
 A reply is the envelope every client sees, ``{"success": true, "action", "data"}`` or
 ``{"success": false, "action", "error": {"code", "message", "details", "suggestions"}}``,
 plus the HTTP status that agrees with it. Nothing a client sends can make it raise: unexpected
-failures become ``INTERNAL_ERROR`` with the traceback in the agent's log, never in the reply.
+failures become ``INTERNAL_ERROR`` with the traceback in the agent's log, never in the reply
+(a traceback of code only: the log shows no variable's value, see ``ai_admin.logging``).
+Params holding text no parameter may hold (NUL, lone surrogates) are refused for every
+command before its model sees them (``ai_admin.validation.check_text``).
 """
 
 from __future__ import annotations
@@ -47,8 +50,9 @@ class Dispatcher:
     async def dispatch(self, message: Any, *, can_write: bool = True) -> Reply:
         """Validate and run one command message; ``can_write`` False allows read-only ones."""
         action = message.get("action") if isinstance(message, Mapping) else None
-        # Echoed in the reply, so bounded: a client may send a megabyte as its "action".
-        action = action[:100] if isinstance(action, str) and action else None
+        # Echoed in the reply, so bounded (a client may send a megabyte as its "action") and
+        # printable (a NUL or a lone surrogate would break an encoder on the way out).
+        action = _shown(action) if isinstance(action, str) and action else None
         try:
             command, params = self._resolve(message)
             return await self.run(command, params, can_write=can_write)
@@ -123,11 +127,20 @@ class Dispatcher:
         suggestions = [f"Did you mean {', '.join(close)}?"] if close else []
         suggestions.append("Send `commands` to list every command with its schema and example.")
         return BadRequest(
-            f"Unknown action {action[:100]!r}.",
+            f"Unknown action '{_shown(action)}'.",
             code=ErrorCode.REQUEST_UNKNOWN_ACTION,
-            details={"action": action[:100], "known_actions": self.registry.names()},
+            details={"action": _shown(action), "known_actions": self.registry.names()},
             suggestions=suggestions,
         )
+
+
+def _shown(text: str, limit: int = 100) -> str:
+    """Client text fit to echo: at most ``limit`` characters, each one that is not printable
+    (a control character, a lone surrogate) written as its escape."""
+    text = text[:limit]
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _json_type(value: Any) -> str:

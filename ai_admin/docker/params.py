@@ -7,6 +7,7 @@ They import nothing from the Docker SDK.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from pydantic import (
@@ -20,6 +21,7 @@ from pydantic import (
 )
 
 from ai_admin.docker.reference import Reference, check_tag, parse_reference
+from ai_admin.queue.secrets import REDACTED, is_secret_arg, strip_userinfo
 
 
 def _reference(value: str) -> str:
@@ -50,7 +52,12 @@ class _Strict(BaseModel):
 
 
 class RegistryAuth(_Strict):
-    """Credentials for one registry, used for this task only and never stored."""
+    """Credentials for one registry, used for this task only and never stored.
+
+    A ``registry`` given as ``https://user:password@host`` loses its userinfo here: the
+    address is kept without it, the user and password fill ``username`` and ``password``
+    when those were not given (so they are held, and hidden, as any password is).
+    """
 
     username: str | None = Field(None, max_length=256)
     password: SecretStr | None = Field(None, max_length=4096)
@@ -60,6 +67,22 @@ class RegistryAuth(_Strict):
     registry: str | None = Field(
         None, max_length=256, description="Registry address; default: the image's registry."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _userinfo_out_of_registry(cls, data: Any) -> Any:
+        registry = data.get("registry") if isinstance(data, dict) else None
+        if not isinstance(registry, str):
+            return data
+        address, user, password = strip_userinfo(registry)
+        if address == registry:
+            return data
+        data = {**data, "registry": address}
+        if data.get("username") is None and data.get("identity_token") is None:
+            data["username"] = user
+            if data.get("password") is None:
+                data["password"] = password
+        return data
 
     @model_validator(mode="after")
     def _complete(self) -> RegistryAuth:
@@ -149,6 +172,15 @@ class BuildParams(_WithAuth):
     platform: str | None = Field(None, max_length=64)
     push: bool = Field(False, description="Push every tag after a successful build.")
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """Secret build args show as ``***`` (a repr ends up in logs and tracebacks)."""
+        for name, value in super().__repr_args__():
+            yield name, _hide_args(value) if name == "build_args" else value
+
+    @field_serializer("build_args", when_used="json")
+    def _hide_build_args(self, value: dict[str, str]) -> dict[str, str]:
+        return {k: REDACTED if is_secret_arg(k, v) else v for k, v in value.items()}
+
     @model_validator(mode="after")
     def _has_source(self) -> BuildParams:
         if self.context_path is None and self.dockerfile is None:
@@ -156,3 +188,9 @@ class BuildParams(_WithAuth):
         if self.push and not self.tags:
             raise ValueError("push needs at least one tag")
         return self
+
+
+def _hide_args(args: Any) -> Any:
+    if not isinstance(args, dict):
+        return args
+    return {k: REDACTED if is_secret_arg(k, v) else v for k, v in args.items()}

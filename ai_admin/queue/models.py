@@ -6,10 +6,13 @@ import os
 import random
 import time
 import uuid
+from collections.abc import Iterator
 from enum import IntEnum, StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
+
+from ai_admin.queue.secrets import split_secrets
 
 
 class TaskType(StrEnum):
@@ -162,6 +165,18 @@ class DockerTask(BaseModel):
     seq: int = 0
     # Set while a running task is paused, so resume knows it must run again.
     paused_from: TaskStatus | None = None
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """Params as they are shown, credentials redacted: a task made with its credentials
+        (before the queue splits them off) may end up in a log or a traceback."""
+        for name, value in super().__repr_args__():
+            yield name, split_secrets(value)[0] if name == "params" else value
+
+    @field_serializer("params", when_used="json")
+    def _public_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """JSON (the store, answers, exports) never holds a secret, even if the queue had not
+        split them off yet: redacting redacted params changes nothing."""
+        return split_secrets(params)[0]
 
     @property
     def duration(self) -> float | None:

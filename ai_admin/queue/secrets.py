@@ -1,51 +1,132 @@
 """Credentials stay in memory: the one place where task params are split and redacted.
 
-A task's ``auth`` (username with password or identity token) is handed to the executor but never
-reaches the store, the logs, exports or any answer: those only ever see the redacted params.
+Secrets in a task's params, handed to the executor but never to the store, the logs, exports,
+events or any answer (those only ever see the redacted params):
+
+- ``auth``: the password and identity token (shown as ``***``), and the userinfo of
+  ``auth.registry`` (``https://user:pass@host`` is shown as ``https://host``);
+- ``build_args`` whose name looks secret (``NPM_TOKEN``, ``DB_PASSWORD``, ``API_KEY``, see
+  ``SECRET_NAME_PARTS``) or whose value is a URL with a password in it: shown as ``***``.
+
+The secret part lives in the engine's memory only, so a restart loses it: ``holds_secrets``
+tells from the stored params alone whether a task had any.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote
 
 AUTH_KEY = "auth"
+BUILD_ARGS_KEY = "build_args"
 REDACTED = "***"
 _SECRET_FIELDS = ("password", "identity_token", "registry_token")
+# A build arg whose upper-cased name contains one of these holds a secret.
+SECRET_NAME_PARTS = (
+    "TOKEN",
+    "PASSWORD",
+    "PASSWD",
+    "PASSPHRASE",
+    "SECRET",
+    "KEY",
+    "CREDENTIAL",
+    "AUTH",
+    "PRIVATE",
+    "COOKIE",
+    "DSN",
+)
+# scheme://user:password@ anywhere in a value (an index URL with its password, say).
+_URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/@\s:]*:[^/@\s]*@", re.IGNORECASE)
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a build arg called ``name`` holds a secret, by its name alone."""
+    upper = name.upper()
+    return any(part in upper for part in SECRET_NAME_PARTS)
+
+
+def is_secret_arg(name: str, value: Any) -> bool:
+    """Whether a build arg is kept out of sight: a secret-looking name or a URL with a
+    password, and a value to hide. A value that is already ``***`` counts too, so that
+    ``holds_secrets`` reads stored params unambiguously."""
+    if not isinstance(value, str) or not value:
+        return False
+    return is_secret_name(name) or value == REDACTED or bool(_URL_WITH_PASSWORD.search(value))
+
+
+def strip_userinfo(address: str) -> tuple[str, str | None, str | None]:
+    """``(address without userinfo, user, password)``, for ``https://user:pass@host/path`` as
+    for ``user:pass@host``; user and password are percent-decoded, None when absent."""
+    scheme, sep, rest = address.partition("://") if "://" in address else ("", "", address)
+    host, slash, path = rest.partition("/")
+    userinfo, at, bare = host.rpartition("@")
+    if not at:
+        return address, None, None
+    user, colon, password = userinfo.partition(":")
+    stripped = f"{scheme}{sep}{bare}{slash}{path}"
+    return stripped, unquote(user) or None, unquote(password) if colon else None
 
 
 def split_secrets(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """Return (params safe to store and show, the credentials or None)."""
+    """Return (params safe to store and show, the secret part or None)."""
     public = dict(params)
+    secret: dict[str, Any] = {}
     auth = public.get(AUTH_KEY)
-    if not isinstance(auth, Mapping):
-        return public, None
-    public[AUTH_KEY] = {k: (REDACTED if k in _SECRET_FIELDS and v else v) for k, v in auth.items()}
-    return public, dict(auth)
+    if isinstance(auth, Mapping):
+        public[AUTH_KEY] = _shown_auth(auth)
+        secret[AUTH_KEY] = dict(auth)
+    args = public.get(BUILD_ARGS_KEY)
+    if isinstance(args, Mapping):
+        hidden = {k: v for k, v in args.items() if is_secret_arg(k, v)}
+        if hidden:
+            public[BUILD_ARGS_KEY] = {k: REDACTED if k in hidden else v for k, v in args.items()}
+            secret[BUILD_ARGS_KEY] = hidden
+    return public, secret or None
+
+
+def _shown_auth(auth: Mapping[str, Any]) -> dict[str, Any]:
+    shown = {k: (REDACTED if k in _SECRET_FIELDS and v else v) for k, v in auth.items()}
+    registry = shown.get("registry")
+    if isinstance(registry, str):
+        shown["registry"] = strip_userinfo(registry)[0]
+    return shown
 
 
 def holds_secrets(public: Mapping[str, Any]) -> bool:
-    """Whether the task was given credentials that live only in memory (so a restart loses
-    them): the stored params keep their redacted place."""
-    return isinstance(public.get(AUTH_KEY), Mapping)
+    """Whether the task was given secrets that live only in memory (so a restart loses them):
+    the stored params keep their redacted place (``auth``, a build arg shown as ``***``)."""
+    if isinstance(public.get(AUTH_KEY), Mapping):
+        return True
+    args = public.get(BUILD_ARGS_KEY)
+    return isinstance(args, Mapping) and REDACTED in args.values()
 
 
 def join_secrets(public: Mapping[str, Any], secret: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The params an executor receives. Without the credentials (lost in a restart) it gets no
-    ``auth`` at all and falls back to the agent's own Docker login."""
+    """The params an executor receives. Without the secret part (lost in a restart) it gets no
+    ``auth`` at all (and falls back to the agent's own Docker login), and no redacted build
+    arg (a build must never see ``***`` as a value)."""
     params = dict(public)
-    if secret is not None:
-        params[AUTH_KEY] = dict(secret)
+    secret = secret or {}
+    if AUTH_KEY in secret:
+        params[AUTH_KEY] = dict(secret[AUTH_KEY])
     else:
         params.pop(AUTH_KEY, None)
+    args = params.get(BUILD_ARGS_KEY)
+    if isinstance(args, Mapping):
+        hidden = secret.get(BUILD_ARGS_KEY) or {}
+        params[BUILD_ARGS_KEY] = {
+            k: hidden.get(k, v) for k, v in args.items() if k in hidden or v != REDACTED
+        }
     return params
 
 
 def merge_key(task_type: str, public: Mapping[str, Any], secret: Mapping[str, Any] | None) -> str:
-    """Identical work has the same key: same type, same params, same credentials.
+    """Identical work has the same key: same type, same params, same secrets.
 
-    Kept in memory only; a digest so the credentials are not held twice in clear."""
+    Kept in memory only; a digest so the secrets are not held twice in clear."""
     body = json.dumps([task_type, public, secret], sort_keys=True, default=str)
     return hashlib.blake2b(body.encode(), digest_size=16).hexdigest()

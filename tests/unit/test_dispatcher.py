@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pydantic_core
 import pytest
 from pydantic import BaseModel
 from queue_helpers import Work, executors_for, make_settings, within
@@ -356,6 +357,75 @@ async def test_a_failing_handler_is_an_internal_error_without_its_details(
     assert reply.status == 500
     assert reply.envelope["error"]["code"] == ErrorCode.INTERNAL_ERROR
     assert "hunter2" not in json.dumps(reply.envelope)
+
+
+@pytest.mark.parametrize("bad", ["\x00", "\ud800"], ids=["nul", "surrogate"])
+@pytest.mark.parametrize("name", sorted(REGISTRY.names()))
+async def test_bad_text_anywhere_in_params_is_refused_for_every_command(
+    harness: Harness, name: str, bad: str
+) -> None:
+    command = REGISTRY.get(name)
+    assert command is not None
+    params = {**command.example, "nested": {"list": ["fine", f"a{bad}b"]}}
+    error = await harness.refused(
+        {"action": name, "params": params}, ErrorCode.VALIDATION_INVALID_FORMAT, 400
+    )
+    assert [e["field"] for e in error["details"]["errors"]] == ["params.nested.list.1"]
+    assert harness.work.starts == []
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        # A NUL in context_path once failed deep in a system call: INTERNAL_ERROR, and the
+        # traceback's values (the password among them) in the log.
+        (
+            {"context_path": "/srv/ctx\x00", "auth": {"username": "u", "password": "pw"}},
+            "context_path",
+        ),
+        ({"dockerfile": "FROM x", "build_args": {"NPM_TOKEN": "t", "B": "\ud800"}}, "build_args.B"),
+        ({"dockerfile": "FROM x", "labels": {"k": "v\x00"}}, "labels.k"),
+        (
+            {"dockerfile": "FROM x", "auth": {"username": "u", "password": "p\x00w"}},
+            "auth.password",
+        ),
+    ],
+)
+async def test_bad_text_in_build_params_is_a_validation_error_naming_the_place(
+    harness: Harness, params: dict[str, Any], field: str
+) -> None:
+    before = await harness.total()
+    error = await harness.refused(
+        {"action": "docker_build", "params": params}, ErrorCode.VALIDATION_INVALID_FORMAT, 400
+    )
+    assert [e["field"] for e in error["details"]["errors"]] == [f"params.{field}"]
+    assert "pw" not in json.dumps(error)
+    assert await harness.total() == before
+
+
+async def test_a_nul_in_context_path_is_a_validation_error_not_an_internal_one(
+    harness: Harness, tmp_path: Path
+) -> None:
+    # Under an allowed root, the path once reached the file system: ValueError, INTERNAL_ERROR.
+    settings = harness.agent.settings
+    harness.agent.settings = settings.model_copy(update={"allowed_roots": [tmp_path]})
+    params = {"context_path": f"{tmp_path}/ctx\x00", "auth": {"username": "u", "password": "pw"}}
+    error = await harness.refused(
+        {"action": "docker_build", "params": params}, ErrorCode.VALIDATION_INVALID_FORMAT, 400
+    )
+    assert [e["field"] for e in error["details"]["errors"]] == ["params.context_path"]
+
+
+@pytest.mark.parametrize("action", ["queue_status\x00", "\ud800queue", "x\udcff\x01"])
+async def test_an_unknown_action_with_bad_text_is_echoed_printable(
+    harness: Harness, action: str
+) -> None:
+    reply = await harness.send({"action": action})
+    assert reply.envelope["error"]["code"] == ErrorCode.REQUEST_UNKNOWN_ACTION
+    echoed = reply.envelope["action"]
+    assert echoed.isprintable()
+    assert reply.envelope["error"]["details"]["action"] == echoed
+    pydantic_core.to_json(reply.envelope)  # strict UTF-8, as the MCP door serialises it
 
 
 # -- who may run what ----------------------------------------------------------------------------

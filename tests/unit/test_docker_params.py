@@ -261,3 +261,79 @@ def test_models_refuse_extra_keys_themselves() -> None:
     for model, data in cases:
         with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
             model.model_validate({**data, "unexpected": 1})
+
+
+# --- secrets out of sight: registry userinfo, build args, bad text -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("auth", "expected"),
+    [
+        (
+            {"registry": f"https://bob:{SECRET}@r.io:5000"},
+            {"username": "bob", "password": SECRET, "registry": "https://r.io:5000"},
+        ),
+        (  # percent-encoded, without a scheme
+            {"registry": "bob:p%40ss@r.io"},
+            {"username": "bob", "password": "p@ss", "registry": "r.io"},
+        ),
+        (  # credentials given explicitly win; the userinfo is dropped all the same
+            {"username": "amy", "password": "given", "registry": f"https://bob:{SECRET}@r.io"},
+            {"username": "amy", "password": "given", "registry": "https://r.io"},
+        ),
+        (
+            {"identity_token": "tok", "registry": f"https://bob:{SECRET}@r.io"},
+            {"username": None, "password": None, "registry": "https://r.io"},
+        ),
+    ],
+)
+def test_registry_userinfo_becomes_credentials(
+    auth: dict[str, str], expected: dict[str, str | None]
+) -> None:
+    parsed = RegistryAuth.model_validate(auth)
+    password = parsed.password.get_secret_value() if parsed.password else None
+    assert {"username": parsed.username, "password": password, "registry": parsed.registry} == (
+        expected
+    )
+    dumped = parsed.model_dump_json()
+    assert SECRET not in dumped + repr(parsed)
+    assert parsed.to_docker("ignored")["serveraddress"] == expected["registry"]
+
+
+def test_a_registry_with_a_user_but_no_password_is_incomplete() -> None:
+    error = _refused(PullParams, {"image_name": "a", "auth": {"registry": "https://bob@r.io"}})
+    assert "auth needs username and password" in error.message
+
+
+def test_secret_build_args_are_hidden_in_repr_and_json_but_reach_the_build() -> None:
+    params = parse(
+        BuildParams,
+        {"dockerfile": "FROM x", "build_args": {"NPM_TOKEN": SECRET, "VERSION": "1.4"}},
+    )
+    assert params.build_args == {"NPM_TOKEN": SECRET, "VERSION": "1.4"}  # the executor's view
+    assert json.loads(params.model_dump_json())["build_args"] == {
+        "NPM_TOKEN": "***",
+        "VERSION": "1.4",
+    }
+    assert SECRET not in repr(params)
+    assert "'VERSION': '1.4'" in repr(params)
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"dockerfile": "FROM x\x00"}, "dockerfile"),
+        ({"dockerfile": "FROM x", "build_args": {"A": "\ud800"}}, "build_args.A"),
+        ({"dockerfile": "FROM x", "labels": {"a": "b\x00c"}}, "labels.a"),
+        ({"dockerfile": "FROM x", "tags": ["ok", "t\udfff"]}, "tags.1"),
+        ({"context_path": "/srv/\x00ctx"}, "context_path"),
+        (
+            {"dockerfile": "FROM x", "auth": {"username": "u", "password": SECRET + "\x00"}},
+            "auth.password",
+        ),
+    ],
+)
+def test_bad_text_in_any_build_param_is_named(data: dict[str, Any], field: str) -> None:
+    error = _refused(BuildParams, data)
+    assert error.code is ErrorCode.VALIDATION_INVALID_FORMAT
+    assert field in _problems(error)

@@ -1,13 +1,22 @@
-"""Credentials are split from params before anything is stored, and joined back for executors."""
+"""Secrets (credentials, build args named like secrets, registry userinfo) are split from params
+before anything is stored or shown, and joined back for executors."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ai_admin.queue.secrets import REDACTED, join_secrets, merge_key, split_secrets
+from ai_admin.queue.secrets import (
+    REDACTED,
+    holds_secrets,
+    join_secrets,
+    merge_key,
+    split_secrets,
+    strip_userinfo,
+)
 
 
 def test_passwords_and_tokens_are_redacted_and_kept_apart() -> None:
@@ -25,7 +34,7 @@ def test_passwords_and_tokens_are_redacted_and_kept_apart() -> None:
             "email": "e@x",
         },
     }
-    assert secret == params["auth"]
+    assert secret == {"auth": params["auth"]}
     assert params["auth"]["password"] == "pw"  # the caller's dict is not changed
     assert join_secrets(public, secret) == params
 
@@ -75,3 +84,131 @@ def test_split_then_join_round_trips(params: dict[str, Any], password: str) -> N
     public, secret = split_secrets(full)
     assert public["auth"]["password"] == REDACTED
     assert join_secrets(public, secret) == full
+
+
+@settings(deadline=None)
+@given(
+    build_args=st.dictionaries(st.text(max_size=12), st.text(max_size=12), max_size=6),
+)
+def test_build_args_round_trip_and_show_no_secret(build_args: dict[str, str]) -> None:
+    full = {"dockerfile": "FROM x", "build_args": build_args}
+    public, secret = split_secrets(full)
+    assert join_secrets(public, secret) == full
+    hidden = (secret or {}).get("build_args", {})
+    assert all(public["build_args"][name] == REDACTED for name in hidden)
+    assert holds_secrets(public) == bool(hidden)
+
+
+# --- build args named like secrets, registry userinfo ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "NPM_TOKEN",
+        "npm_token",
+        "GitHub_Token",
+        "DB_PASSWORD",
+        "MYSQL_PASSWD",
+        "GPG_PASSPHRASE",
+        "AWS_SECRET_ACCESS_KEY",
+        "api_key",
+        "SSH_PRIVATE_KEY",
+        "GOOGLE_CREDENTIALS",
+        "BASIC_AUTH",
+        "SENTRY_DSN",
+        "SESSION_COOKIE",
+    ],
+)
+def test_build_args_named_like_secrets_are_split_out(name: str) -> None:
+    params = {"dockerfile": "FROM x", "build_args": {name: "v4lue", "VERSION": "1.4"}}
+    public, secret = split_secrets(params)
+    assert public["build_args"] == {name: REDACTED, "VERSION": "1.4"}
+    assert secret == {"build_args": {name: "v4lue"}}
+    assert holds_secrets(public)
+    assert join_secrets(public, secret) == params
+
+
+@pytest.mark.parametrize("name", ["VERSION", "BASE_IMAGE", "HTTP_PROXY", "TZ", "BUILD_DATE"])
+def test_plain_build_args_stay_visible(name: str) -> None:
+    params = {"build_args": {name: "value"}}
+    assert split_secrets(params) == (params, None)
+    assert not holds_secrets(params)
+
+
+def test_a_url_with_a_password_is_hidden_whatever_its_name() -> None:
+    index = "https://ci:pa55@pypi.example.com/simple"
+    params = {"build_args": {"PIP_INDEX_URL": index, "MIRROR": "https://pypi.example.com/"}}
+    public, secret = split_secrets(params)
+    assert public["build_args"] == {
+        "PIP_INDEX_URL": REDACTED,
+        "MIRROR": "https://pypi.example.com/",
+    }
+    assert secret == {"build_args": {"PIP_INDEX_URL": index}}
+
+
+def test_an_empty_secret_build_arg_is_not_marked_as_set() -> None:
+    params = {"build_args": {"NPM_TOKEN": ""}}
+    assert split_secrets(params) == (params, None)
+
+
+def test_auth_and_build_args_are_split_together() -> None:
+    params = {
+        "auth": {"username": "u", "password": "pw"},
+        "build_args": {"API_KEY": "k3y", "A": "b"},
+    }
+    public, secret = split_secrets(params)
+    assert public == {
+        "auth": {"username": "u", "password": REDACTED},
+        "build_args": {"API_KEY": REDACTED, "A": "b"},
+    }
+    assert secret == {"auth": params["auth"], "build_args": {"API_KEY": "k3y"}}
+    assert join_secrets(public, secret) == params
+
+
+def test_without_the_secrets_no_redacted_build_arg_reaches_the_build() -> None:
+    public, _ = split_secrets({"build_args": {"NPM_TOKEN": "t", "A": "b"}, "auth": {"x": 1}})
+    assert join_secrets(public, None) == {"build_args": {"A": "b"}}
+
+
+def test_holds_secrets_reads_the_stored_params() -> None:
+    assert holds_secrets({"auth": {"username": "u", "password": REDACTED}})
+    assert holds_secrets({"build_args": {"X": REDACTED}})
+    assert not holds_secrets({"image_name": "x", "build_args": {"X": "y"}})
+    assert not holds_secrets({"auth": None, "build_args": None})
+
+
+def test_splitting_shown_params_again_changes_nothing() -> None:
+    params = {
+        "auth": {"username": "u", "password": "pw", "registry": "https://u:pw@r.io"},
+        "build_args": {"NPM_TOKEN": "t", "A": "b"},
+    }
+    public, _ = split_secrets(params)
+    assert split_secrets(public)[0] == public
+
+
+def test_merge_keys_tell_different_secret_build_args_apart() -> None:
+    keys = set()
+    for value in ("one", "two"):
+        public, secret = split_secrets({"build_args": {"NPM_TOKEN": value}})
+        keys.add(merge_key("docker_build", public, secret))
+    assert len(keys) == 2
+
+
+@pytest.mark.parametrize(
+    ("registry", "shown", "user", "password"),
+    [
+        ("https://bob:pw@r.io:5000", "https://r.io:5000", "bob", "pw"),
+        ("bob:p%40ss@r.io/v2", "r.io/v2", "bob", "p@ss"),
+        ("http://bob@r.io", "http://r.io", "bob", None),
+        ("r.io:5000", "r.io:5000", None, None),
+        ("https://r.io", "https://r.io", None, None),
+    ],
+)
+def test_registry_userinfo_is_stripped(
+    registry: str, shown: str, user: str | None, password: str | None
+) -> None:
+    assert strip_userinfo(registry) == (shown, user, password)
+    public, secret = split_secrets({"auth": {"registry": registry}})
+    assert public["auth"]["registry"] == shown
+    assert secret == {"auth": {"registry": registry}}  # the executor takes the credentials
