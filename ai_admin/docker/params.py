@@ -78,8 +78,9 @@ class RegistryAuth(_Strict):
         if address == registry:
             return data
         data = {**data, "registry": address}
-        if data.get("username") is None and data.get("identity_token") is None:
-            data["username"] = user
+        if data.get("identity_token") is None:
+            if data.get("username") is None:
+                data["username"] = user
             if data.get("password") is None:
                 data["password"] = password
         return data

@@ -53,12 +53,15 @@ CANARIES = (OPERATOR, READER, PASSWORD, IDENTITY, BUILD_SECRET, URL_PASSWORD, WR
 
 FAULT = "canary-forced-internal-error"
 FINISHED = {"completed", "failed", "cancelled", "timeout", "merged"}
-# `ai-admin serve` with one fault planted: docker_build with target FAULT raises inside its
-# handler, while the handler's frame holds the credentials in clear (the traceback must not).
+# `ai-admin serve` with two faults planted, each raised while a frame holds the credentials in
+# clear (the traceback must not show them): docker_build with target FAULT fails in its command
+# handler, and a pull of an image named FAULT fails inside the executor (UNKNOWN_ERROR).
 _SERVE_WITH_FAULT = textwrap.dedent(
     f"""
     import dataclasses
+    import ai_admin.docker.executors as executors
     from ai_admin.commands import REGISTRY
+    from ai_admin.queue.models import TaskType
 
     command = REGISTRY.get("docker_build")
     original = command.handler
@@ -71,6 +74,23 @@ _SERVE_WITH_FAULT = textwrap.dedent(
         return await original(agent, p)
 
     REGISTRY._commands["docker_build"] = dataclasses.replace(command, handler=faulty)
+    docker_executors = executors.docker_executors
+
+    def with_a_faulty_pull(settings):
+        found = dict(docker_executors(settings))
+        pull = found[TaskType.PULL]
+
+        async def faulty_pull(ctx):
+            params = dict(ctx.params)
+            if {FAULT!r} in params["image_name"]:
+                password = params["auth"]["password"]
+                raise RuntimeError("an executor fault nobody planned for")
+            return await pull(ctx)
+
+        found[TaskType.PULL] = faulty_pull
+        return found
+
+    executors.docker_executors = with_a_faulty_pull
     from ai_admin.cli.main import app
     app()
     """
@@ -438,6 +458,9 @@ async def drive_docker(api: Api, env: Docker, out: Outputs) -> None:
         "push": await submit(
             api, out, "docker_push", image_name=push_repo, tag=push_tag, auth=_auth()
         ),
+        "executor_fault": await submit(
+            api, out, "docker_pull", image_name=f"{registry}/canary/{FAULT}", auth=_auth()
+        ),
         "identity": await submit(
             api,
             out,
@@ -691,6 +714,8 @@ def test_the_error_paths_were_really_taken(outputs: Outputs, auth_registry: Auth
         "password": "***",
     }
     assert outcomes["build_args"] == {"NPM_TOKEN": "***", "DB_PASSWORD": "***"}
+    assert outcomes["executor_fault"] == ("failed", "UNKNOWN_ERROR")
+    assert "an executor fault nobody planned for" in outputs.log
     assert "a fault nobody planned for" in outputs.log  # the forced error was logged...
     assert "faulty" in outputs.log  # ...with its traceback
 
@@ -739,3 +764,45 @@ def test_no_canary_in_exports(outputs: Outputs) -> None:
     assert len(outputs.exports) == 8
     for export in outputs.exports:
         assert_no_canary(export, CANARIES, "queue_export")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a build's output is stored as the task's log as Docker sends it: a RUN that prints "
+    "a secret build arg puts its value in the log lines (database, answers, exports); masking "
+    "the task's known secret values in its log lines belongs to the run context "
+    "(queue/context.py), outside the canary's files",
+)
+def test_a_build_that_prints_its_secret_build_arg_stores_no_secret(
+    tmp_path: Path, busybox_image: str, image_cleanup: ImageCleanup
+) -> None:
+    tag = image_cleanup.add(f"canary/prints:{uuid.uuid4().hex[:10]}")
+    agent = start_agent(tmp_path / "data", "text")
+    answers: list[str] = []
+
+    async def build_and_read() -> None:
+        async with session() as http:
+            api = Api(http, agent.url, OPERATOR)
+            task_id = await submit(
+                api,
+                Outputs(),
+                "docker_build",
+                dockerfile=f'FROM {busybox_image}\nARG NPM_TOKEN\nRUN echo "using $NPM_TOKEN"\n',
+                build_args={"NPM_TOKEN": BUILD_SECRET},
+                tags=[tag],
+                no_cache=True,
+            )
+            assert task_id is not None
+            state = await finished(api, task_id)
+            assert state["status"]["value"] == "completed", state
+            await api.ok("queue_task_status", task_id=task_id, include_logs=True)
+            answers.extend(a.text for a in api.answers)
+
+    try:
+        asyncio.run(build_and_read())
+    finally:
+        agent.stop()
+    for answer in answers:
+        assert_no_canary(answer, [BUILD_SECRET], "an answer")
+    for name, data in files_bytes(agent.data_dir).items():
+        assert_no_canary(data, [BUILD_SECRET], name)

@@ -281,6 +281,10 @@ def test_models_refuse_extra_keys_themselves() -> None:
             {"username": "amy", "password": "given", "registry": f"https://bob:{SECRET}@r.io"},
             {"username": "amy", "password": "given", "registry": "https://r.io"},
         ),
+        (  # a user given without a password: the password comes from the userinfo
+            {"username": "bob", "registry": f"https://bob:{SECRET}@r.io"},
+            {"username": "bob", "password": SECRET, "registry": "https://r.io"},
+        ),
         (
             {"identity_token": "tok", "registry": f"https://bob:{SECRET}@r.io"},
             {"username": None, "password": None, "registry": "https://r.io"},
