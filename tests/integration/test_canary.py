@@ -549,6 +549,51 @@ async def mcp_client(url: str, token: str) -> AsyncIterator[Client]:
         yield client
 
 
+# JSON-RPC bodies no SDK client would send: lone surrogates, NUL, wrong types, cut JSON, each
+# next to a password. "\\ud800" is the JSON escape of a lone surrogate.
+_RAW_TOOL_CALLS = [
+    '{"name": "docker_pull", "arguments": {"image_name": "x\\ud800", "auth": %s}}',
+    '{"name": "docker_pull", "arguments": {"image_name": "x\\u0000", "auth": %s}}',
+    '{"name": 5, "arguments": {"auth": %s}}',
+    '{"name": "x\\ud800", "arguments": {"auth": %s}}',
+    '{"name": "docker_pull", "arguments": {"auth": %s',
+]
+
+
+async def drive_mcp_raw(http: aiohttp.ClientSession, url: str, out: Outputs) -> None:
+    """tools/call over ``/mcp`` as raw JSON-RPC; every answer kept, none may be a 5xx."""
+    headers = {
+        "Authorization": f"Bearer {OPERATOR}",
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+    }
+    hello = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "canary", "version": "1"},
+        },
+    }
+    async with http.post(f"{url}/mcp", json=hello, headers=headers) as response:
+        out.mcp.append(await response.text())
+        session_id = response.headers.get("Mcp-Session-Id", "")
+    headers |= {"Mcp-Session-Id": session_id, "Mcp-Protocol-Version": "2025-11-25"}
+    initialized = b'{"jsonrpc": "2.0", "method": "notifications/initialized"}'
+    async with http.post(f"{url}/mcp", data=initialized, headers=headers) as response:
+        out.mcp.append(await response.text())
+    auth = json.dumps(_auth())
+    for number, call in enumerate(_RAW_TOOL_CALLS, start=2):
+        body = f'{{"jsonrpc": "2.0", "id": {number}, "method": "tools/call", "params": '
+        body += call % auth + "}"
+        async with http.post(f"{url}/mcp", data=body.encode(), headers=headers) as response:
+            text = await response.text()
+            out.mcp.append(text)
+            out.expect(response.status < 500, f"MCP {call[:60]}: {response.status} {text}")
+
+
 async def drive_mcp(url: str, env: Docker, ids: dict[str, str], out: Outputs) -> None:
     """Tool calls, a resource and a prompt over ``/mcp``; every result kept as JSON."""
     repository, tag = await asyncio.to_thread(env.local_image, "mcp")
@@ -646,6 +691,7 @@ async def scenario(data_dir: Path, log_format: str, env: Docker) -> Outputs:
             await drive_forced_error(api, out)
             await drive_docker(api, env, out)
             await drive_mcp(agent.url, env, out.outcomes["task_ids"], out)
+            await drive_mcp_raw(http, agent.url, out)
             await export_everything(api, out)
             await export_everything(reader, out)
             interrupted = await shutdown_mid_build(api, agent, env, out)
@@ -756,6 +802,9 @@ def test_no_canary_in_the_event_stream(outputs: Outputs) -> None:
 
 def test_no_canary_in_mcp_output(outputs: Outputs) -> None:
     assert len(outputs.mcp) > 10
+    joined = "".join(outputs.mcp)
+    assert "Parse error" in joined  # the raw JSON-RPC calls were answered
+    assert "params.image_name: holds a NUL character" in joined
     for result in outputs.mcp:
         assert_no_canary(result, CANARIES, f"MCP output: {result[:200]}")
 
