@@ -20,6 +20,7 @@ import asyncio
 import base64
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -38,6 +39,7 @@ from agent_process import AgentProcess, agent_env
 from dockerenv import AuthRegistry, ImageCleanup
 from http_client import Api, session
 from mcp import Client
+from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 pytestmark = pytest.mark.docker
@@ -53,9 +55,10 @@ CANARIES = (OPERATOR, READER, PASSWORD, IDENTITY, BUILD_SECRET, URL_PASSWORD, WR
 
 FAULT = "canary-forced-internal-error"
 FINISHED = {"completed", "failed", "cancelled", "timeout", "merged"}
-# `ai-admin serve` with two faults planted, each raised while a frame holds the credentials in
-# clear (the traceback must not show them): docker_build with target FAULT fails in its command
-# handler, and a pull of an image named FAULT fails inside the executor (UNKNOWN_ERROR).
+# The agent with two faults planted, each raised by a line that reads a local variable holding
+# a secret in clear (a traceback that shows values would print it): docker_build with target
+# FAULT fails in its command handler, and a pull of an image named FAULT fails inside the
+# executor (UNKNOWN_ERROR).
 _SERVE_WITH_FAULT = textwrap.dedent(
     f"""
     import dataclasses
@@ -70,7 +73,7 @@ _SERVE_WITH_FAULT = textwrap.dedent(
         if p.target == {FAULT!r}:
             password = p.auth.password.get_secret_value()
             build_args = dict(p.build_args)
-            raise RuntimeError("a fault nobody planned for")
+            raise RuntimeError("a fault nobody planned for" if password else build_args)
         return await original(agent, p)
 
     REGISTRY._commands["docker_build"] = dataclasses.replace(command, handler=faulty)
@@ -84,7 +87,7 @@ _SERVE_WITH_FAULT = textwrap.dedent(
             params = dict(ctx.params)
             if {FAULT!r} in params["image_name"]:
                 password = params["auth"]["password"]
-                raise RuntimeError("an executor fault nobody planned for")
+                raise RuntimeError("an executor fault nobody planned for" if password else "")
             return await pull(ctx)
 
         found[TaskType.PULL] = faulty_pull
@@ -95,6 +98,14 @@ _SERVE_WITH_FAULT = textwrap.dedent(
     app()
     """
 )
+
+
+def faulty_agent(directory: Path) -> Path:
+    """The agent with its faults as a script file: a traceback can then show its source lines
+    (and would show the values they read, were the log to show values)."""
+    path = directory / "ai_admin_with_faults.py"
+    path.write_text(_SERVE_WITH_FAULT)
+    return path
 
 
 # --- the search, for every test that plants canaries ------------------------------------------
@@ -155,7 +166,7 @@ def start_agent(data_dir: Path, log_format: str) -> AgentProcess:
     logs.mkdir()
     stdout_path, stderr_path = logs / "stdout.txt", logs / "stderr.txt"
     command = [
-        *(sys.executable, "-c", _SERVE_WITH_FAULT, "serve"),
+        *(sys.executable, str(faulty_agent(data_dir.parent)), "serve"),
         *("--host", "127.0.0.1", "--port", "0", "--data-dir", str(data_dir)),
         *("--log-level", "TRACE", "--log-format", log_format),
     ]
@@ -855,3 +866,78 @@ def test_a_build_that_prints_its_secret_build_arg_stores_no_secret(
         assert_no_canary(answer, [BUILD_SECRET], "an answer")
     for name, data in files_bytes(agent.data_dir).items():
         assert_no_canary(data, [BUILD_SECRET], name)
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+async def test_no_canary_over_mcp_stdio(
+    tmp_path: Path,
+    log_format: str,
+    auth_registry: AuthRegistry,
+    docker_client: docker.DockerClient,
+    busybox_image: str,
+    image_cleanup: ImageCleanup,
+) -> None:
+    """``ai-admin mcp`` (with the planted faults): its results, its log (stderr) and its data."""
+    env = Docker(docker_client, auth_registry, busybox_image, image_cleanup)
+    repository, tag = env.local_image("stdio")
+    built = image_cleanup.add(f"canary/stdio:{uuid.uuid4().hex[:10]}")
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    passed = {k: v for k, v in os.environ.items() if k in ("DOCKER_HOST", "PYTHONPATH")}
+    server = StdioServerParameters(
+        command=sys.executable,
+        args=[str(faulty_agent(tmp_path)), "mcp", "--data-dir", str(data_dir)],
+        env={
+            **passed,
+            "AI_ADMIN_LOG_LEVEL": "TRACE",
+            "AI_ADMIN_LOG_FORMAT": log_format,
+            "AI_ADMIN_MAX_RETRIES": "0",
+        },
+        cwd=data_dir,
+    )
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("docker_push", {"image_name": repository, "tag": tag, "auth": _auth(), "wait": True}),
+        (
+            "docker_pull",
+            {
+                "image_name": f"{auth_registry.address}/canary/stdio",
+                "auth": {"identity_token": IDENTITY},
+                "wait": True,
+            },
+        ),
+        (
+            "docker_build",
+            {
+                "dockerfile": f'FROM {busybox_image}\nARG NPM_TOKEN\nRUN test -n "$NPM_TOKEN"\n',
+                "build_args": {"NPM_TOKEN": BUILD_SECRET},
+                "tags": [built],
+                "wait": True,
+            },
+        ),
+        ("docker_build", {"dockerfile": "FROM x", "target": FAULT, "auth": _auth()}),
+        ("docker_pull", {"image_name": "x\x00", "auth": _auth()}),
+        ("queue_export", {}),
+        ("queue_list_tasks", {"include_logs": True}),
+    ]
+    results = []
+    log_path = tmp_path / "stderr.log"
+    with log_path.open("w") as errlog:
+        async with Client(stdio_client(server, errlog=errlog), read_timeout_seconds=180) as client:
+            for name, arguments in calls:
+                results.append(await client.call_tool(name, arguments))
+    codes = [(r.structured_content or {}).get("error", {}).get("code") for r in results]
+    assert codes[:5] == [
+        "DOCKER_AUTHENTICATION_FAILED",
+        codes[1],
+        None,
+        "INTERNAL_ERROR",
+        "VALIDATION_INVALID_FORMAT",
+    ], codes
+    assert codes[1] is not None  # the identity token was refused
+    log = log_path.read_text()
+    assert "a fault nobody planned for" in log
+    assert_no_canary(log, CANARIES, "the stdio agent's log")
+    for result in results:
+        assert_no_canary(result.model_dump_json(), CANARIES, "an MCP result over stdio")
+    for name, data in files_bytes(data_dir).items():
+        assert_no_canary(data, CANARIES, name)
