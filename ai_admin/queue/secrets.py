@@ -25,6 +25,8 @@ AUTH_KEY = "auth"
 BUILD_ARGS_KEY = "build_args"
 REDACTED = "***"
 _SECRET_FIELDS = ("password", "identity_token", "registry_token")
+# Shorter values are not masked in free text: hiding every "ab" would only garble it.
+_MIN_MASKED_CHARS = 4
 # A build arg whose upper-cased name contains one of these holds a secret.
 SECRET_NAME_PARTS = (
     "TOKEN",
@@ -122,6 +124,27 @@ def join_secrets(public: Mapping[str, Any], secret: Mapping[str, Any] | None) ->
             k: hidden.get(k, v) for k, v in args.items() if k in hidden or v != REDACTED
         }
     return params
+
+
+def secret_values(secret: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """Every value in the secret part worth masking in text the task produces (a build's
+    output may print a build arg): passwords, tokens, secret build args, and the password of a
+    URL among them or in ``auth.registry``. Longest first, so ``mask`` hides a secret whole."""
+    auth = (secret or {}).get(AUTH_KEY) or {}
+    args = (secret or {}).get(BUILD_ARGS_KEY) or {}
+    found = [v for k, v in auth.items() if k in _SECRET_FIELDS] + list(args.values())
+    urls = [auth.get("registry"), *args.values()]
+    found += [strip_userinfo(u)[2] for u in urls if isinstance(u, str) and "@" in u]
+    values = {v for v in found if isinstance(v, str) and len(v) >= _MIN_MASKED_CHARS}
+    return tuple(sorted(values, key=len, reverse=True))
+
+
+def mask(text: str, values: tuple[str, ...]) -> str:
+    """``text`` with each of ``values`` (from ``secret_values``) replaced by ``***``."""
+    for value in values:
+        if value in text:
+            text = text.replace(value, REDACTED)
+    return text
 
 
 def merge_key(task_type: str, public: Mapping[str, Any], secret: Mapping[str, Any] | None) -> str:

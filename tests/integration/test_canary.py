@@ -829,9 +829,9 @@ def test_no_canary_in_exports(outputs: Outputs) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="a build's output is stored as the task's log as Docker sends it: a RUN that prints "
-    "a secret build arg puts its value in the log lines (database, answers, exports); masking "
-    "the task's known secret values in its log lines belongs to the run context "
-    "(queue/context.py), outside the canary's files",
+    "a secret build arg puts its value in the log lines (database, answers, exports); the run "
+    "context (queue/context.py, outside the canary's files) can mask them with "
+    "queue.secrets.mask(line, secret_values(secret))",
 )
 def test_a_build_that_prints_its_secret_build_arg_stores_no_secret(
     tmp_path: Path, busybox_image: str, image_cleanup: ImageCleanup

@@ -13,7 +13,9 @@ from ai_admin.queue.secrets import (
     REDACTED,
     holds_secrets,
     join_secrets,
+    mask,
     merge_key,
+    secret_values,
     split_secrets,
     strip_userinfo,
 )
@@ -212,3 +214,18 @@ def test_registry_userinfo_is_stripped(
     public, secret = split_secrets({"auth": {"registry": registry}})
     assert public["auth"]["registry"] == shown
     assert secret == {"auth": {"registry": registry}}  # the executor takes the credentials
+
+
+def test_secret_values_mask_what_a_task_prints() -> None:
+    _, secret = split_secrets(
+        {
+            "auth": {"username": "bob", "password": "pw-123", "registry": "https://bob:urlpw1@r"},
+            "build_args": {"NPM_TOKEN": "tok-xyz", "IDX": "https://u:idxpw9@h/s", "A": "b"},
+        }
+    )
+    values = secret_values(secret)
+    assert set(values) == {"pw-123", "urlpw1", "tok-xyz", "https://u:idxpw9@h/s", "idxpw9"}
+    line = "Step 3/3 : RUN echo tok-xyz https://u:idxpw9@h/s pw-123 urlpw1 (bob, b)"
+    assert mask(line, values) == "Step 3/3 : RUN echo *** *** *** *** (bob, b)"
+    assert secret_values(None) == ()
+    assert secret_values(split_secrets({"auth": {"identity_token": "abc"}})[1]) == ()  # too short
