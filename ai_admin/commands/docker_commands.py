@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from ai_admin.commands.registry import REGISTRY
-from ai_admin.docker.build_context import resolve_context, resolve_dockerfile
+from ai_admin.docker.build_context import read_dockerignore, resolve_context, resolve_dockerfile
+from ai_admin.docker.build_options import check_network_mode
 from ai_admin.docker.params import BuildParams, PullParams, PushParams
 from ai_admin.queue.models import DockerTask, TaskPriority, TaskType
 
@@ -104,9 +105,11 @@ async def docker_build(agent: Agent, p: DockerBuildCommand) -> dict[str, Any]:
     """Queue an image build from a directory under the agent's allowed roots (context_path)
     and/or inline Dockerfile text, with tags, build args, labels and target; push: true also
     pushes every tag afterwards. Progress follows the build's steps."""
+    # Refused now rather than queued to fail: the build checks again when it runs.
+    check_network_mode(p.network_mode, agent.settings.allowed_network_modes)
     if p.context_path is not None:
-        # Refused now rather than queued to fail: the build checks again when it runs.
         context = resolve_context(p.context_path, agent.settings.allowed_roots)
+        read_dockerignore(context)
         if p.dockerfile is None:
             resolve_dockerfile(context, p.dockerfile_name)
     return await submit(agent, TaskType.BUILD, p)

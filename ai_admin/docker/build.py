@@ -8,6 +8,7 @@ from typing import Any
 
 from ai_admin.config import Settings
 from ai_admin.docker.build_context import resolve_context, resolve_dockerfile, stream_context
+from ai_admin.docker.build_options import check_network_mode
 from ai_admin.docker.client import Chunk, DockerSession, StreamingClient
 from ai_admin.docker.params import BuildParams
 from ai_admin.docker.progress import BuildSteps, error_of
@@ -75,6 +76,8 @@ def _build_source(params: BuildParams, settings: Settings) -> dict[str, Any]:
 async def build(ctx: TaskContext, settings: Settings) -> dict[str, Any]:
     await ctx.step(TaskStatus.VALIDATING)
     params = parse(BuildParams, ctx.params)
+    # Checked at submit too; again here for tasks from the Python API or an older configuration.
+    check_network_mode(params.network_mode, settings.allowed_network_modes)
     refs = [parse_reference(t, default_tag="latest") for t in params.tags]
     first = str(refs[0]) if refs else None
     source = _build_source(params, settings)
