@@ -13,6 +13,8 @@ from ai_admin.agent import Agent
 from ai_admin.config import Settings
 from ai_admin.http.app import create_app
 from ai_admin.http.auth import TOKEN_FILE, load_tokens
+from ai_admin.http.guard import HostPolicy, log_host_rule
+from ai_admin.http.listener import ConnectionGate, bind, connection_cap, url_of
 
 
 class CannotListen(Exception):
@@ -36,24 +38,35 @@ async def serve(settings: Settings) -> None:
         print(f"ai-admin: generated an API token (saved in {path}, shown once): {tokens.operator}")
     agent = Agent(settings)
     await agent.start()
-    runner = web.AppRunner(create_app(agent, tokens), access_log=None, handle_signals=False)
+    # keepalive_timeout also runs from the moment a connection opens: a request head (or a
+    # connection's first request) not complete within it closes the connection.
+    runner = web.AppRunner(
+        create_app(agent, tokens),
+        access_log=None,
+        handle_signals=False,
+        keepalive_timeout=settings.request_head_timeout_s,
+    )
     await runner.setup()
     settle_heap()
+    assert runner.server is not None
+    gate = ConnectionGate(runner.server, connection_cap(settings.max_connections))
     try:
-        site = web.TCPSite(runner, settings.host, settings.port)
         try:
-            await site.start()
+            sockets = bind(settings.host, settings.port)
         except OSError as exc:
+            reason = (exc.strerror or str(exc)).lower()
             raise CannotListen(
-                f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
+                f"cannot listen on {settings.host}:{settings.port}: {reason}"
             ) from None
-        for host, port in (a[:2] for a in runner.addresses):
-            logger.info(
-                "ai-admin listening on http://{}:{} (data in {})", host, port, settings.data_dir
-            )
+        gate.serve(sockets)
+        for sock in sockets:
+            logger.info("ai-admin listening on {} (data in {})", url_of(sock), settings.data_dir)
+        logger.info("serving at most {} connections at once", gate.cap)
+        log_host_rule(HostPolicy.from_settings(settings), settings.host)
         await _until_signalled()
         logger.info("shutting down: running tasks get {} s to finish", settings.shutdown_grace_s)
     finally:
+        await gate.close()
         await runner.cleanup()
         await agent.stop()
     logger.info("stopped")

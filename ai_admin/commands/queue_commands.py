@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,6 +18,9 @@ if TYPE_CHECKING:
 
 _EXAMPLE_TASK_ID = "123e4567-e89b-12d3-a456-426614174000"
 _MAX_OFFSET = 2**63 - 1  # SQLite's largest integer: a larger offset cannot reach the store
+_FIRST_CHUNK = 16  # tasks read from the store at first; later reads fit what the budget has left
+_MOST_CHUNK = 256
+_ENVELOPE_BYTES = 4096  # the envelope and the small keys around a listing
 TaskId = Field(min_length=1, max_length=128, description="The task's id, as returned on submit.")
 
 
@@ -87,6 +92,70 @@ def task_view(agent: Agent, task: DockerTask, *, include_logs: bool) -> dict[str
     return view
 
 
+def _json_bytes(value: Any) -> int:
+    """The size of ``value`` in the answer (ASCII JSON, as the doors send it)."""
+    return len(json.dumps(value, default=str)) + 2  # and the separator
+
+
+@dataclass
+class _Page:
+    """Task views cut at a task boundary to fit a byte budget."""
+
+    views: list[dict[str, Any]]
+    total: int
+    next_offset: int
+    truncated: bool
+
+    def paging(self, command: str) -> dict[str, Any]:
+        """The keys that tell a client how to get the rest; none if nothing was cut."""
+        if not self.truncated:
+            return {}
+        return {
+            "truncated": True,
+            "next_offset": self.next_offset,
+            "note": (
+                f"Cut to fit max_answer_bytes: run {command} again with offset "
+                f"{self.next_offset} for the rest."
+            ),
+        }
+
+
+async def _bounded_page(
+    agent: Agent, query: TaskQuery, *, include_logs: bool, budget: int
+) -> _Page:
+    """Up to ``query.limit`` task views from ``query.offset``, read from the store in chunks
+    and cut once their JSON would pass ``budget`` bytes: a long export never sits whole in
+    memory. The first task always fits, so paging moves on even past a huge one."""
+    views: list[dict[str, Any]] = []
+    seen: set[str] = set()  # a task inserted between two reads shifts the rest by one
+    used, total, offset, chunk = 0, 0, query.offset, _FIRST_CHUNK
+    while offset < query.offset + query.limit:
+        want = min(chunk, query.offset + query.limit - offset)
+        tasks, total = await agent.queue.list_tasks(replace(query, offset=offset, limit=want))
+        for task in tasks:
+            if task.id in seen:
+                offset += 1
+                continue
+            view = task_view(agent, task, include_logs=include_logs)
+            size = _json_bytes(view)
+            if views and used + size > budget:
+                return _Page(views, total, offset, truncated=True)
+            views.append(view)
+            seen.add(task.id)
+            used += size
+            offset += 1
+        if len(tasks) < want:
+            break
+        chunk = min(_MOST_CHUNK, max(1, (budget - used) * len(views) // max(used, 1) + 1))
+    return _Page(views, total, offset, truncated=False)
+
+
+def _budget(agent: Agent, *parts: Any) -> int:
+    """The bytes a listing may use next to ``parts`` under ``max_answer_bytes``."""
+    used = _ENVELOPE_BYTES + sum(_json_bytes(p) for p in parts)
+    return max(1, agent.settings.max_answer_bytes - used)
+
+
 @REGISTRY.command(
     "queue_status",
     QueueStatusParams,
@@ -97,21 +166,42 @@ def task_view(agent: Agent, task: DockerTask, *, include_logs: bool) -> dict[str
 async def queue_status(agent: Agent, p: QueueStatusParams) -> dict[str, Any]:
     """Queue statistics: summary (running, waiting), distributions by status, type and error
     code, performance (success rate, average duration), retries and recent activity. With
-    detailed, also the running, waiting (in run order, with queue positions) and paused tasks.
-    Use it to see how busy the agent is or to find a task's id."""
+    detailed, also the running, waiting (in run order, with queue positions) and paused tasks;
+    lists longer than max_answer_bytes are cut ("truncated": true; page them with
+    queue_list_tasks). Use it to see how busy the agent is or to find a task's id."""
     data = await agent.queue.get_queue_stats()
     if p.detailed:
         queue = agent.queue
-
-        def views(tasks: list[DockerTask]) -> list[dict[str, Any]]:
-            return [task_view(agent, t, include_logs=p.include_logs) for t in tasks[: p.limit]]
-
-        data["tasks"] = {
-            "running": views(queue.running_tasks()),
-            "pending": views(queue.pending_tasks()),
-            "paused": views(queue.paused_tasks()),
+        lists = {
+            "running": queue.running_tasks(),
+            "pending": queue.pending_tasks(),
+            "paused": queue.paused_tasks(),
         }
+        data["tasks"], cut = _live_views(agent, lists, p, _budget(agent, data))
+        if cut:
+            data["truncated"] = True
+            data["note"] = (
+                "Task lists cut to fit max_answer_bytes: page through them with "
+                "queue_list_tasks (status, offset)."
+            )
     return data
+
+
+def _live_views(
+    agent: Agent, lists: dict[str, list[DockerTask]], p: QueueStatusParams, budget: int
+) -> tuple[dict[str, list[dict[str, Any]]], bool]:
+    """Each list's views, up to ``p.limit``, until ``budget`` bytes are used; True if cut."""
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in lists}
+    used, cut = 0, False
+    for name, tasks in lists.items():
+        for task in tasks[: p.limit]:
+            view = task_view(agent, task, include_logs=p.include_logs)
+            used += _json_bytes(view)
+            if used > budget:
+                cut = True
+                break
+            out[name].append(view)
+    return out, cut
 
 
 @REGISTRY.command(
@@ -143,11 +233,18 @@ async def queue_task_status(agent: Agent, p: TaskStatusParams) -> dict[str, Any]
 )
 async def queue_list_tasks(agent: Agent, p: ListParams) -> dict[str, Any]:
     """Tasks newest first, filtered by status and type, paged with limit and offset, with the
-    total that match. Use it to find failed tasks or browse the history."""
+    total that match. An answer longer than max_answer_bytes is cut at a task and says
+    "truncated": true with the next_offset to ask for. Use it to find failed tasks or browse
+    the history."""
     query = TaskQuery(status=p.status, task_type=p.task_type, limit=p.limit, offset=p.offset)
-    tasks, total = await agent.queue.list_tasks(query)
-    views = [task_view(agent, t, include_logs=p.include_logs) for t in tasks]
-    return {"tasks": views, "total": total, "limit": p.limit, "offset": p.offset}
+    page = await _bounded_page(agent, query, include_logs=p.include_logs, budget=_budget(agent))
+    return {
+        "tasks": page.views,
+        "total": page.total,
+        "limit": p.limit,
+        "offset": p.offset,
+        **page.paging("queue_list_tasks"),
+    }
 
 
 @REGISTRY.command(
@@ -219,16 +316,17 @@ async def queue_metrics(agent: Agent, p: NoParams) -> dict[str, Any]:
 )
 async def queue_export(agent: Agent, p: ExportParams) -> dict[str, Any]:
     """Export jobs (newest first, paged with limit and offset), metrics, configuration, or all
-    of them, as JSON. Credentials are never included."""
+    of them, as JSON. Jobs longer than max_answer_bytes are cut at a job: the answer then says
+    "truncated": true and the next_offset to export from. Credentials are never included."""
     data: dict[str, Any] = {}
-    if p.what in ("jobs", "all"):
-        tasks, total = await agent.queue.list_tasks(TaskQuery(limit=p.limit, offset=p.offset))
-        data["jobs"] = [task_view(agent, t, include_logs=True) for t in tasks]
-        data["total_jobs"] = total
     if p.what in ("metrics", "all"):
         data["metrics"] = await agent.queue.get_queue_stats()
     if p.what in ("config", "all"):
         data["config"] = agent.public_settings()
+    if p.what in ("jobs", "all"):
+        query = TaskQuery(limit=p.limit, offset=p.offset)
+        page = await _bounded_page(agent, query, include_logs=True, budget=_budget(agent, data))
+        data.update(jobs=page.views, total_jobs=page.total, **page.paging("queue_export"))
     return data
 
 

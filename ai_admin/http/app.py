@@ -1,4 +1,5 @@
-"""The aiohttp application: middlewares (errors, auth) and routes over the dispatcher."""
+"""The aiohttp application: middlewares (errors, Host/Origin guard, auth) and routes over the
+dispatcher."""
 
 from __future__ import annotations
 
@@ -13,7 +14,16 @@ from ai_admin.commands import Dispatcher
 from ai_admin.commands.dispatcher import error_reply
 from ai_admin.errors import AiAdminError, BadRequest, ErrorCode
 from ai_admin.http.auth import Tokens
-from ai_admin.http.routes import ACCESS, AGENT, DISPATCHER, add_routes, reply_response
+from ai_admin.http.guard import HostPolicy, OriginPolicy, guard_middleware
+from ai_admin.http.routes import (
+    ACCESS,
+    AGENT,
+    DISPATCHER,
+    EVENT_STREAMS,
+    add_routes,
+    reply_response,
+)
+from ai_admin.http.sse import EventStreams
 from ai_admin.mcp.http import mount_mcp
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -96,11 +106,18 @@ def auth_middleware(tokens: Tokens) -> Middleware:
 
 
 def create_app(agent: Agent, tokens: Tokens) -> web.Application:
+    settings = agent.settings
+    guard = guard_middleware(
+        HostPolicy.from_settings(settings), OriginPolicy.from_settings(settings)
+    )
     app = web.Application(
-        client_max_size=agent.settings.max_body_bytes,
-        middlewares=[errors_middleware, auth_middleware(tokens)],
+        client_max_size=settings.max_body_bytes,
+        middlewares=[errors_middleware, guard, auth_middleware(tokens)],
     )
     app[AGENT] = agent
+    app[EVENT_STREAMS] = streams = EventStreams(agent, settings.max_event_streams_per_token)
+    app.on_startup.append(streams.start)
+    app.on_cleanup.append(streams.stop)
     app[DISPATCHER] = Dispatcher(agent)
     add_routes(app)
     mount_mcp(app, agent)

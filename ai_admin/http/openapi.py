@@ -35,6 +35,31 @@ _ERRORS = {
     str(s): {"$ref": "#/components/responses/Error"}
     for s in (400, 401, 403, 404, 409, 413, 429, 500, 503)
 }
+# Every route, /health included, refuses a foreign Host or browser Origin (ai_admin.http.guard).
+_GUARDED = {
+    "400": {"$ref": "#/components/responses/HostNotAllowed"},
+    "403": {"$ref": "#/components/responses/OriginNotAllowed"},
+}
+_LIMITED = {"429": {"$ref": "#/components/responses/LimitReached"}}
+_ENVELOPE_REF = {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}
+_RESPONSES = {
+    "Error": (
+        "An error envelope with a code and suggestions. On every route a 400 may be "
+        "REQUEST_HOST_NOT_ALLOWED (the Host header names a host the agent does not serve) and "
+        "a 403 REQUEST_ORIGIN_NOT_ALLOWED (a browser Origin not in allowed_origins)."
+    ),
+    "HostNotAllowed": (
+        "REQUEST_HOST_NOT_ALLOWED: the Host header names a host the agent does not serve "
+        "(see allowed_hosts)."
+    ),
+    "OriginNotAllowed": (
+        "REQUEST_ORIGIN_NOT_ALLOWED: the request carries a browser Origin not in allowed_origins."
+    ),
+    "LimitReached": (
+        "REQUEST_LIMIT_REACHED: the token already holds max_event_streams_per_token event "
+        "streams or max_mcp_sessions_per_token MCP sessions; retry once one has ended."
+    ),
+}
 
 
 def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
@@ -142,6 +167,7 @@ def document() -> dict[str, Any]:
                 "responses": {
                     "200": {"description": "An event stream", "content": {"text/event-stream": {}}},
                     **_ERRORS,
+                    **_LIMITED,
                 },
             }
         },
@@ -151,6 +177,7 @@ def document() -> dict[str, Any]:
                 "responses": {
                     "200": {"description": "Prometheus text", "content": {"text/plain": {}}},
                     "401": _ERRORS["401"],
+                    **_GUARDED,
                 },
             }
         },
@@ -163,13 +190,14 @@ def document() -> dict[str, Any]:
                         "content": {"application/json": {}},
                     },
                     "401": _ERRORS["401"],
+                    **_GUARDED,
                 },
             }
         },
         MCP_PATH: {
             method.lower(): {
                 "summary": "MCP over streamable HTTP: every command as a tool.",
-                "responses": {"200": {"description": "MCP transport"}, **_ERRORS},
+                "responses": {"200": {"description": "MCP transport"}, **_ERRORS, **_LIMITED},
             }
             for method in MCP_METHODS
         },
@@ -178,7 +206,8 @@ def document() -> dict[str, Any]:
                 "summary": "Agent and Docker engine health (no token needed).",
                 "security": [],
                 "responses": {
-                    "200": {"description": "Health", "content": {"application/json": {}}}
+                    "200": {"description": "Health", "content": {"application/json": {}}},
+                    **_GUARDED,
                 },
             }
         },
@@ -208,12 +237,8 @@ def document() -> dict[str, Any]:
             "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "responses": {
-                "Error": {
-                    "description": "An error envelope with a code and suggestions",
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}
-                    },
-                }
+                name: {"description": description, "content": _ENVELOPE_REF}
+                for name, description in _RESPONSES.items()
             },
         },
     }

@@ -16,6 +16,7 @@ from ai_admin.http import metrics, openapi, sse
 AGENT = web.AppKey("agent", Agent)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 ACCESS = web.RequestKey("access", str)  # set by the auth middleware: "read" or "write"
+EVENT_STREAMS = web.AppKey("event_streams", sse.EventStreams)
 _SUBMITTABLE = ("docker_build", "docker_push", "docker_pull")
 _SUBMIT_KEYS = frozenset({"task_type", "params"})
 _LIST_PARAMS = frozenset({"status"})  # query parameters that may be repeated
@@ -160,7 +161,10 @@ async def commands(request: web.Request) -> web.Response:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    return await sse.stream_events(request, request.app[AGENT], request.query.get("task_id"))
+    app = request.app
+    return await sse.stream_events(
+        request, app[AGENT], app[EVENT_STREAMS], request.query.get("task_id")
+    )
 
 
 async def prometheus(request: web.Request) -> web.Response:

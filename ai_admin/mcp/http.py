@@ -8,12 +8,16 @@ streamed back as the transport writes it (SSE included, which carries progress).
 Every request needs a valid bearer token (401 otherwise). The token's access travels in the
 scope to the tools: a read-only token may call read-only tools only. An MCP session belongs to
 the token that opened it; another token gets 404 for it, as if it did not exist.
+
+A token holds at most ``max_mcp_sessions_per_token`` sessions (and sessionless 2026-07-28
+exchanges) at once; one more gets 429 ``REQUEST_LIMIT_REACHED``, and room frees up as sessions
+end (DELETE, idle timeout). The SDK's own DNS-rebinding protection is on, with the hosts and
+origins the app's guard allows (``ai_admin.http.guard``), which checks them first.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -22,11 +26,14 @@ from aiohttp import web
 from loguru import logger
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
+from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
 
 from ai_admin.agent import Agent
 from ai_admin.commands.dispatcher import error_reply
 from ai_admin.errors import BadRequest, ErrorCode
+from ai_admin.http.guard import HostPolicy, OriginPolicy, TokenSlots, principal
 from ai_admin.http.routes import ACCESS, reply_response
 from ai_admin.mcp import MCP_METHODS, MCP_PATH
 from ai_admin.mcp.server import ACCESS_SCOPE_KEY, build_server
@@ -48,7 +55,15 @@ def mount_mcp(app: web.Application, agent: Agent) -> None:
     """
     if _SERVICE in app:
         return
-    service = _McpService(StreamableHTTPSessionManager(build_server(agent)))
+    settings = agent.settings
+    security = transport_security(
+        HostPolicy.from_settings(settings), OriginPolicy.from_settings(settings)
+    )
+    manager = StreamableHTTPSessionManager(build_server(agent), security_settings=security)
+    sessions = TokenSlots(
+        "MCP sessions", "max_mcp_sessions_per_token", settings.max_mcp_sessions_per_token
+    )
+    service = _McpService(manager, sessions)
     app[_SERVICE] = service
 
     async def handle(request: web.Request) -> web.StreamResponse:
@@ -62,6 +77,21 @@ def mount_mcp(app: web.Application, agent: Agent) -> None:
     app.on_cleanup.append(service.stop)
 
 
+def transport_security(hosts: HostPolicy, origins: OriginPolicy) -> TransportSecuritySettings:
+    """The SDK's DNS-rebinding protection, allowing what the app's guard allows."""
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=not hosts.any_host,
+        allowed_hosts=hosts.sdk_patterns(),
+        allowed_origins=sorted(origins.origins),
+    )
+
+
+def _opens_session(request: web.Request) -> bool:
+    """A request outside any session: an initialize that opens one, or a sessionless
+    2026-07-28 exchange, which counts as a session while it runs."""
+    return request.method == "POST" and MCP_SESSION_ID_HEADER not in request.headers
+
+
 class _McpService:
     """The session manager, run in a task of its own for as long as the app runs.
 
@@ -69,8 +99,9 @@ class _McpService:
     aiohttp's start-up and clean-up hooks may run in different ones.
     """
 
-    def __init__(self, manager: StreamableHTTPSessionManager) -> None:
+    def __init__(self, manager: StreamableHTTPSessionManager, sessions: TokenSlots) -> None:
         self.manager = manager
+        self.sessions = sessions  # requests that open a session, while they run
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._jobs: set[asyncio.Task[None]] = set()
@@ -100,7 +131,22 @@ class _McpService:
         if self._jobs:
             await asyncio.wait(self._jobs, timeout=_STOP_WAIT_S)
 
+    def open_sessions(self, client_id: str) -> int:
+        """Sessions the SDK keeps open for ``client_id``.
+
+        The SDK has no public count; ``_session_owners`` (session id -> who opened it) is
+        read here only, and ``test_mcp_http`` fails if it goes away."""
+        owners: dict[str, Any] = self.manager._session_owners
+        return sum(1 for owner in owners.values() if owner.get("client_id") == client_id)
+
     async def handle(self, request: web.Request, access: str) -> web.StreamResponse:
+        if not _opens_session(request):
+            return await self._handle(request, access)
+        key = principal(request)
+        with self.sessions.hold(key, self.open_sessions(_client_id(access, key))):
+            return await self._handle(request, access)
+
+    async def _handle(self, request: web.Request, access: str) -> web.StreamResponse:
         exchange = _Exchange(request, await request.read())
         # An ASGI app is never cancelled by its server (it hears http.disconnect instead), and
         # the SDK relies on that: a cancelled opening request discards its new session. So the
@@ -132,10 +178,13 @@ class _McpService:
 _SERVICE = web.AppKey("ai_admin.mcp", _McpService)
 
 
+def _client_id(access: str, key: str) -> str:
+    return f"{access}:{key}"
+
+
 def _scope(request: web.Request, access: str) -> Scope:
-    token = request.headers.get("Authorization", "").partition(" ")[2].strip()
     # The principal that owns a session: the token's digest, never the token itself.
-    principal = hashlib.sha256(token.encode()).hexdigest()[:32]
+    key = principal(request)
     peer = request.transport.get_extra_info("peername") if request.transport else None
     host, _, port = request.host.rpartition(":")
     return {
@@ -148,14 +197,21 @@ def _scope(request: web.Request, access: str) -> Scope:
         "raw_path": request.raw_path.partition("?")[0].encode(),
         "root_path": "",
         "query_string": request.query_string.encode(),
-        "headers": [(k.lower(), v) for k, v in request.raw_headers],
+        "headers": [_header(k, v) for k, v in request.raw_headers],
         "client": tuple(peer[:2]) if isinstance(peer, tuple) else None,
         "server": (host, int(port)) if port.isdigit() else (request.host, None),
         "user": AuthenticatedUser(
-            AccessToken(token=principal, client_id=f"{access}:{principal}", scopes=[access])
+            AccessToken(token=key, client_id=_client_id(access, key), scopes=[access])
         ),
         ACCESS_SCOPE_KEY: access,
     }
+
+
+def _header(name: bytes, value: bytes) -> tuple[bytes, bytes]:
+    """ASGI's lower-case names; Host in the canonical form the app's guard has accepted
+    (DNS names are case-insensitive, the SDK's Host check compares exactly)."""
+    name = name.lower()
+    return (name, value.lower().rstrip(b".")) if name == b"host" else (name, value)
 
 
 class _Exchange:

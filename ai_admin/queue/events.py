@@ -3,18 +3,61 @@
 Events are delivered in the order they happen, per task and overall. A subscriber that stops
 reading is dropped once its buffer is full rather than holding memory or slowing the queue;
 its iterator then ends with ``SubscriptionLagged``.
+
+Every subscriber receives the same read-only ``Event``: a door that sends events on the wire
+encodes each one once (``Event.encoded``), however many subscribers there are.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 _BUFFER = 10_000
 
+Encoder = Callable[["Event"], bytes]
+
 
 class SubscriptionLagged(Exception):
     """The subscriber fell too far behind and was dropped."""
+
+
+class Event(Mapping[str, Any]):
+    """One published change, shared read-only by every subscriber.
+
+    ``encoded(encoder)`` runs the encoder on the first call only and hands every later caller
+    the same bytes: with a thousand open streams an event is still serialised once.
+    """
+
+    __slots__ = ("_data", "_encoded")
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self._data = dict(data)
+        self._encoded: dict[Encoder, bytes] = {}
+
+    @classmethod
+    def of(cls, event: Mapping[str, Any]) -> Event:
+        return event if isinstance(event, Event) else cls(event)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"Event({self._data!r})"
+
+    def encoded(self, encoder: Encoder) -> bytes:
+        """``encoder(self)``, computed once per event and encoder."""
+        data = self._encoded.get(encoder)
+        if data is None:
+            data = self._encoded[encoder] = encoder(self)
+        return data
 
 
 class Subscription:
@@ -26,23 +69,37 @@ class Subscription:
     def __init__(self, bus: EventBus, task_id: str | None) -> None:
         self.task_id = task_id
         # Unbounded so a closing marker always fits; the bound is enforced by the bus.
-        self._inbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._inbox: asyncio.Queue[Event | None] = asyncio.Queue()
         self._bus = bus
         self.lagged = False
         self.closed = False
+        self.delivered = 0  # events put in the inbox so far: the n-th one taken out is the n-th
 
-    def _deliver(self, event: dict[str, Any] | None) -> bool:
-        if event is not None and self._inbox.qsize() >= _BUFFER:
-            self.lagged = True
-            return False
+    def _deliver(self, event: Event | None) -> bool:
+        if event is not None:
+            if self._inbox.qsize() >= _BUFFER:
+                self.lagged = True
+                return False
+            self.delivered += 1
         self._inbox.put_nowait(event)
         return True
 
-    async def next(self) -> dict[str, Any] | None:
+    async def next(self) -> Event | None:
         """The next event, or None once the subscription has ended."""
         if self.closed and self._inbox.empty():
             return None
-        event = await self._inbox.get()
+        return self._received(await self._inbox.get())
+
+    def ready(self, most: int) -> list[Event | None]:
+        """Up to ``most`` events already waiting, without waiting (a writer batches them).
+
+        Ends with None if the subscription ended there; raises as ``next`` does."""
+        found: list[Event | None] = []
+        while len(found) < most and not self._inbox.empty() and not self.closed:
+            found.append(self._received(self._inbox.get_nowait()))
+        return found
+
+    def _received(self, event: Event | None) -> Event | None:
         if event is None:
             self.closed = True
             if self.lagged:
@@ -52,7 +109,7 @@ class Subscription:
     def __aiter__(self) -> Subscription:
         return self
 
-    async def __anext__(self) -> dict[str, Any]:
+    async def __anext__(self) -> Event:
         event = await self.next()
         if event is None:
             raise StopAsyncIteration
@@ -83,11 +140,14 @@ class EventBus:
             self._subscribers.discard(sub)
             sub._deliver(None)
 
-    def publish(self, event: dict[str, Any]) -> None:
+    def publish(self, event: Mapping[str, Any]) -> None:
+        """Hand ``event`` to every interested subscriber, as one shared ``Event``."""
+        shared = Event.of(event)
+        task_id = shared["task_id"]
         for sub in list(self._subscribers):
-            if sub.task_id is not None and sub.task_id != event["task_id"]:
+            if sub.task_id is not None and sub.task_id != task_id:
                 continue
-            if not sub._deliver(event):
+            if not sub._deliver(shared):
                 self.unsubscribe(sub)
 
     def close(self) -> None:

@@ -299,3 +299,17 @@ async def test_openapi_document_is_complete_and_resolves(
     messages = document["paths"]["/cmd"]["post"]["requestBody"]["content"]["application/json"]
     actions = {m["properties"]["action"]["const"] for m in messages["schema"]["oneOf"]}
     assert actions == set(REGISTRY.names())
+
+
+async def test_openapi_documents_the_host_origin_and_limit_refusals(api: Api) -> None:
+    document = strict_json((await api.request("GET", "/openapi.json", envelope=False)).text)
+    paths = document["paths"]
+    for path, item in paths.items():
+        for method, operation in item.items():
+            for status, code in (("400", "REQUEST_HOST_NOT_ALLOWED"), ("403", "REQUEST_ORIGIN")):
+                response = operation["responses"][status]
+                described = resolve(document, response["$ref"])["description"]
+                assert code in described, f"{method} {path} {status}"
+    for path, method in (("/api/events", "get"), ("/mcp", "post"), ("/mcp", "get")):
+        response = paths[path][method]["responses"]["429"]
+        assert "REQUEST_LIMIT_REACHED" in resolve(document, response["$ref"])["description"]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from queue_helpers import within
 
 from ai_admin.queue import events as events_module
-from ai_admin.queue.events import EventBus, SubscriptionLagged
+from ai_admin.queue.events import Event, EventBus, SubscriptionLagged
 
 
 def event(task_id: str, n: int) -> dict[str, Any]:
@@ -68,3 +69,34 @@ async def test_a_reader_that_falls_behind_is_dropped_with_an_error(
         await within(slow.next())
     bus.publish(event("a", 5))
     assert (await within(fast.next()))["n"] == 5  # the others carry on
+
+
+async def test_every_subscriber_gets_one_shared_event_encoded_once() -> None:
+    bus = EventBus()
+    subs = [bus.subscribe() for _ in range(100)] + [bus.subscribe("a")]
+    calls: list[Event] = []
+
+    def encode(e: Event) -> bytes:
+        calls.append(e)
+        return json.dumps(dict(e)).encode()
+
+    bus.publish(event("a", 1))
+    received = [await within(sub.next()) for sub in subs]
+    assert all(r is received[0] for r in received)
+    assert {r.encoded(encode) for r in received if r is not None} == {b'{"task_id": "a", "n": 1}'}
+    assert len(calls) == 1
+    with pytest.raises(TypeError):
+        received[0]["n"] = 2  # type: ignore[index]
+
+
+async def test_ready_hands_over_what_is_waiting_without_waiting() -> None:
+    bus = EventBus()
+    sub = bus.subscribe()
+    assert sub.ready(10) == []
+    for n in range(5):
+        bus.publish(event("a", n))
+    assert [e["n"] for e in sub.ready(3) if e is not None] == [0, 1, 2]
+    sub.close()
+    rest = sub.ready(10)
+    assert [e["n"] if e is not None else None for e in rest] == [3, 4, None]
+    assert await sub.next() is None
