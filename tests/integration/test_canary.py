@@ -269,6 +269,7 @@ REFUSED_BY_THE_PARSER = [
     b"Bearer " + OPERATOR.encode() + b"\x01",
     b"Bearer " + READER.encode() + b"\x7f",
     b"Bearer " + OPERATOR.encode() + b"\x1b[0m",  # a terminal escape
+    b"Bearer " + b"B" * 9000 + OPERATOR.encode(),  # beyond the parser's 8190 bytes a field
 ]
 
 
