@@ -9,7 +9,8 @@ The Host rule: the name the agent listens on, ``localhost``, ``127.0.0.1`` and `
 any port or none, plus ``allowed_hosts`` (an entry with a port allows that port only). An agent
 listening on every interface (``0.0.0.0``, ``::``) cannot know the names clients use: with
 ``allowed_hosts`` empty it accepts any Host and says so once in its log; with names configured,
-only those (and the loopback names).
+only those (and the loopback names, and the address itself). An entry that is not a host name
+(with an optional port) is left out, and the log says so.
 """
 
 from __future__ import annotations
@@ -76,15 +77,16 @@ class HostPolicy:
 
     names: frozenset[tuple[str, int | None]]
     any_host: bool = False
+    unusable: tuple[str, ...] = ()  # allowed_hosts entries that name no host
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HostPolicy:
-        allowed = [split_host(h) for h in settings.allowed_hosts]
-        configured = {a for a in allowed if a is not None}
-        loopback = {(n, None) for n in LOOPBACK_NAMES}
-        if _unspecified(settings.host):
-            return cls(frozenset(configured | loopback), any_host=not configured)
-        return cls(frozenset(configured | loopback | {(_name(settings.host), None)}))
+        parsed = {h: split_host(h) for h in settings.allowed_hosts}
+        configured = {p for p in parsed.values() if p is not None}
+        own = {(_name(n), None) for n in (*LOOPBACK_NAMES, settings.host)}
+        any_host = not configured and _unspecified(settings.host)
+        unusable = tuple(h for h, p in parsed.items() if p is None)
+        return cls(frozenset(configured | own), any_host, unusable)
 
     def allows(self, header: str | None) -> bool:
         if self.any_host or header is None:  # no browser leaves Host out
@@ -149,6 +151,10 @@ def guard_middleware(hosts: HostPolicy, origins: OriginPolicy) -> Middleware:
 
 
 def log_host_rule(hosts: HostPolicy, listen: str) -> None:
+    for entry in hosts.unusable:
+        logger.warning(
+            "allowed_hosts: {!r} is not a host name (name or name:port); left out", entry
+        )
     if hosts.any_host:
         logger.warning(
             "listening on {} with allowed_hosts empty: the Host header is not checked; "

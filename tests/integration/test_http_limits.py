@@ -322,3 +322,27 @@ async def pages_of(api: Api, command: str) -> list[dict[str, Any]]:
         assert page["next_offset"] == offset + len(page[command_key(command)])
         assert f"offset {page['next_offset']}" in page["note"]
         offset = page["next_offset"]
+
+
+async def test_on_every_interface_any_host_is_served_unless_names_are_configured(
+    tmp_path: Path,
+) -> None:
+    """0.0.0.0 cannot know the names clients use: with allowed_hosts empty the agent accepts
+    any Host and says so in its log; with names configured it accepts only those (and the
+    loopback names)."""
+    wildcard = "0.0.0.0"  # noqa: S104 - the point of the test
+    with serving(tmp_path / "open", host=wildcard) as running:
+        async with session() as http:
+            api = Api(http, running.url, OPERATOR_TOKEN)
+            answer = await send(api, "GET", "/health", None, {"Host": "agent.lan:8060"})
+            assert answer.status == 200, answer.describe()
+        assert "the Host header is not checked" in running.stderr()
+    env = {"AI_ADMIN_ALLOWED_HOSTS": json.dumps(["agent.lan"])}
+    with serving(tmp_path / "named", host=wildcard, env=env) as running:
+        async with session() as http:
+            api = Api(http, running.url, OPERATOR_TOKEN)
+            assert (await send(api, "GET", "/health", None, {"Host": "agent.lan"})).status == 200
+            assert (await send(api, "GET", "/health", None, {"Host": "localhost"})).status == 200
+            refused = await send(api, "GET", "/health", None, {"Host": "other.lan"})
+            assert (refused.status, refused.code) == (400, "REQUEST_HOST_NOT_ALLOWED")
+        assert "the Host header is not checked" not in running.stderr()
