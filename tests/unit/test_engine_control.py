@@ -17,7 +17,13 @@ from queue_helpers import (
     within,
 )
 
-from ai_admin.errors import ErrorCode, ExecutionError, StoreError, TaskNotFound
+from ai_admin.errors import (
+    ErrorCode,
+    ExecutionError,
+    StoreError,
+    TaskNotFound,
+    TransitionNotAllowed,
+)
 from ai_admin.queue.engine import QueueEngine
 from ai_admin.queue.models import DockerTask, TaskStatus
 from ai_admin.queue.sqlite_store import SqliteStore
@@ -387,4 +393,33 @@ async def test_an_action_whose_write_fails_leaves_the_stored_state(
     engine.resume_queue()
     work.release()
     await within(engine.join())
+    await assert_consistent(engine, store, [task_id])
+
+
+async def test_an_action_sent_with_one_whose_write_fails_decides_on_the_stored_state(
+    make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    # An action waits for the one before it to land or be undone: deciding on the cancel's
+    # state before its write failed, the retry would have been answered 200 and then undone.
+    store = FailingStore(
+        SqliteStore(tmp_path / "q.db"), StoreError("disk full", code=E.SYSTEM_DISK_SPACE)
+    )
+    engine = await make_engine(Work(block=False), store=store)
+    engine.pause_queue()
+    task_id = await engine.add_task(make_task("contested"))
+    store.fail_saves(1)
+
+    cancel, retry = await within(
+        asyncio.gather(
+            engine.cancel_task(task_id),
+            engine.retry_task(task_id, force=True),
+            return_exceptions=True,
+        )
+    )
+
+    assert cancel is store.error
+    assert isinstance(retry, TransitionNotAllowed)
+    assert retry.code is E.QUEUE_TASK_NOT_RETRYABLE  # it found the task waiting, as stored
+    task = await engine.require_task(task_id)
+    assert (task.status, task.retry_count) == (S.PENDING, 0)
     await assert_consistent(engine, store, [task_id])
