@@ -10,7 +10,6 @@ write fails, memory goes back to what the store holds and the store's error is r
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from functools import partial
@@ -63,9 +62,8 @@ class TaskControl(TaskMemory):
         self._deciding[task_id] += 1
         try:
             while True:
-                write = self._last_write.get(task_id)
-                if write is not None and not write.done():
-                    await asyncio.wait([write])
+                if task_id in self._last_write:
+                    await self._landing(task_id)
                     continue
                 run = self._running.get(task_id) or self._finishing.get(task_id)
                 if run is not None and (run.finishing or run.stop is not None):

@@ -41,7 +41,7 @@ from ai_admin.queue.control import TaskControl
 from ai_admin.queue.events import Subscription
 from ai_admin.queue.executor import ExecutorMap
 from ai_admin.queue.models import DockerTask, TaskStatus
-from ai_admin.queue.pause import QueuePause
+from ai_admin.queue.pause import Durable, QueuePause
 from ai_admin.queue.retry_policy import RetryPolicy
 from ai_admin.queue.runs import Outcome, Run, Stop, set_error, timeout_error, unknown_error
 from ai_admin.queue.secrets import holds_secrets, join_secrets, merge_key, split_secrets
@@ -387,7 +387,8 @@ class QueueEngine(TaskControl):
         self._finishing[task.id] = run
         self._wakeup.set()  # the slot is free while the outcome is written
         try:
-            await asyncio.wait([started])  # the "running" write lands first
+            with contextlib.suppress(Exception):  # the "running" write lands first
+                await started
             self._apply_outcome(task, outcome, now, elapsed)
             if outcome.stop in (Stop.CANCEL, Stop.PAUSE):
                 run.final = task.model_copy(deep=True)
@@ -470,9 +471,7 @@ class QueueEngine(TaskControl):
     async def get_task(self, task_id: str) -> DockerTask | None:
         """The task as last committed: a live task is returned once its last write is durable."""
         await self.start()
-        while (write := self._last_write.get(task_id)) is not None and not write.done():
-            with contextlib.suppress(Exception):  # a failed write is logged where it is made
-                await asyncio.shield(write)
+        await self._landing(task_id)
         return await self._lookup(task_id)
 
     async def require_task(self, task_id: str) -> DockerTask:
@@ -561,13 +560,13 @@ class QueueEngine(TaskControl):
 
     def pause_queue(self) -> Awaitable[None]:
         """Nothing new starts (at once); running tasks finish. The pause is kept across
-        restarts; await the result to know it is durable (before ``start`` too: it is written
-        when the store opens)."""
-        return self._pause.set(True)
+        restarts: await the result to know it is durable (called before ``start``, it is
+        written when the store opens; awaiting it opens the store)."""
+        return Durable(self.start, self._pause.set(True))
 
     def resume_queue(self) -> Awaitable[None]:
         """Waiting tasks start again (at once); await the result to know it is durable."""
-        return self._pause.set(False)
+        return Durable(self.start, self._pause.set(False))
 
     @property
     def paused(self) -> bool:

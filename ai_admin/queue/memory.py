@@ -38,7 +38,7 @@ class TaskMemory:
         self._store = store
         self._tasks: dict[str, DockerTask] = {}
         self._counted: dict[str, TaskClass] = {}  # the class the gauges count a live task in
-        self._last_write: dict[str, asyncio.Future[None]] = {}  # per live task, until settled
+        self._last_write: dict[str, asyncio.Future[None]] = {}  # per live task, until landed
         self._unwritten: set[str] = set()  # live tasks whose last write failed: written again
         self._deciding: Counter[str] = Counter()  # actions waiting to decide: hold the launch
         self._secrets: dict[str, dict[str, Any]] = {}
@@ -129,17 +129,20 @@ class TaskMemory:
             if task.id in self._tasks:
                 self._counted[task.id] = after
             self._dirty.discard(task.id)
-        settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        for task in tasks:
-            if task.id in self._tasks:
-                self._last_write[task.id] = settled
-        land = partial(self._landed, tasks, events, settled, then, undo)
+        loop = asyncio.get_running_loop()
+        settled: asyncio.Future[None] = loop.create_future()
+        write: asyncio.Future[None]
         try:
             write = asyncio.ensure_future(self._store.save(tasks, self._stats.counters))
         except Exception as exc:  # refused at once (a closed store)
-            land(exc)
-        else:
-            write.add_done_callback(lambda f: land(_error_of(f)))
+            write = loop.create_future()
+            write.set_exception(exc)
+        # Readers and actions wait for the write itself (``_landing``), which no caller can
+        # cancel; this callback is its first, so it has run by the time any of them wakes.
+        write.add_done_callback(partial(self._landed, tasks, events, settled, then, undo))
+        for task in tasks:
+            if task.id in self._tasks:
+                self._last_write[task.id] = write
         return settled
 
     def _landed(
@@ -149,11 +152,12 @@ class TaskMemory:
         settled: asyncio.Future[None],
         then: Callable[[], None] | None,
         undo: Callable[[], None] | None,
-        error: BaseException | None,
+        write: asyncio.Future[None],
     ) -> None:
+        error = _error_of(write)
         try:
             if error is None:
-                self._announce(tasks, events, settled)
+                self._announce(tasks, events, write)
                 if then is not None:
                     then()
             elif undo is not None:
@@ -162,9 +166,11 @@ class TaskMemory:
                 self._keep_unwritten(tasks, error)
         finally:
             for task in tasks:
-                if self._last_write.get(task.id) is settled:
+                if self._last_write.get(task.id) is write:
                     del self._last_write[task.id]
-            if error is None:
+            if settled.done():  # its caller was cancelled; the outcome is applied all the same
+                pass
+            elif error is None:
                 settled.set_result(None)
             else:
                 settled.set_exception(error)
@@ -176,21 +182,31 @@ class TaskMemory:
         then: Callable[[], None] | None = None,
         undo: Callable[[], None] | None = None,
     ) -> None:
-        """Make the tasks' current state durable and publish it; raises the write's error."""
-        await asyncio.shield(self._commit_soon(tasks, then=then, undo=undo))
+        """Make the tasks' current state durable and publish it; raises the write's error.
+        Cancelling the caller cancels only its wait: the outcome is applied all the same."""
+        await self._commit_soon(tasks, then=then, undo=undo)
 
     def _announce(
         self,
         tasks: Sequence[DockerTask],
         events: list[dict[str, Any]],
-        settled: asyncio.Future[None],
+        write: asyncio.Future[None],
     ) -> None:
         for task, event in zip(tasks, events, strict=True):
             self._unwritten.discard(task.id)  # this write holds everything a failed one had
             self._events.publish(event)
             # Only the task's last write may retire it: an action may have moved it since.
-            if task.status.is_finished and self._last_write.get(task.id, settled) is settled:
+            if task.status.is_finished and self._last_write.get(task.id, write) is write:
                 self._forget(task)
+
+    async def _landing(self, task_id: str) -> None:
+        """Wait until the task's writes have landed and their outcome has been applied
+        (published, or undone): then memory holds nothing the store does not."""
+        while (write := self._last_write.get(task_id)) is not None:
+            if write.done():  # its callback is already queued: let it run
+                await asyncio.sleep(0)
+            else:
+                await asyncio.wait([write])
 
     def _keep_unwritten(self, tasks: Sequence[DockerTask], error: BaseException) -> None:
         for task in tasks:

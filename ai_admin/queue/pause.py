@@ -10,7 +10,7 @@ unless a newer request was made meanwhile.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
 from loguru import logger
@@ -25,6 +25,27 @@ class _Done:
 
     def __await__(self) -> Generator[Any, None, None]:
         yield from ()
+
+
+class Durable:
+    """What ``pause_queue`` returns: awaiting it opens the store if need be (the flag is
+    written then) and waits for the write. Made lazily, so a caller that does not await it
+    leaves no coroutine behind."""
+
+    __slots__ = ("_start", "_written")
+
+    def __init__(
+        self, start: Callable[[], Awaitable[None]], written: asyncio.Future[None] | _Done
+    ) -> None:
+        self._start = start
+        self._written = written
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self._wait().__await__()
+
+    async def _wait(self) -> None:
+        await self._start()
+        await self._written
 
 
 class QueuePause:

@@ -268,3 +268,13 @@ async def test_a_pause_that_cannot_be_stored_is_taken_back(
     assert not engine.paused  # what the store holds, and what the answer said
     task_id = await engine.add_task(make_task("runs"))
     assert (await within(engine.wait_for(task_id))).status is TaskStatus.COMPLETED
+
+
+async def test_awaiting_a_pause_before_start_opens_the_store_and_stores_it(
+    make_engine: EngineFactory,
+) -> None:
+    # A door's first command may be queue_pause: it must not wait for a start nobody makes.
+    engine = await make_engine(Work(), start=False)
+    await within(engine.pause_queue())
+    await engine.close()
+    assert (await make_engine(Work())).paused
