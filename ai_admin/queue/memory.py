@@ -238,7 +238,8 @@ class TaskMemory:
 
     def _uncount(self, name: str) -> None:
         """Take back a counter whose change was not stored, and store the counters as they are
-        now: they may have landed without it (a failed group commit retries each part alone)."""
+        now: the store keeps back counters whose writes failed until the next save with
+        counters, and this is that save, so a restart right after does not count the change."""
         self._stats.count(name, -1)
         with contextlib.suppress(Exception):
             resync = asyncio.ensure_future(self._store.save((), self._stats.counters))

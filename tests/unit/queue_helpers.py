@@ -168,10 +168,11 @@ def executors_for(
 class FailingStore:
     """A real store whose next writes fail, as a full disk makes them fail.
 
-    ``fail_saves(n)`` makes the next ``n`` saves of tasks raise ``error``, the way the SQLite
-    store fails one part of a group commit: the counters issued with the failed save still
-    land (each part is retried alone), so a caller that takes a count back must store it
-    again. ``fail_flags(n)`` does the same for ``set_flag``. Everything else is the real store.
+    ``fail_saves(n)`` makes the next ``n`` saves of tasks raise ``error``. The counters given
+    with a failed save are still written: worse than the SQLite store, which keeps them back
+    until the next save with counters, so a caller that takes a count back is seen to store
+    its correction. ``fail_flags(n)`` does the same for ``set_flag``. Everything else is the
+    real store.
     """
 
     def __init__(self, inner: QueueStore, error: BaseException) -> None:

@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from queue_helpers import EngineFactory, FailingStore, Work, make_task, within
+from queue_helpers import (
+    EngineFactory,
+    FailingStore,
+    Work,
+    executors_for,
+    make_settings,
+    make_task,
+    within,
+)
 
 from ai_admin.errors import ErrorCode, ExecutionError, QueueShuttingDown, StoreError
 from ai_admin.queue.engine import QueueEngine
@@ -278,3 +286,23 @@ async def test_awaiting_a_pause_before_start_opens_the_store_and_stores_it(
     await within(engine.pause_queue())
     await engine.close()
     assert (await make_engine(Work())).paused
+
+
+def test_a_pause_asked_before_any_loop_runs_is_stored_when_the_queue_starts(
+    tmp_path: Path,
+) -> None:
+    # The Python API: a program may pause the queue before it runs its event loop.
+    def engine() -> QueueEngine:
+        settings = make_settings(tmp_path)
+        return QueueEngine(SqliteStore(tmp_path / "q.db"), executors_for(Work()), settings)
+
+    first = engine()
+    first.pause_queue()  # no loop yet: nothing to await, written once the store opens
+
+    async def start_then_close(queue: QueueEngine) -> bool:
+        await queue.start()
+        await queue.close()
+        return queue.paused
+
+    assert asyncio.run(start_then_close(first)) is True
+    assert asyncio.run(start_then_close(engine())) is True  # it was stored
