@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -38,8 +39,23 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not a JSON value")
 
 
+async def read_body(request: web.Request) -> bytes:
+    """The body, which must arrive within ``request_head_timeout_s`` once a handler asks for
+    it: a client trickling its body holds a connection as one trickling its head would."""
+    limit_s = request.app[AGENT].settings.request_head_timeout_s
+    try:
+        async with asyncio.timeout(limit_s):
+            return await request.read()
+    except TimeoutError:
+        raise BadRequest(
+            f"The request body did not arrive within {limit_s:g} s.",
+            code=ErrorCode.REQUEST_INVALID_MESSAGE,
+            details={"request_head_timeout_s": limit_s},
+        ) from None
+
+
 async def _json_body(request: web.Request) -> Any:
-    raw = await request.read()
+    raw = await read_body(request)
     if not raw.strip():
         raise BadRequest(
             "The request body is empty; send a JSON object.", code=ErrorCode.REQUEST_INVALID_JSON

@@ -34,7 +34,7 @@ from ai_admin.agent import Agent
 from ai_admin.commands.dispatcher import error_reply
 from ai_admin.errors import BadRequest, ErrorCode
 from ai_admin.http.guard import HostPolicy, OriginPolicy, TokenSlots, principal
-from ai_admin.http.routes import ACCESS, reply_response
+from ai_admin.http.routes import ACCESS, read_body, reply_response
 from ai_admin.mcp import MCP_METHODS, MCP_PATH
 from ai_admin.mcp.server import ACCESS_SCOPE_KEY, build_server
 
@@ -147,7 +147,7 @@ class _McpService:
             return await self._handle(request, access)
 
     async def _handle(self, request: web.Request, access: str) -> web.StreamResponse:
-        exchange = _Exchange(request, await request.read())
+        exchange = _Exchange(request, await read_body(request))
         # An ASGI app is never cancelled by its server (it hears http.disconnect instead), and
         # the SDK relies on that: a cancelled opening request discards its new session. So the
         # exchange runs in a task of its own that a cancelled aiohttp handler leaves running.

@@ -93,7 +93,9 @@ def get_health(host: str, port: int, timeout_s: float) -> bytes:
 # -- slow clients ------------------------------------------------------------------------------
 
 
-def test_a_silent_connection_and_a_head_sent_a_byte_at_a_time_are_closed(tmp_path: Path) -> None:
+def test_a_silent_connection_and_a_head_or_body_sent_a_byte_at_a_time_are_closed(
+    tmp_path: Path,
+) -> None:
     env = {"AI_ADMIN_REQUEST_HEAD_TIMEOUT_S": "1"}
     with serving(tmp_path / "data", env=env) as running:
         host, port = address(running)
@@ -107,6 +109,22 @@ def test_a_silent_connection_and_a_head_sent_a_byte_at_a_time_are_closed(tmp_pat
                 slow.send(head[sent : sent + 1])
                 sent += 1
             assert sent < len(head), "the agent kept a trickling request head open"
+        # A whole head, then a body that would take 60 s: answered, and the connection closed.
+        head = (
+            f"POST /cmd HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {READ_ONLY_TOKEN}"
+            "\r\nContent-Type: application/json\r\nContent-Length: 300\r\n\r\n"
+        ).encode()
+        with socket.create_connection((host, port)) as slow:
+            slow.sendall(head)
+            sent = 0
+            while sent < 300 and not select.select([slow], [], [], 0.2)[0]:
+                slow.send(b" ")
+                sent += 1
+            assert sent < 300, "the agent kept a trickling body open"
+            answer = slow.makefile("rb").read()
+        assert answer.startswith(b"HTTP/1.1 400"), answer[:300]
+        assert b"REQUEST_INVALID_MESSAGE" in answer
+        assert b"did not arrive within 1 s" in answer
         assert get_health(host, port, DEADLINE_S).startswith(b"HTTP/1.1 200")
 
 
