@@ -275,9 +275,11 @@ class TaskMemory:
             logger.warning("could not write the progress of {} task(s): {}", len(dirty), exc)
 
     async def _lookup(self, task_id: str) -> DockerTask | None:
-        """The live task, else the stored one."""
+        """The live task, else (finished, or its last write failed) the stored one."""
         task = self._tasks.get(task_id)
-        return task if task is not None else await self._store.get(task_id)
+        if task is not None and task_id not in self._unwritten:
+            return task
+        return await self._store.get(task_id)
 
 
 def _error_of(write: asyncio.Future[None]) -> BaseException | None:

@@ -423,3 +423,47 @@ async def test_an_action_sent_with_one_whose_write_fails_decides_on_the_stored_s
     task = await engine.require_task(task_id)
     assert (task.status, task.retry_count) == (S.PENDING, 0)
     await assert_consistent(engine, store, [task_id])
+
+
+@pytest.mark.parametrize("action", ["pause", "cancel"])
+async def test_a_stop_whose_write_fails_is_reported_and_written_once_the_store_accepts_it(
+    make_engine: EngineFactory, tmp_path: Path, action: str
+) -> None:
+    # The run is stopped before its outcome is written, so memory cannot go back: the action
+    # says the state is not stored, and the flusher writes it once the store takes writes.
+    store = FailingStore(
+        SqliteStore(tmp_path / "q.db"), StoreError("disk full", code=E.SYSTEM_DISK_SPACE)
+    )
+    work = Work()
+    engine = await make_engine(work, store=store)
+    task_id = await engine.add_task(make_task("stopped"))
+    await work.started(task_id)
+    events = engine.subscribe(task_id)
+    store.fail_saves(1)
+
+    with pytest.raises(StoreError):
+        await within(_act(engine, action, task_id))
+
+    assert work.cancelled == [task_id]
+    made = S.PAUSED if action == "pause" else S.CANCELLED
+    while (await engine.require_task(task_id)).status is not made:
+        await within(events.next())  # published once it is written
+    await assert_consistent(engine, store, [task_id])
+
+
+async def test_a_launch_whose_write_fails_runs_and_is_recorded(
+    make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    store = FailingStore(
+        SqliteStore(tmp_path / "q.db"), StoreError("disk full", code=E.SYSTEM_DISK_SPACE)
+    )
+    work = Work(block=False)
+    engine = await make_engine(work, store=store)
+    engine.pause_queue()
+    task_id = await engine.add_task(make_task("launched"))
+    store.fail_saves(1)  # the "running" write
+    engine.resume_queue()
+
+    assert (await within(engine.wait_for(task_id))).status is S.COMPLETED
+    assert work.starts == [task_id]
+    await assert_consistent(engine, store, [task_id])
