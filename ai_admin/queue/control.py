@@ -5,7 +5,9 @@ of it is stopping or recording an outcome. The decision and the change happen wi
 ``await`` in between, so actions sent together apply one after the other, each to the outcome
 of the one before, and one that no longer fits is refused by the state machine with its 409
 code. Each accepted action answers with the state it made, once that state is durable; if its
-write fails, memory goes back to what the store holds and the store's error is raised.
+write fails, memory goes back to what the store holds and the store's error is raised. (A
+pause or cancel of a running task has stopped it before its outcome is written: if that write
+fails, the error is raised too, and the outcome is written as soon as the store takes it.)
 """
 
 from __future__ import annotations
@@ -29,22 +31,27 @@ class TaskControl(TaskMemory):
         raise NotImplementedError
 
     async def pause_task(self, task_id: str) -> DockerTask:
+        """A waiting task is held; a running one is stopped and runs again on resume."""
         task = await self._decide(task_id, Action.PAUSE)
         if run := self._running.get(task_id):
             return await self._stop_run(run, Stop.PAUSE)
         return await self._change(task, _hold)
 
     async def resume_task(self, task_id: str) -> DockerTask:
+        """A held task waits in the queue again, in its old place."""
         task = await self._decide(task_id, Action.RESUME)
         return await self._change(task, _release, enqueue=True)
 
     async def cancel_task(self, task_id: str) -> DockerTask:
+        """A waiting or held task ends; a running one is stopped first."""
         task = await self._decide(task_id, Action.CANCEL)
         if run := self._running.get(task_id):
             return await self._stop_run(run, Stop.CANCEL)
         return await self._change(task, _cancel, count="cancelled")
 
     async def retry_task(self, task_id: str, *, force: bool = False) -> DockerTask:
+        """A failed, cancelled or timed-out task waits in the queue again; ``force``
+        goes past its ``max_retries``, not past lost credentials."""
         task = await self._decide(task_id, Action.RETRY, force=True)  # its status
         self._check_credentials(task)  # the reason no force can overcome comes first
         check_action(task, Action.RETRY, force=force)  # and its retry limit
