@@ -19,7 +19,12 @@ import resource
 import socket
 
 from aiohttp import web
+from aiohttp.web_request import BaseRequest
 from loguru import logger
+
+from ai_admin.commands.dispatcher import error_reply
+from ai_admin.errors import BadRequest, ErrorCode
+from ai_admin.http.routes import reply_response
 
 FD_RESERVE = 64  # descriptors kept for the database, the Docker client, the log, threads
 BACKLOG = 512
@@ -72,6 +77,33 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+class _QuietHandler(web.RequestHandler):
+    """Answers a request aiohttp's parser refuses with the agent's envelope.
+
+    aiohttp's own answer quotes the refused header line, which may hold a token; the agent's
+    says only that the request was not valid HTTP."""
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        answer = super().handle_error(request, status, exc, message)
+        if status == 500:  # aiohttp's generic text, which quotes nothing
+            return answer
+        error = BadRequest(
+            "The request is not valid HTTP (a malformed request line or header).",
+            code=ErrorCode.REQUEST_INVALID_MESSAGE,
+        )
+        quiet = reply_response(error_reply(error))
+        quiet.force_close()
+        return quiet
+
+
 class ConnectionGate:
     """Accepts connections for an aiohttp server while fewer than ``cap`` are open."""
 
@@ -79,6 +111,8 @@ class ConnectionGate:
         self.cap = cap
         self.open = 0
         self._server = server
+        # The protocol factory web.Server is, with the quiet handler in place of aiohttp's.
+        self._protocol = lambda: _QuietHandler(server, loop=server._loop, **server._kwargs)
         self._room = asyncio.Event()
         self._room.set()
         self._freed = asyncio.Event()
@@ -127,7 +161,7 @@ class ConnectionGate:
                 conn.setblocking(False)
                 if conn.family in (socket.AF_INET, socket.AF_INET6):
                     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                await loop.connect_accepted_socket(self._server, conn)
+                await loop.connect_accepted_socket(self._protocol, conn)
             except OSError:  # the client left before we got to it
                 conn.close()
                 self._release()

@@ -11,7 +11,7 @@ while a build runs; then the agent is started again on the same data. Afterwards
 canaries may be in the log, the database files (raw bytes, WAL included, read while the agent
 runs and after it stopped), any HTTP answer, the event stream, MCP output or an export.
 
-``assert_no_canary`` is the search, importable by other tests (the full-disk test uses it).
+``assert_no_canary`` (``tests/canaries.py``) is the search; the full-disk test uses it too.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ import docker
 import httpx2
 import pytest
 from agent_process import AgentProcess, agent_env
+from canaries import assert_no_canary
 from dockerenv import AuthRegistry, ImageCleanup
 from http_client import Api, session
 from mcp import Client
@@ -106,41 +107,6 @@ def faulty_agent(directory: Path) -> Path:
     path = directory / "ai_admin_with_faults.py"
     path.write_text(_SERVE_WITH_FAULT)
     return path
-
-
-# --- the search, for every test that plants canaries ------------------------------------------
-
-
-def _encodings(canary: str) -> Iterator[tuple[str, bytes]]:
-    """The canary as bytes, and as it would look inside base64 at any of the three alignments
-    (Docker sends registry credentials base64-encoded in a header)."""
-    raw = canary.encode()
-    yield "plain", raw
-    for skip in range(3):
-        part = raw[skip:]
-        whole = len(part) // 3 * 3
-        for name, encode in (("base64", base64.b64encode), ("base64url", base64.urlsafe_b64encode)):
-            yield name, encode(part[:whole])
-
-
-def assert_no_canary(text_or_bytes: str | bytes, canaries: Iterable[str], where: str = "") -> None:
-    """Fail, naming the canary and showing its surroundings, if any canary is in the text
-    (plain, base64 or base64url, case-sensitive)."""
-    data = (
-        text_or_bytes.encode(errors="surrogateescape")
-        if isinstance(text_or_bytes, str)
-        else text_or_bytes
-    )
-    for canary in canaries:
-        for how, needle in _encodings(canary):
-            at = data.find(needle)
-            if at >= 0:
-                context = data[max(0, at - 300) : at + len(needle) + 100]
-                pytest.fail(
-                    f"canary {canary!r} ({how}) found in {where or 'the output'}:\n"
-                    f"{context.decode(errors='replace')}",
-                    pytrace=False,
-                )
 
 
 def test_assert_no_canary_finds_plain_and_encoded_canaries() -> None:
@@ -795,12 +761,6 @@ def test_no_canary_in_any_answer(outputs: Outputs) -> None:
         assert_no_canary(answer, CANARIES, f"an HTTP answer: {answer[:200]}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="aiohttp's HTTP parser answers a header it refuses with a 400 whose body quotes the "
-    "header line (to its sender only); the fix belongs to the server setup (a RequestHandler "
-    "whose handle_error gives a fixed text), outside the canary's files",
-)
 def test_no_canary_in_the_http_parsers_refusals(outputs: Outputs) -> None:
     assert len(outputs.parser_refusals) == len(REFUSED_BY_THE_PARSER)
     for answer in outputs.parser_refusals:
@@ -827,13 +787,6 @@ def test_no_canary_in_exports(outputs: Outputs) -> None:
         assert_no_canary(export, CANARIES, "queue_export")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a build's output is stored as the task's log as Docker sends it: a RUN that prints "
-    "a secret build arg puts its value in the log lines (database, answers, exports); the run "
-    "context (queue/context.py, outside the canary's files) can mask them with "
-    "queue.secrets.mask(line, secret_values(secret))",
-)
 def test_a_build_that_prints_its_secret_build_arg_stores_no_secret(
     tmp_path: Path, busybox_image: str, image_cleanup: ImageCleanup
 ) -> None:
@@ -844,20 +797,24 @@ def test_a_build_that_prints_its_secret_build_arg_stores_no_secret(
     async def build_and_read() -> None:
         async with session() as http:
             api = Api(http, agent.url, OPERATOR)
-            task_id = await submit(
-                api,
-                Outputs(),
-                "docker_build",
-                dockerfile=f'FROM {busybox_image}\nARG NPM_TOKEN\nRUN echo "using $NPM_TOKEN"\n',
-                build_args={"NPM_TOKEN": BUILD_SECRET},
-                tags=[tag],
-                no_cache=True,
-            )
-            assert task_id is not None
-            state = await finished(api, task_id)
-            assert state["status"]["value"] == "completed", state
-            await api.ok("queue_task_status", task_id=task_id, include_logs=True)
+            # The same RUN succeeding, and failing: a failure's message quotes the output.
+            for last_step, outcome in (("true", "completed"), ("exit 3", "failed")):
+                task_id = await submit(
+                    api,
+                    Outputs(),
+                    "docker_build",
+                    dockerfile=f"FROM {busybox_image}\nARG NPM_TOKEN\n"
+                    f'RUN echo "using $NPM_TOKEN" && {last_step}\n',
+                    build_args={"NPM_TOKEN": BUILD_SECRET},
+                    tags=[tag],
+                    no_cache=True,
+                )
+                assert task_id is not None
+                state = await finished(api, task_id)
+                assert state["status"]["value"] == outcome, state
+                await api.ok("queue_task_status", task_id=task_id, include_logs=True)
             answers.extend(a.text for a in api.answers)
+            assert any("using ***" in a for a in answers)  # the line is kept, masked
 
     try:
         asyncio.run(build_and_read())
