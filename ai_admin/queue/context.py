@@ -8,11 +8,14 @@ written by the engine's flusher at a bounded rate.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from ai_admin.errors import AiAdminError
 from ai_admin.queue.models import DockerTask, TaskStatus, TaskType
+from ai_admin.queue.secrets import mask
 
 _MAX_PROGRESS_BEFORE_DONE = 99.9
 
@@ -29,6 +32,7 @@ class RunContext:
         loop: asyncio.AbstractEventLoop,
         commit_step: Callable[[DockerTask], Awaitable[None]],
         changed: Callable[[DockerTask, str, dict[str, Any]], None],
+        hidden: tuple[str, ...] = (),
     ) -> None:
         self._task = task
         self._params = params
@@ -36,6 +40,9 @@ class RunContext:
         self._loop = loop
         self._commit_step = commit_step
         self._changed = changed
+        # The task's secret values (``secrets.secret_values``): a build may print a secret
+        # build arg, and what it prints is stored and shown.
+        self._hidden = hidden
         self._stopped = False
         self._stop_event: threading.Event | None = None  # made only if an executor asks
 
@@ -63,6 +70,15 @@ class RunContext:
                 self._stop_event.set()
         return self._stop_event
 
+    def hide(self, error: AiAdminError) -> AiAdminError:
+        """``error`` with the task's secret values masked: an executor's message may quote
+        what the build printed."""
+        if self._hidden:
+            error.message = mask(error.message, self._hidden)
+            details = mask(json.dumps(error.details, default=str), self._hidden)
+            error.details = json.loads(details)
+        return error
+
     def stop(self) -> None:
         """The run is over or must end: ignore further reports, tell threads to stop."""
         self._stopped = True
@@ -73,7 +89,7 @@ class RunContext:
         if not status.is_active:
             raise ValueError(f"{status.value} is not a step of a running task")
         self._task.status = status
-        self._task.current_step = description or status.description
+        self._task.current_step = mask(description or status.description, self._hidden)
         await self._commit_step(self._task)
 
     def progress(self, percent: float, description: str | None = None) -> None:
@@ -101,14 +117,14 @@ class RunContext:
             return
         task.progress = max(task.progress, value)
         if description:
-            task.current_step = description
+            task.current_step = mask(description, self._hidden)
         self._changed(task, "progress", {})
 
     def _apply_log(self, line: str) -> None:
         if self._stopped or self._log_lines <= 0:
             return
         logs = self._task.logs
-        logs.append(line.rstrip("\n"))
+        logs.append(mask(line.rstrip("\n"), self._hidden))
         if len(logs) > self._log_lines:
             del logs[: len(logs) - self._log_lines]
         self._changed(self._task, "log", {"line": logs[-1]})

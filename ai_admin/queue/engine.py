@@ -44,11 +44,18 @@ from ai_admin.queue.models import DockerTask, TaskStatus
 from ai_admin.queue.pause import Durable, QueuePause
 from ai_admin.queue.retry_policy import RetryPolicy
 from ai_admin.queue.runs import Outcome, Run, Stop, set_error, timeout_error, unknown_error
-from ai_admin.queue.secrets import holds_secrets, join_secrets, merge_key, split_secrets
+from ai_admin.queue.secrets import (
+    holds_secrets,
+    join_secrets,
+    merge_key,
+    secret_values,
+    split_secrets,
+)
 from ai_admin.queue.stats import TaskClass
-from ai_admin.queue.store import QueueStore, TaskQuery
+from ai_admin.queue.store import QueueStore, SetAside, TaskQuery
 
 _MIN_FLUSH_INTERVAL_S = 0.01
+_SET_ASIDE_SHOWN = 20  # in queue_status; the log and the set_aside table hold them all
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +84,7 @@ class QueueEngine(TaskControl):
         self._started = False
         self._start_lock = asyncio.Lock()
         self._background: list[asyncio.Task[None]] = []
+        self._set_aside: list[SetAside] = []  # stored tasks that failed to load, at start
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -100,6 +108,7 @@ class QueueEngine(TaskControl):
             self._started = True
 
     async def _recover(self) -> None:
+        self._set_aside = await self._store.set_aside()
         self._stats.counters.update(await self._store.load_counters())
         self._stats.gauges.update(await self._store.class_counts())
         for minute_s, n in await self._store.created_since(time.time() - 86_400):
@@ -317,13 +326,15 @@ class QueueEngine(TaskControl):
             task.completed_at = task.duration_s = None
             task.paused_from = None
             task.error = task.error_code = task.error_details = task.error_info = None
+        secret = self._secrets.get(task.id)
         ctx = RunContext(
             task,
-            join_secrets(task.params, self._secrets.get(task.id)),
+            join_secrets(task.params, secret),
             log_lines=self.settings.task_log_lines,
             loop=asyncio.get_running_loop(),
             commit_step=self._commit,
             changed=self._changed,
+            hidden=secret_values(secret),
         )
         run = Run(task, ctx, started_s=now)
         self._running[task.id] = run
@@ -374,6 +385,8 @@ class QueueEngine(TaskControl):
             outcome = Outcome(error=unknown_error(exc))
         if run.stop is not None:  # a pause or cancel wins over whatever the executor did after
             outcome = Outcome(stop=run.stop)
+        elif outcome.error is not None:
+            outcome = Outcome(error=run.ctx.hide(outcome.error))
         run.finishing = True  # decided, with no await since: an action now waits for it
         await asyncio.shield(self._finish(run, outcome, started))
 
@@ -519,6 +532,11 @@ class QueueEngine(TaskControl):
             queue_size=len(self._ready) + len(self._delayed),
         )
         stats["queue"] = {"paused": self._pause.paused, "accepting": not self._closing}
+        # An operator must learn that tasks did not load without reading the log.
+        stats["set_aside"] = {
+            "count": len(self._set_aside),
+            "tasks": [a.to_dict() for a in self._set_aside[:_SET_ASIDE_SHOWN]],
+        }
         return stats
 
     def subscribe(self, task_id: str | None = None) -> Subscription:
