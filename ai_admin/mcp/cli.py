@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ai_admin.cli import loop
-from ai_admin.cli.settings import settings_or_exit
+from ai_admin.cli.settings import settings_or_exit, store_or_exit
 from ai_admin.logging import setup_logging
 from ai_admin.mcp.tools import ToolFormat, export_tools
 
@@ -33,7 +33,8 @@ def mcp(
 
     settings = settings_or_exit(config, {"data_dir": data_dir})
     setup_logging(settings.log_level, settings.log_format, stream=sys.stderr)
-    loop.run(serve_stdio(settings))
+    with store_or_exit():
+        loop.run(serve_stdio(settings))
 
 
 def tools(

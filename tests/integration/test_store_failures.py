@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
@@ -20,9 +19,10 @@ from typing import Any
 
 import pytest
 from agent_process import OPERATOR_TOKEN, launch, serving
+from canaries import assert_no_canary
 from http_client import Api, session
 from small_disk import fill, small_disk
-from test_canary import assert_no_canary
+from spoiled_db import SPOILERS
 
 from ai_admin.errors import ErrorCode
 from ai_admin.queue.models import DockerTask, TaskType
@@ -121,24 +121,6 @@ async def _listed(api: Api) -> list[dict[str, Any]]:
 # -- a database that cannot be opened -----------------------------------------------------------
 
 
-def _random_bytes(db: Path) -> None:
-    db.write_bytes(os.urandom(64 * 1024))
-
-
-def _not_a_database(db: Path) -> None:
-    db.write_text("these are notes, not a database\n")
-
-
-def _a_directory(db: Path) -> None:
-    db.unlink()
-    db.mkdir()
-
-
-def _damaged_pages(db: Path) -> None:
-    data = db.read_bytes()
-    db.write_bytes(data[:4096] + os.urandom(len(data) - 4096))  # the header survives
-
-
 async def _a_database_with_tasks(db: Path) -> None:
     store = SqliteStore(db)
     await store.open()
@@ -153,7 +135,7 @@ async def _a_database_with_tasks(db: Path) -> None:
         await store.close()
 
 
-@pytest.mark.parametrize("spoil", [_random_bytes, _not_a_database, _a_directory, _damaged_pages])
+@pytest.mark.parametrize("spoil", SPOILERS)
 async def test_a_database_that_cannot_be_opened_stops_start_up_in_one_line(
     tmp_path: Path, spoil: Callable[[Path], None]
 ) -> None:
@@ -234,6 +216,9 @@ async def test_the_agent_starts_with_the_tasks_that_load_and_sets_the_rest_aside
             ids, status = await _stored_and_counted(api)
             assert ids == {good}
             assert status["summary"]["total_tasks"] == 1
+            set_aside = status["set_aside"]
+            assert set_aside["count"] == 2
+            assert {a["task_id"] for a in set_aside["tasks"]} == {broken, unknown}
             assert (await api.task(good))["task_id"] == good
             for task_id in (broken, unknown):
                 await api.refused(
