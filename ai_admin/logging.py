@@ -123,6 +123,7 @@ def setup_logging(
     error was caught, as Python prints it, without the event loop's frames above."""
     out = stream or sys.stderr
     logger.remove()
+    logger.enable("ai_admin")  # silent as a library until a program sets its sinks
     if fmt == "json":
         logger.add(_json_sink(out), level=level, diagnose=False, backtrace=False)
     else:

@@ -26,6 +26,7 @@ import dockerenv
 import pytest
 import requests
 from docker.errors import DockerException
+from loguru import logger
 from pytest_docker.plugin import Services
 
 _ENSURE = "run scripts/ensure-docker (as root on Debian/Ubuntu it installs and starts everything)"
@@ -50,6 +51,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _DOCKER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.docker)
+
+
+@pytest.fixture(autouse=True)
+def _agent_log_on() -> Iterator[None]:
+    """The package is silent as a library; tests that read its log lines add their own sinks."""
+    logger.enable("ai_admin")
+    yield
+    logger.disable("ai_admin")
 
 
 def _fail_harness(what: str) -> NoReturn:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -191,3 +192,21 @@ def test_no_repr_shows_a_secret() -> None:
             assert LOCAL_SECRET not in shown, shown
             assert TOKEN not in shown, shown
     assert "visible" in repr(objects[3])
+
+
+def test_the_package_is_silent_as_a_library_until_a_program_sets_up_its_log() -> None:
+    """loguru's default sink shows variable values in tracebacks: a program using the Python
+    API gets no line from ai-admin unless it turns the log on."""
+    code = (
+        "import sys\n"
+        "from loguru import logger\n"
+        "import ai_admin\n"
+        "package = {'__name__': 'ai_admin.queue.engine', 'logger': logger}\n"
+        "exec(\"logger.opt(exception=ValueError('x')).error('from the package')\", package)\n"
+        "logger.error('from the program')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert "from the program" in result.stderr
+    assert "from the package" not in result.stderr
