@@ -16,6 +16,7 @@ import pytest
 from loguru import logger
 from queue_helpers import within
 from small_disk import fill, small_disk
+from spoiled_db import SPOILERS
 
 from ai_admin.errors import ErrorCode, StoreError
 from ai_admin.queue import sqlite_failures as failures
@@ -94,25 +95,7 @@ async def test_a_shared_sticky_directory_is_left_as_it_is(tmp_path: Path) -> Non
 # -- a database that cannot be opened --------------------------------------------------------------
 
 
-def _random_bytes(db: Path) -> None:
-    db.write_bytes(os.urandom(64 * 1024))
-
-
-def _not_a_database(db: Path) -> None:
-    db.write_text("these are notes, not a database\n")
-
-
-def _a_directory(db: Path) -> None:
-    db.unlink()
-    db.mkdir()
-
-
-def _damaged_pages(db: Path) -> None:
-    data = db.read_bytes()
-    db.write_bytes(data[:4096] + os.urandom(len(data) - 4096))  # the header survives
-
-
-@pytest.mark.parametrize("spoil", [_random_bytes, _not_a_database, _a_directory, _damaged_pages])
+@pytest.mark.parametrize("spoil", SPOILERS)
 async def test_a_database_that_cannot_be_opened_says_which_and_what_to_do(
     tmp_path: Path, spoil: object
 ) -> None:
