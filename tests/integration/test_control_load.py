@@ -26,8 +26,10 @@ import aiohttp
 import docker
 import pytest
 from agent_process import OPERATOR_TOKEN, AgentProcess, launch
-from dockerenv import ImageCleanup, push_image
+from dockerenv import AuthRegistry, ImageCleanup, push_image
 from http_client import Answer, Api, session
+
+from ai_admin.errors import ErrorCode
 
 pytestmark = pytest.mark.docker
 
@@ -281,5 +283,52 @@ async def test_the_queue_pause_survives_kill_9(tmp_path: Path) -> None:
             assert await api.ok("queue_resume") == {"paused": False}
             for task_id in ids:
                 assert (await api.finished(task_id))["status"]["value"] == "failed"
+    finally:
+        assert agent.stop() == 0, agent.stderr()[-3000:]
+
+
+async def test_a_task_whose_credentials_died_with_the_agent_never_runs_without_them(
+    tmp_path: Path,
+    docker_client: docker.DockerClient,
+    busybox_image: str,
+    auth_registry: AuthRegistry,
+    image_cleanup: ImageCleanup,
+) -> None:
+    # Regression: a re-queued task that carried per-task credentials ran without them and
+    # failed with an authentication error that did not say why.
+    repository = f"{auth_registry.address}/ai-admin-lost/busybox-{uuid.uuid4().hex[:8]}"
+    docker_client.images.get(busybox_image).tag(repository, "1")
+    image_cleanup.add(f"{repository}:1")
+    push_image(docker_client, repository, "1", auth_registry.auth_config)
+    docker_client.images.remove(f"{repository}:1")
+    pull = {"image_name": repository, "tag": "1", "auth": auth_registry.auth_config}
+
+    agent = await asyncio.to_thread(launch, tmp_path / "data", env=AGENT_ENV)
+    try:
+        async with session() as http:
+            api = Api(http, agent.url, OPERATOR_TOKEN)
+            await api.ok("queue_pause")
+            task_id = (await api.ok("docker_pull", **pull))["task_id"]
+            agent.proc.kill()
+            agent.proc.wait()
+
+            agent = await asyncio.to_thread(launch, tmp_path / "data", env=AGENT_ENV)
+            api = Api(http, agent.url, OPERATOR_TOKEN)
+            await api.ok("queue_resume")
+            task = await api.finished(task_id)
+            assert task["status"]["value"] == "failed"
+            assert task["timing"]["started_at"] is None  # it never ran without them
+            assert task["error"]["code"] == ErrorCode.QUEUE_CREDENTIALS_LOST.value
+            assert any("credentials" in s for s in task["error"]["suggestions"])
+            await api.refused(
+                api.cmd(
+                    {"action": "queue_manage", "params": {"task_id": task_id, "action": "retry"}}
+                ),
+                ErrorCode.QUEUE_CREDENTIALS_LOST,
+                409,
+            )
+            # What the suggestion says works: the same pull, submitted again with them.
+            again = (await api.ok("docker_pull", **pull))["task_id"]
+            assert (await api.finished(again))["status"]["value"] == "completed"
     finally:
         assert agent.stop() == 0, agent.stderr()[-3000:]
