@@ -8,14 +8,13 @@ written by the engine's flusher at a bounded rate.
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from ai_admin.errors import AiAdminError
 from ai_admin.queue.models import DockerTask, TaskStatus, TaskType
-from ai_admin.queue.secrets import mask
+from ai_admin.queue.secrets import mask, mask_values
 
 _MAX_PROGRESS_BEFORE_DONE = 99.9
 
@@ -75,8 +74,7 @@ class RunContext:
         what the build printed."""
         if self._hidden:
             error.message = mask(error.message, self._hidden)
-            details = mask(json.dumps(error.details, default=str), self._hidden)
-            error.details = json.loads(details)
+            error.details = mask_values(error.details, self._hidden)
         return error
 
     def stop(self) -> None:

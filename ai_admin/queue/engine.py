@@ -159,8 +159,9 @@ class QueueEngine(TaskControl):
         if self._closing:
             return
         self._closing = True
-        if not self._started:
-            return
+        async with self._start_lock:  # a start under way finishes first, then is undone here
+            if not self._started:
+                return
         grace = self.settings.shutdown_grace_s if grace_s is None else grace_s
         runs = [*self._running.values(), *self._finishing.values()]
         if runs:
@@ -381,8 +382,15 @@ class QueueEngine(TaskControl):
         except AiAdminError as exc:
             outcome = Outcome(error=exc)
         except Exception as exc:
-            logger.opt(exception=exc).error("task {} failed unexpectedly", task.id)
-            outcome = Outcome(error=unknown_error(exc))
+            error = unknown_error(exc)
+            said = error.message
+            run.ctx.hide(error)
+            # The traceback's last line quotes the exception, which may hold the task's secret.
+            trace = exc if error.message == said else None
+            logger.opt(exception=trace).error(
+                "task {} failed unexpectedly: {}", task.id, error.message
+            )
+            outcome = Outcome(error=error)
         if run.stop is not None:  # a pause or cancel wins over whatever the executor did after
             outcome = Outcome(stop=run.stop)
         elif outcome.error is not None:

@@ -41,8 +41,10 @@ SECRET_NAME_PARTS = (
     "COOKIE",
     "DSN",
 )
-# scheme://user:password@ anywhere in a value (an index URL with its password, say).
-_URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/@\s:]*:[^/@\s]*@", re.IGNORECASE)
+# ://user:password@ anywhere in a value (an index URL with its password, say). Anchored on
+# "://" and bounded, so a long value costs linear time (an unbounded pattern backtracked for
+# seconds on a 16 KB value); a password may hold "/".
+_URL_WITH_PASSWORD = re.compile(r"://[^\s@:/]{0,256}:[^\s@]{0,256}@")
 
 
 def is_secret_name(name: str) -> bool:
@@ -57,20 +59,24 @@ def is_secret_arg(name: str, value: Any) -> bool:
     ``holds_secrets`` reads stored params unambiguously."""
     if not isinstance(value, str) or not value:
         return False
-    return is_secret_name(name) or value == REDACTED or bool(_URL_WITH_PASSWORD.search(value))
+    return (
+        is_secret_name(name)
+        or value == REDACTED
+        or ("@" in value and _URL_WITH_PASSWORD.search(value) is not None)
+    )
 
 
 def strip_userinfo(address: str) -> tuple[str, str | None, str | None]:
     """``(address without userinfo, user, password)``, for ``https://user:pass@host/path`` as
     for ``user:pass@host``; user and password are percent-decoded, None when absent."""
     scheme, sep, rest = address.partition("://") if "://" in address else ("", "", address)
-    host, slash, path = rest.partition("/")
-    userinfo, at, bare = host.rpartition("@")
-    if not at:
+    userinfo, at, bare = rest.rpartition("@")
+    # The userinfo ends at the last "@"; a "/" before it belongs to a password ("user:pa/ss@")
+    # or, with no ":" ahead of it, to a path ("host/a@b"), which is no userinfo.
+    if not at or "/" in userinfo.partition(":")[0]:
         return address, None, None
     user, colon, password = userinfo.partition(":")
-    stripped = f"{scheme}{sep}{bare}{slash}{path}"
-    return stripped, unquote(user) or None, unquote(password) if colon else None
+    return f"{scheme}{sep}{bare}", unquote(user) or None, unquote(password) if colon else None
 
 
 def split_secrets(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -145,6 +151,17 @@ def mask(text: str, values: tuple[str, ...]) -> str:
         if value in text:
             text = text.replace(value, REDACTED)
     return text
+
+
+def mask_values(value: Any, values: tuple[str, ...]) -> Any:
+    """``value`` (JSON-like: dicts, lists, strings) with ``values`` masked in every string."""
+    if isinstance(value, str):
+        return mask(value, values)
+    if isinstance(value, Mapping):
+        return {k: mask_values(v, values) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_values(v, values) for v in value]
+    return value
 
 
 def merge_key(task_type: str, public: Mapping[str, Any], secret: Mapping[str, Any] | None) -> str:

@@ -161,3 +161,58 @@ async def test_a_task_whose_credentials_were_lost_in_a_restart_never_runs_withou
     await within(reopened.join())
     assert rerun.starts == [plain]
     assert CANARY.encode() not in _db_bytes(tmp_path)
+
+
+def _build_with(args: dict[str, str]) -> DockerTask:
+    return DockerTask(
+        task_type=TaskType.BUILD, params={"dockerfile": "FROM scratch\n", "build_args": args}
+    )
+
+
+async def test_a_failure_quoting_a_secret_build_arg_is_stored_masked(
+    make_engine: EngineFactory, tmp_path: Path, log_lines: list[str]
+) -> None:
+    # Regression: details were masked through their JSON text, so a secret equal to a number
+    # in them ("1234") broke the JSON and left the task running for ever, and a non-ASCII
+    # secret (escaped in JSON) was never found.
+    work = Work(block=False)
+    engine = await make_engine(work, max_retries=0, max_concurrent=1)
+    numeric, accented = _build_with({"API_KEY": "1234"}), _build_with({"DB_PASSWORD": "hünter22"})
+    work.fail(
+        numeric.id,
+        ExecutionError("exit 1234", code=ErrorCode.DOCKER_BUILD_FAILED, details={"exit": 1234}),
+    )
+    work.fail(
+        accented.id,
+        ExecutionError(
+            "failed",
+            code=ErrorCode.DOCKER_BUILD_FAILED,
+            details={"last_output": ["using hünter22"], "step": 2},
+        ),
+    )
+    for task in (numeric, accented):
+        await engine.add_task(task)
+    failed = [await within(engine.wait_for(t.id)) for t in (numeric, accented)]
+
+    assert [t.status for t in failed] == [TaskStatus.FAILED, TaskStatus.FAILED]
+    assert failed[0].error == "exit ***"
+    assert failed[0].error_details == {"exit": 1234}
+    assert failed[1].error_details == {"last_output": ["using ***"], "step": 2}
+    await engine.close()
+    assert "hünter22".encode() not in _db_bytes(tmp_path)
+
+
+async def test_an_unexpected_failure_logs_no_secret_build_arg(
+    make_engine: EngineFactory, log_lines: list[str]
+) -> None:
+    secret = "canary-npm-token-55e1"
+    work = Work(block=False)
+    engine = await make_engine(work, max_retries=0)
+    task = _build_with({"NPM_TOKEN": secret})
+    work.fail(task.id, RuntimeError(f"the build said NPM_TOKEN={secret}"))
+    failed = await within(engine.wait_for(await engine.add_task(task)))
+
+    assert failed.error_code == ErrorCode.UNKNOWN_ERROR.value
+    assert secret not in (failed.error or "")
+    assert any("failed unexpectedly" in line for line in log_lines)
+    assert not any(secret in line for line in log_lines)

@@ -4,6 +4,7 @@ kept across restarts."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -306,3 +307,17 @@ def test_a_pause_asked_before_any_loop_runs_is_stored_when_the_queue_starts(
 
     assert asyncio.run(start_then_close(first)) is True
     assert asyncio.run(start_then_close(engine())) is True  # it was stored
+
+
+async def test_a_close_during_start_leaves_nothing_running(make_engine: EngineFactory) -> None:
+    # Regression: a close while start() was opening the store returned at once, and start()
+    # went on to open the store and start the scheduler and the store's threads for good.
+    engine = await make_engine(start=False)
+    starting = asyncio.create_task(engine.start())
+    await asyncio.sleep(0)  # start() holds its lock and is opening the store
+    await within(engine.close())
+    await starting
+    assert not any(t.get_name().startswith("ai-admin-") for t in asyncio.all_tasks())
+    assert not any(t.name.startswith("ai-admin-sqlite") for t in threading.enumerate())
+    with pytest.raises(QueueShuttingDown):
+        await engine.submit(make_task())

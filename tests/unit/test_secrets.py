@@ -229,3 +229,34 @@ def test_secret_values_mask_what_a_task_prints() -> None:
     assert mask(line, values) == "Step 3/3 : RUN echo *** *** *** *** (bob, b)"
     assert secret_values(None) == ()
     assert secret_values(split_secrets({"auth": {"identity_token": "abc"}})[1]) == ()  # too short
+
+
+@pytest.mark.parametrize(
+    ("address", "stripped", "user", "password"),
+    [
+        ("https://bob:pa/ss@reg.io", "https://reg.io", "bob", "pa/ss"),  # "/" in a password
+        ("https://bob:p%40ss@reg.io/v2", "https://reg.io/v2", "bob", "p@ss"),
+        ("https://reg.io/team@2024", "https://reg.io/team@2024", None, None),  # a path, no user
+        ("reg.io:5000", "reg.io:5000", None, None),
+    ],
+)
+def test_userinfo_is_the_part_before_the_last_at(
+    address: str, stripped: str, user: str | None, password: str | None
+) -> None:
+    assert strip_userinfo(address) == (stripped, user, password)
+
+
+def test_a_url_whose_password_holds_a_slash_makes_a_build_arg_secret() -> None:
+    public, secret = split_secrets(
+        {"build_args": {"PIP_INDEX_URL": "https://bob:pa/ss@pypi.example/simple", "V": "1"}}
+    )
+    assert public["build_args"] == {"PIP_INDEX_URL": REDACTED, "V": "1"}
+    assert secret == {"build_args": {"PIP_INDEX_URL": "https://bob:pa/ss@pypi.example/simple"}}
+
+
+def test_long_values_without_a_password_url_stay_shown() -> None:
+    # The pattern is bounded: a long value (or one full of "://") is scanned in linear time.
+    args = {"NOTE": "a" * 65_536, "URLS": "://a:" * 13_000 + " @", "MIRROR": "https://x.org/" * 999}
+    public, secret = split_secrets({"build_args": args})
+    assert public["build_args"] == args
+    assert secret is None
