@@ -21,6 +21,7 @@ from pydantic_settings import (
 
 ENV_PREFIX = "AI_ADMIN_"
 CONFIG_ENV = "AI_ADMIN_CONFIG"
+MIN_TOKEN_CHARS = 8  # shorter is guessable, and too short to hide in the log
 
 
 def default_data_dir() -> Path:
@@ -76,8 +77,11 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _tokens_not_blank(self) -> Settings:
         tokens = [self.token] if self.token is not None else []
-        if any(not t.get_secret_value().strip() for t in [*tokens, *self.read_only_tokens]):
+        values = [t.get_secret_value() for t in [*tokens, *self.read_only_tokens]]
+        if any(not v.strip() for v in values):
             raise ValueError("tokens must not be empty (unset token to have one generated)")
+        if any(len(v) < MIN_TOKEN_CHARS for v in values):
+            raise ValueError(f"tokens must have at least {MIN_TOKEN_CHARS} characters")
         return self
 
     @model_validator(mode="after")

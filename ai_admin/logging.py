@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 __all__ = ["REDACTED", "hide", "redact", "setup_logging"]
 
 REDACTED = "***"
-# Shorter values are not hidden: replacing every "ab" in the log would only garble it, and a
-# token that short is no secret anyway.
+# Shorter values are not hidden: replacing every "ab" in the log would only garble it. The
+# settings refuse tokens this short (config.MIN_TOKEN_CHARS), so every token is hidden.
 _MIN_HIDDEN_CHARS = 6
 # HTTP parser errors (aiohttp.http_exceptions) carry the raw bytes they refused.
 _QUOTES_THE_REQUEST = "aiohttp.http_exceptions"
@@ -55,12 +55,17 @@ def hide(*secrets: str) -> None:
         _hidden = tuple(sorted(known, key=len, reverse=True))
 
 
-def redact(text: str) -> str:
-    """``text`` with every hidden value replaced, and writable as UTF-8 (a lone surrogate
-    from a client's input becomes an escape instead of failing the write)."""
+def _hidden_out(text: str) -> str:
     for secret in _hidden:
         if secret in text:
             text = text.replace(secret, REDACTED)
+    return text
+
+
+def redact(text: str) -> str:
+    """``text`` with every hidden value replaced, and writable as UTF-8 (a lone surrogate
+    from a client's input becomes an escape instead of failing the write)."""
+    text = _hidden_out(text)
     if not text.isascii():
         text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text
@@ -91,7 +96,10 @@ def _json_sink(stream: TextIO) -> Callable[[Message], None]:
             line["traceback"] = "".join(
                 traceback.format_exception(exception.type, exception.value, exception.traceback)
             )
-        stream.write(redact(json.dumps(line, default=str)) + "\n")
+        # Redacted before encoding: JSON escapes non-ASCII, quotes and backslashes, so a
+        # token holding one would no longer be found in the encoded line.
+        shown = {k: _hidden_out(v) if isinstance(v, str) else v for k, v in line.items()}
+        stream.write(json.dumps(shown, default=str) + "\n")
         stream.flush()
 
     return write

@@ -20,7 +20,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from ai_admin.config import Settings
+from ai_admin.config import MIN_TOKEN_CHARS, Settings
 from ai_admin.logging import hide
 from ai_admin.private_files import FILE_MODE, private_dir
 
@@ -127,6 +127,11 @@ def _read_token_file(path: Path) -> str | None:
         token = f.read().strip()
     if not token:
         raise InsecureListen(f"the token file {path} is empty: delete it to generate a new one")
+    if len(token) < MIN_TOKEN_CHARS:
+        raise InsecureListen(
+            f"the token in {path} is shorter than {MIN_TOKEN_CHARS} characters: delete the "
+            "file to generate a new one"
+        )
     return token
 
 

@@ -172,3 +172,10 @@ def test_values_that_would_disable_a_limit_or_a_token_are_refused(
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigError):
         load_settings()
+
+
+@pytest.mark.parametrize("key", ["token", "read_only_tokens"])
+def test_a_token_too_short_to_be_secret_is_refused(tmp_path: Path, key: str) -> None:
+    value: object = "short" if key == "token" else ["short"]
+    with pytest.raises(ConfigError, match="at least 8 characters"):
+        load_settings(overrides={key: value, "data_dir": tmp_path})

@@ -210,3 +210,17 @@ def test_the_package_is_silent_as_a_library_until_a_program_sets_up_its_log() ->
     )
     assert "from the program" in result.stderr
     assert "from the package" not in result.stderr
+
+
+def test_the_json_sink_hides_a_token_that_json_would_escape() -> None:
+    # Regression: the JSON line was redacted after encoding, where "ö" is "\u00f6".
+    token = 'tökén-"quoted"-canary'
+    agent_logging.hide(token)
+    buffer = io.StringIO()
+    setup_logging("INFO", "json", buffer)
+    try:
+        logger.info("presented {}", token)
+    finally:
+        logger.remove()
+    line = json.loads(buffer.getvalue())
+    assert line["message"] == "presented ***"
