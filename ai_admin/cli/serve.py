@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
+from typing import Any
 
 from aiohttp import web
 from loguru import logger
@@ -40,16 +41,20 @@ async def serve(settings: Settings) -> None:
     await agent.start()
     # keepalive_timeout also runs from the moment a connection opens: a request head (or a
     # connection's first request) not complete within it closes the connection.
-    runner = web.AppRunner(
-        create_app(agent, tokens),
-        access_log=None,
-        handle_signals=False,
-        keepalive_timeout=settings.request_head_timeout_s,
-    )
+    handler_args: dict[str, Any] = {
+        "access_log": None,
+        "keepalive_timeout": settings.request_head_timeout_s,
+    }
+    runner = web.AppRunner(create_app(agent, tokens), handle_signals=False, **handler_args)
     await runner.setup()
     settle_heap()
     assert runner.server is not None
-    gate = ConnectionGate(runner.server, connection_cap(settings.max_connections))
+    gate = ConnectionGate(
+        runner.server,
+        connection_cap(settings.max_connections),
+        handler_args,
+        stall_s=settings.request_head_timeout_s,
+    )
     try:
         try:
             sockets = bind(settings.host, settings.port)

@@ -5,9 +5,11 @@ is handed 300 idle connections has no descriptor left for its database, the Dock
 its log, and ``/health`` fails with it. So the agent accepts connections itself, one at a
 time, while fewer than ``cap`` are open; further ones wait in the kernel's listen backlog
 (costing the process nothing) until one closes. The cap is ``max_connections``, kept
-``FD_RESERVE`` below the process's descriptor limit; idle and slow connections are closed by
-the request-head timeout (``request_head_timeout_s``, aiohttp's ``keepalive_timeout``, which
-also bounds the wait for a connection's first request), so room always comes back.
+``FD_RESERVE`` below the process's descriptor limit. Room comes back because no connection
+can hold on for long without doing its part: one that sends its request head too slowly is
+closed by the request-head timeout (``request_head_timeout_s``, aiohttp's
+``keepalive_timeout``, which also bounds the wait for a connection's first request), and one
+whose client stops reading its answers is aborted once they have not moved for as long.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import contextlib
 import errno
 import resource
 import socket
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from aiohttp import web
 from aiohttp.web_request import BaseRequest
@@ -77,13 +82,21 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-class _QuietHandler(web.RequestHandler):
-    """Answers a request aiohttp's parser refuses with the agent's envelope.
+class _Handler(web.RequestHandler):
+    """aiohttp's request handler, told when its connection ends, and quiet about what it refused.
 
-    aiohttp's own answer quotes the refused header line, which may hold a token; the agent's
-    says only that the request was not valid HTTP."""
+    aiohttp answers a request its parser refuses with a text quoting the refused header line,
+    which may hold a token; this one answers with the agent's envelope and quotes nothing."""
 
-    __slots__ = ()
+    __slots__ = ("_on_lost",)
+
+    def __init__(self, server: web.Server, on_lost: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(server, loop=asyncio.get_running_loop(), **kwargs)
+        self._on_lost = on_lost
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        super().connection_lost(exc)
+        self._on_lost()
 
     def handle_error(
         self,
@@ -105,31 +118,32 @@ class _QuietHandler(web.RequestHandler):
 
 
 class ConnectionGate:
-    """Accepts connections for an aiohttp server while fewer than ``cap`` are open."""
+    """Accepts connections for an aiohttp server while fewer than ``cap`` are open, and closes
+    those whose client stopped reading what it asked for."""
 
-    def __init__(self, server: web.Server, cap: int) -> None:
+    def __init__(
+        self, server: web.Server, cap: int, handler_args: Mapping[str, Any], stall_s: float
+    ) -> None:
         self.cap = cap
         self.open = 0
         self._server = server
-        # The protocol factory web.Server is, with the quiet handler in place of aiohttp's.
-        self._protocol = lambda: _QuietHandler(server, loop=server._loop, **server._kwargs)
+        self._handler_args = dict(handler_args)  # those the runner gave the server
+        self._stall_s = stall_s
+        self._stalled: dict[asyncio.Transport, tuple[int, float]] = {}
         self._room = asyncio.Event()
         self._room.set()
         self._freed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._sockets: list[socket.socket] = []
-        counted = server.connection_lost
 
-        def connection_lost(handler: web.RequestHandler, exc: BaseException | None = None) -> None:
-            counted(handler, exc)
-            self._release()
-
-        server.connection_lost = connection_lost  # type: ignore[method-assign]
+    def _handler(self) -> web.RequestHandler:
+        return _Handler(self._server, self._release, **self._handler_args)
 
     def serve(self, sockets: list[socket.socket]) -> None:
         for sock in sockets:
             self._sockets.append(sock)
             self._tasks.append(asyncio.create_task(self._accept(sock), name="ai-admin-accept"))
+        self._tasks.append(asyncio.create_task(self._sweep(), name="ai-admin-stalled"))
 
     async def close(self) -> None:
         """Stop accepting and close the listening sockets; open connections stay."""
@@ -161,10 +175,36 @@ class ConnectionGate:
                 conn.setblocking(False)
                 if conn.family in (socket.AF_INET, socket.AF_INET6):
                     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                await loop.connect_accepted_socket(self._protocol, conn)
+                await loop.connect_accepted_socket(self._handler, conn)
             except OSError:  # the client left before we got to it
                 conn.close()
                 self._release()
+
+    async def _sweep(self) -> None:
+        """Abort connections whose unsent answer has not shrunk for ``stall_s``.
+
+        The head timeout only runs while a connection waits for a request: a client that sends
+        requests and never reads the answers would hold its connection (and the answers' memory)
+        for ever. A client that reads, however slowly, shrinks its buffer and is left alone."""
+        while True:
+            await asyncio.sleep(min(1.0, self._stall_s / 4))
+            now = time.monotonic()
+            stalled: dict[asyncio.Transport, tuple[int, float]] = {}
+            for handler in self._server.connections:
+                transport = handler.transport  # uvloop's is no asyncio.Transport subclass
+                if transport is None or transport.is_closing():
+                    continue
+                unsent = transport.get_write_buffer_size()
+                if not unsent:
+                    continue
+                before, since = self._stalled.get(transport, (unsent + 1, now))
+                since = now if unsent < before else since
+                if now - since >= self._stall_s:
+                    logger.info("closing a connection whose client stopped reading")
+                    transport.abort()
+                else:
+                    stalled[transport] = (unsent, since)
+            self._stalled = stalled
 
     async def _accept_failed(self, exc: OSError) -> None:
         """Out of descriptors (something else holds them): wait for a connection to close,

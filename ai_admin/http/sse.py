@@ -34,6 +34,7 @@ _TEND_S = 1.0  # how often streams whose client has gone are looked for
 _KEEPALIVE_TICKS = 15  # a keep-alive comment every 15 tends
 _BATCH = 1000  # events taken from the subscription at once
 _MAX_UNSENT_BYTES = 4 * 1_048_576
+_LAGGED_GRACE_S = 5.0  # for a cut stream's last frame to leave before the socket is dropped
 _KEEPALIVE = b": keep-alive\n\n"
 _LAGGED = b'event: lagged\ndata: {"event": "lagged"}\n\n'
 Numbered = tuple[int, Event]  # (the event's number in the shared subscription, the event)
@@ -87,7 +88,8 @@ class _Stream:
             self.end()
         elif transport.get_write_buffer_size() > _MAX_UNSENT_BYTES:
             transport.write(self._framed(_LAGGED))
-            transport.close()
+            transport.close()  # waits for the buffer to drain, which a stalled client never does
+            asyncio.get_running_loop().call_later(_LAGGED_GRACE_S, transport.abort)
             self.end()
         else:
             transport.write(chunked_data if self.chunked and chunked_data else self._framed(data))

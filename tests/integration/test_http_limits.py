@@ -4,6 +4,7 @@ Origin checks, and listings bounded in bytes with paging."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import select
 import socket
@@ -157,6 +158,36 @@ def test_idle_sockets_past_the_descriptor_limit_leave_health_answering(
         assert running.stop() == 0, running.stderr()[-3000:]
     assert "serving at most 192 connections at once" in running.stderr()
     assert "Traceback" not in running.stderr()
+
+
+def test_clients_that_never_read_their_answers_do_not_lock_others_out(tmp_path: Path) -> None:
+    """Every connection the agent serves asks for large answers and reads none: the answers
+    stop moving, those connections are aborted once they have not moved for the head
+    timeout, and ``/health`` answers again."""
+    env = {"AI_ADMIN_MAX_CONNECTIONS": "8", "AI_ADMIN_REQUEST_HEAD_TIMEOUT_S": "2"}
+    with serving(tmp_path / "data", env=env) as running:
+        host, port = address(running)
+        request = (
+            f"GET /openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {READ_ONLY_TOKEN}\r\n\r\n"
+        ).encode()
+        greedy = []
+        for _ in range(8):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect((host, port))
+            sock.setblocking(False)
+            greedy.append(sock)
+        try:
+            for _ in range(400):  # pipelined, never read: far more than the socket buffers
+                for sock in greedy:
+                    with contextlib.suppress(BlockingIOError):
+                        sock.send(request)
+            assert get_health(host, port, DEADLINE_S).startswith(b"HTTP/1.1 200")
+        finally:
+            for sock in greedy:
+                sock.close()
+    assert "closing a connection whose client stopped reading" in running.output()
 
 
 # -- greedy clients ----------------------------------------------------------------------------
