@@ -21,6 +21,7 @@ import contextlib
 import heapq
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from functools import partial
@@ -608,9 +609,13 @@ class QueueEngine(TaskControl):
         deleted = await self._store.delete(statuses)
         if include_failed:  # kept only so a manual retry could use them; nothing left to retry
             self._secrets = {k: v for k, v in self._secrets.items() if k in self._tasks}
-        counts = await self._store.class_counts()
+        # The store counts as of the saves issued so far; what moves while it counts is added.
+        before = Counter(self._stats.gauges)
+        counts = Counter(await self._store.class_counts())
+        counts.update(self._stats.gauges)
+        counts.subtract(before)
         self._stats.gauges.clear()
-        self._stats.gauges.update(counts)
+        self._stats.gauges.update(+counts)
         return deleted
 
 

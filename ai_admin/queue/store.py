@@ -89,7 +89,8 @@ class QueueStore(Protocol):
         """Delete every task in one of ``statuses``; returns how many."""
 
     async def class_counts(self) -> dict[TaskClass, int]:
-        """How many tasks are in each stats class (start-up and after deletes)."""
+        """How many tasks are in each stats class (start-up and after deletes), as of every
+        save issued before the call and none issued after it."""
 
     async def created_since(self, since_s: float) -> list[tuple[float, int]]:
         """(minute start, tasks created) for tasks created after ``since_s``."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,26 @@ async def test_clear_deletes_finished_tasks_and_updates_statistics(
     work.release(live)
     assert (await within(engine.wait_for(live))).status is TaskStatus.COMPLETED
     assert (await engine.get_queue_stats())["distributions"]["status"] == {"completed": 1}
+
+
+async def test_statistics_equal_the_store_when_tasks_change_during_a_clear(
+    make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    # Regression: clear() replaced the counts with ones read beside the writes in flight, so
+    # every task that changed meanwhile was lost from them for good.
+    store = SqliteStore(tmp_path / "counted.db")
+    engine = await make_engine(Work(block=False), store=store, max_concurrent=4)
+    for i in range(300):
+        await engine.add_task(make_task(f"old-{i}"))
+    await within(engine.join())
+
+    async def submit(client: int) -> None:
+        for i in range(30):
+            await engine.add_task(make_task(f"new-{client}-{i}"))
+
+    await within(asyncio.gather(engine.clear(), *(submit(c) for c in range(10))))
+    await within(engine.join())
+    await assert_consistent(engine, store, [])
 
 
 # -- writes that fail: nothing is counted that is not stored ------------------------------------
