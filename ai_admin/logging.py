@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from loguru import logger
 
+from ai_admin.queue.secrets import REDACTED, mask
+
 if TYPE_CHECKING:
     from loguru import Message
 
 __all__ = ["REDACTED", "hide", "redact", "setup_logging"]
 
-REDACTED = "***"
 # Shorter values are not hidden: replacing every "ab" in the log would only garble it. The
 # settings refuse tokens this short (config.MIN_TOKEN_CHARS), so every token is hidden.
 _MIN_HIDDEN_CHARS = 6
@@ -56,10 +57,7 @@ def hide(*secrets: str) -> None:
 
 
 def _hidden_out(text: str) -> str:
-    for secret in _hidden:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    return text
+    return mask(text, _hidden)
 
 
 def redact(text: str) -> str:

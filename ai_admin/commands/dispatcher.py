@@ -52,7 +52,7 @@ class Dispatcher:
         action = message.get("action") if isinstance(message, Mapping) else None
         # Echoed in the reply, so bounded (a client may send a megabyte as its "action") and
         # printable (a NUL or a lone surrogate would break an encoder on the way out).
-        action = _shown(action) if isinstance(action, str) and action else None
+        action = shown_text(action) if isinstance(action, str) and action else None
         try:
             command, params = self._resolve(message)
             return await self.run(command, params, can_write=can_write)
@@ -127,14 +127,14 @@ class Dispatcher:
         suggestions = [f"Did you mean {', '.join(close)}?"] if close else []
         suggestions.append("Send `commands` to list every command with its schema and example.")
         return BadRequest(
-            f"Unknown action '{_shown(action)}'.",
+            f"Unknown action '{shown_text(action)}'.",
             code=ErrorCode.REQUEST_UNKNOWN_ACTION,
-            details={"action": _shown(action), "known_actions": self.registry.names()},
+            details={"action": shown_text(action), "known_actions": self.registry.names()},
             suggestions=suggestions,
         )
 
 
-def _shown(text: str, limit: int = 100) -> str:
+def shown_text(text: str, limit: int = 100) -> str:
     """Client text fit to echo: at most ``limit`` characters, each one that is not printable
     (a control character, a lone surrogate) written as its escape."""
     text = text[:limit]

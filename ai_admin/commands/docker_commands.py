@@ -6,6 +6,9 @@ options, so a message is validated exactly as the executor will read it.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -107,12 +110,17 @@ async def docker_build(agent: Agent, p: DockerBuildCommand) -> dict[str, Any]:
     pushes every tag afterwards. Progress follows the build's steps."""
     # Refused now rather than queued to fail: the build checks again when it runs.
     check_network_mode(p.network_mode, agent.settings.allowed_network_modes)
-    if p.context_path is not None:
-        context = resolve_context(p.context_path, agent.settings.allowed_roots)
-        read_dockerignore(context)
-        if p.dockerfile is None:
-            resolve_dockerfile(context, p.dockerfile_name)
+    if p.context_path is not None:  # file system reads: off the loop
+        await asyncio.to_thread(_check_context, p, agent.settings.allowed_roots)
     return await submit(agent, TaskType.BUILD, p)
+
+
+def _check_context(p: DockerBuildCommand, allowed_roots: Sequence[Path]) -> None:
+    assert p.context_path is not None
+    context = resolve_context(p.context_path, allowed_roots)
+    read_dockerignore(context)
+    if p.dockerfile is None:
+        resolve_dockerfile(context, p.dockerfile_name)
 
 
 @REGISTRY.command(

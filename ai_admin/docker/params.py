@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from ai_admin.docker.reference import Reference, check_tag, parse_reference
-from ai_admin.queue.secrets import REDACTED, is_secret_arg, strip_userinfo
+from ai_admin.queue.secrets import shown_build_args, strip_userinfo
 
 
 def _reference(value: str) -> str:
@@ -169,18 +169,18 @@ class BuildParams(_WithAuth):
     target: str | None = Field(None, max_length=256, description="Stage to build.")
     no_cache: bool = False
     pull: bool = Field(False, description="Always try to pull newer base images.")
-    network_mode: str | None = Field(None, max_length=256, examples=["host", "none"])
+    network_mode: str | None = Field(None, max_length=256, examples=["bridge", "none"])
     platform: str | None = Field(None, max_length=64)
     push: bool = Field(False, description="Push every tag after a successful build.")
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         """Secret build args show as ``***`` (a repr ends up in logs and tracebacks)."""
         for name, value in super().__repr_args__():
-            yield name, _hide_args(value) if name == "build_args" else value
+            yield name, shown_build_args(value) if name == "build_args" else value
 
     @field_serializer("build_args", when_used="json")
-    def _hide_build_args(self, value: dict[str, str]) -> dict[str, str]:
-        return {k: REDACTED if is_secret_arg(k, v) else v for k, v in value.items()}
+    def _shown_build_args(self, value: dict[str, str]) -> dict[str, str]:
+        return shown_build_args(value)
 
     @model_validator(mode="after")
     def _has_source(self) -> BuildParams:
@@ -189,9 +189,3 @@ class BuildParams(_WithAuth):
         if self.push and not self.tags:
             raise ValueError("push needs at least one tag")
         return self
-
-
-def _hide_args(args: Any) -> Any:
-    if not isinstance(args, dict):
-        return args
-    return {k: REDACTED if is_secret_arg(k, v) else v for k, v in args.items()}

@@ -25,6 +25,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from loguru import logger
 
+from ai_admin.commands.dispatcher import shown_text
 from ai_admin.config import Settings
 from ai_admin.errors import BadRequest, ErrorCode
 
@@ -131,17 +132,17 @@ def guard_middleware(hosts: HostPolicy, origins: OriginPolicy) -> Middleware:
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         host = request.headers.get("Host")
         if not hosts.allows(host):
-            shown = (host or "")[:_SHOWN_CHARS]
+            shown = shown_text(host or "", _SHOWN_CHARS)
             raise BadRequest(
-                f"This agent does not answer to the host {shown!r}.",
+                f"This agent does not answer to the host '{shown}'.",
                 code=ErrorCode.REQUEST_HOST_NOT_ALLOWED,
                 details={"host": shown},
             )
         origin = request.headers.get("Origin")
         if not origins.allows(origin):
-            shown = (origin or "")[:_SHOWN_CHARS]
+            shown = shown_text(origin or "", _SHOWN_CHARS)
             raise BadRequest(
-                f"Requests from pages of {shown!r} are not allowed.",
+                f"Requests from pages of '{shown}' are not allowed.",
                 code=ErrorCode.REQUEST_ORIGIN_NOT_ALLOWED,
                 details={"origin": shown},
             )

@@ -32,7 +32,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 
 from ai_admin.agent import Agent
 from ai_admin.commands.dispatcher import error_reply
-from ai_admin.errors import BadRequest, ErrorCode
+from ai_admin.errors import AiAdminError, ErrorCode
 from ai_admin.http.guard import HostPolicy, OriginPolicy, TokenSlots, principal
 from ai_admin.http.routes import ACCESS, read_body, reply_response
 from ai_admin.mcp import MCP_METHODS, MCP_PATH
@@ -160,7 +160,7 @@ class _McpService:
             exchange.finish()  # the client has gone: receive() now says so
             raise
         if exchange.response is None:
-            error = BadRequest("The MCP transport gave no answer.", code=ErrorCode.INTERNAL_ERROR)
+            error = AiAdminError("The MCP transport gave no answer.", code=ErrorCode.INTERNAL_ERROR)
             return reply_response(error_reply(error))
         return exchange.response
 

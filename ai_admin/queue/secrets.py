@@ -91,9 +91,14 @@ def split_secrets(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
     if isinstance(args, Mapping):
         hidden = {k: v for k, v in args.items() if is_secret_arg(k, v)}
         if hidden:
-            public[BUILD_ARGS_KEY] = {k: REDACTED if k in hidden else v for k, v in args.items()}
+            public[BUILD_ARGS_KEY] = shown_build_args(args)
             secret[BUILD_ARGS_KEY] = hidden
     return public, secret or None
+
+
+def shown_build_args(args: Mapping[str, Any]) -> dict[str, Any]:
+    """Build args as they may be shown: the secret ones as ``***``."""
+    return {k: REDACTED if is_secret_arg(k, v) else v for k, v in args.items()}
 
 
 def _shown_auth(auth: Mapping[str, Any]) -> dict[str, Any]:
@@ -114,9 +119,9 @@ def holds_secrets(public: Mapping[str, Any]) -> bool:
 
 
 def join_secrets(public: Mapping[str, Any], secret: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The params an executor receives. Without the secret part (lost in a restart) it gets no
-    ``auth`` at all (and falls back to the agent's own Docker login), and no redacted build
-    arg (a build must never see ``***`` as a value)."""
+    """The params an executor receives. Without the secret part it gets no ``auth`` and no
+    redacted build arg (a build must never see ``***`` as a value); the engine never runs a
+    task whose secrets a restart lost (``QUEUE_CREDENTIALS_LOST``)."""
     params = dict(public)
     secret = secret or {}
     if AUTH_KEY in secret:

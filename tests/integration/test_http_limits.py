@@ -303,6 +303,21 @@ async def test_a_foreign_host_is_refused_and_a_configured_one_allowed(
         assert answer.status == 200, f"{host}: {answer.describe()}"
 
 
+def test_a_refused_host_is_echoed_as_text_any_json_parser_reads(agent: AgentProcess) -> None:
+    # Regression: bytes that are not UTF-8 came back as lone surrogates ("\udcff"), which
+    # strict JSON parsers refuse.
+    host, port = address(agent)
+    with socket.create_connection((host, port), timeout=DEADLINE_S) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: \xff\xfeevil\r\nConnection: close\r\n\r\n")
+        answer = sock.makefile("rb").read()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), head
+    text = body.decode("utf-8")  # strictly: a lone surrogate cannot be encoded at all
+    error = strict_json(text)["error"]
+    assert error["code"] == "REQUEST_HOST_NOT_ALLOWED"
+    assert error["details"]["host"] == "\\udcff\\udcfeevil"
+
+
 @pytest.mark.parametrize(("method", "path", "body"), GUARDED)
 async def test_a_foreign_origin_is_refused_and_a_configured_one_allowed(
     api: Api, method: str, path: str, body: Any
