@@ -29,6 +29,8 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from ai_admin.agent import Agent
 from ai_admin.commands.dispatcher import error_reply
@@ -88,7 +90,11 @@ def transport_security(hosts: HostPolicy, origins: OriginPolicy) -> TransportSec
 
 def _opens_session(request: web.Request) -> bool:
     """A request outside any session: an initialize that opens one, or a sessionless
-    2026-07-28 exchange, which counts as a session while it runs."""
+    exchange of a protocol newer than the handshake ones (the SDK serves those outside every
+    session, whatever session id they carry), which counts as a session while it runs."""
+    version = request.headers.get(MCP_PROTOCOL_VERSION_HEADER)
+    if version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS:
+        return True
     return request.method == "POST" and MCP_SESSION_ID_HEADER not in request.headers
 
 

@@ -163,6 +163,22 @@ async def test_a_token_holds_at_most_its_sessions_and_gets_room_back_when_one_en
         assert (await mine.post(app.url, json=INITIALIZE, headers=ACCEPT)).status_code == 200
 
 
+async def test_a_sessionless_exchange_counts_whatever_session_id_it_carries(
+    tmp_path: Path,
+) -> None:
+    # Regression: a request of the sessionless protocol with a made-up Mcp-Session-Id was
+    # taken for one inside a session and never counted, so any number could be held open.
+    async with serving(tmp_path, max_mcp_sessions_per_token=2) as app, _http(OPERATOR) as mine:
+        for _ in range(2):
+            opened = await mine.post(app.url, json=INITIALIZE, headers=ACCEPT)
+            assert opened.status_code == 200
+        modern = {**ACCEPT, "MCP-Protocol-Version": "2026-07-28", "Mcp-Session-Id": "made-up"}
+        ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+        refused = await mine.post(app.url, json=ping, headers=modern)
+        assert refused.status_code == 429
+        assert refused.json()["error"]["code"] == ErrorCode.REQUEST_LIMIT_REACHED
+
+
 def test_the_sdk_counts_sessions_where_the_limit_reads_them(app: App) -> None:
     """The per-token limit reads the SDK's private record of who opened each session."""
     service = app.server.app[_SERVICE] if app.server.app is not None else None
