@@ -400,7 +400,6 @@ class QueueEngine(TaskControl):
         await asyncio.shield(self._finish(run, outcome, started))
 
     async def _finish(self, run: Run, outcome: Outcome, started: asyncio.Future[None]) -> None:
-        run.finishing = True
         run.ctx.stop()
         task = run.task
         now = time.time()

@@ -102,4 +102,4 @@ class QueueStore(Protocol):
         """A small piece of queue state kept across restarts (e.g. the whole-queue pause)."""
 
     async def set_flag(self, name: str, value: str | None) -> None:
-        """Store (or with None, remove) a flag; durable, in write order with ``save``."""
+        """Store (or with None, remove) a flag; durable once the call returns."""
