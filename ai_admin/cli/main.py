@@ -10,9 +10,9 @@ import typer
 
 from ai_admin import __version__
 from ai_admin.cli import loop
+from ai_admin.cli.mcp_commands import register as register_mcp_commands
 from ai_admin.cli.settings import settings_or_exit, store_or_exit
 from ai_admin.logging import setup_logging
-from ai_admin.mcp.cli import register as register_mcp_commands
 
 app = typer.Typer(
     name="ai-admin",

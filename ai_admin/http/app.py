@@ -15,6 +15,7 @@ from ai_admin.commands.dispatcher import error_reply
 from ai_admin.errors import AiAdminError, BadRequest, ErrorCode
 from ai_admin.http.auth import Tokens
 from ai_admin.http.guard import HostPolicy, OriginPolicy, guard_middleware
+from ai_admin.http.mcp_route import mount_mcp
 from ai_admin.http.routes import (
     ACCESS,
     AGENT,
@@ -24,7 +25,6 @@ from ai_admin.http.routes import (
     reply_response,
 )
 from ai_admin.http.sse import EventStreams
-from ai_admin.mcp.http import mount_mcp
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _OPEN_PATHS = frozenset({"/health"})

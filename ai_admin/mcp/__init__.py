@@ -4,12 +4,14 @@
   the command registry and the queue (``tools``, ``calls``, ``results``, ``resources``,
   ``prompts``).
 - ``stdio.serve_stdio(settings)``: ``ai-admin mcp``, a whole agent on stdin/stdout.
-- ``http.mount_mcp(app, agent)``: ``/mcp`` inside the agent's aiohttp app.
 - ``tools.export_tools(format)``: ``ai-admin tools``, the definitions as JSON.
-- ``cli.register(app)``: adds ``mcp`` and ``tools`` to the typer CLI.
 
-Nothing is imported here, so ``ai_admin.mcp.cli`` stays cheap for the CLI's other commands;
-the SDK is loaded when a command needs it.
+The doors that carry it live with their kind: ``ai_admin.http.mcp_route.mount_mcp(app, agent)``
+serves ``/mcp`` inside the agent's aiohttp app, and ``ai_admin.cli.mcp_commands`` adds
+``ai-admin mcp`` and ``ai-admin tools`` to the command line. Nothing here imports them.
+
+Nothing is imported here either, so the CLI's other commands and the OpenAPI document (which
+names ``MCP_PATH``) stay cheap; the SDK's server is loaded when a command needs it.
 """
 
 MCP_PATH = "/mcp"

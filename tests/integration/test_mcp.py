@@ -33,7 +33,7 @@ from ai_admin.commands import REGISTRY
 from ai_admin.config import Settings
 from ai_admin.http.app import create_app
 from ai_admin.http.auth import Tokens
-from ai_admin.mcp.http import mount_mcp
+from ai_admin.http.mcp_route import mount_mcp
 from ai_admin.mcp.tools import WAIT_KEYS
 
 OPERATOR = "operator-token-for-mcp-tests"
@@ -42,7 +42,8 @@ CANARY = "canary-password-9f3e1d"  # a wrong password that must never come back
 CALL_TIMEOUT_S = 120.0
 # Registers the MCP commands on the real CLI app, whether or not main.py does already.
 CLI = (
-    "from ai_admin.cli.main import app; from ai_admin.mcp.cli import register; register(app); app()"
+    "from ai_admin.cli.main import app; "
+    "from ai_admin.cli.mcp_commands import register; register(app); app()"
 )
 
 

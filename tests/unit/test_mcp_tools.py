@@ -9,8 +9,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from ai_admin.cli.mcp_commands import register
 from ai_admin.commands import REGISTRY, Command
-from ai_admin.mcp.cli import register
 from ai_admin.mcp.tools import (
     WAIT_KEYS,
     WAIT_LIMIT_S,

@@ -1,4 +1,8 @@
-"""``ai-admin mcp`` and ``ai-admin tools``, added to the CLI by ``register(app)``."""
+"""``ai-admin mcp`` and ``ai-admin tools``, added to the CLI by ``register(app)``.
+
+Only the commands live here; the MCP server they serve and the tool definitions they print
+are ``ai_admin.mcp``'s. The SDK's server loads only when ``ai-admin mcp`` runs.
+"""
 
 from __future__ import annotations
 

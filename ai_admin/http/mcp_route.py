@@ -1,5 +1,8 @@
 """MCP over streamable HTTP at ``/mcp``, inside the agent's aiohttp app, behind its tokens.
 
+The server itself (tools, resources, the prompt) is ``ai_admin.mcp.server``'s; this module is
+the aiohttp side only.
+
 The SDK's streamable HTTP transport (``StreamableHTTPSessionManager``) is an ASGI app; each
 aiohttp request is handed to it as one ASGI exchange: the scope built from the request, the
 body read up front (so the app's body limit answers 413 as on every route), the response
