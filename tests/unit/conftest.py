@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from queue_helpers import EngineFactory, Work, executors_for, make_settings, within
+from queue_helpers import (
+    EngineFactory,
+    HeldStore,
+    Work,
+    executors_for,
+    make_settings,
+    within,
+)
 
 from ai_admin.queue.engine import QueueEngine
 from ai_admin.queue.executor import Executor
@@ -55,3 +62,14 @@ async def make_engine(tmp_path: Path) -> AsyncIterator[EngineFactory]:
     yield make
     for engine in reversed(built):
         await within(engine.close(grace_s=0))
+
+
+@pytest.fixture
+async def held_store(make_engine: EngineFactory, tmp_path: Path) -> AsyncIterator[HeldStore]:
+    """A ``HeldStore`` on ``tmp_path/q.db`` (give it to ``make_engine`` as ``store``).
+
+    It asks for ``make_engine`` so that it is torn down first: whatever a failing test left
+    held is released before the engines close, so teardown does not wait for it."""
+    store = HeldStore(SqliteStore(tmp_path / "q.db"))
+    yield store
+    store.release()

@@ -1,5 +1,6 @@
 """Helpers for the queue tests: ``Work``, a small in-process executor the test steers with
-events, task and settings builders, and assertions on refused actions.
+events, task and settings builders, stores whose writes fail (``FailingStore``) or are held
+open (``HeldStore``), and assertions on refused actions.
 
 Nothing here sleeps to wait for an outcome: tests wait on the engine (``join``, ``wait_for``,
 subscriptions) or on ``Work.wait_until``, always under ``WAIT_S`` so a bug fails fast instead of
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from asyncio import Future
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -20,7 +23,7 @@ from ai_admin.config import Settings
 from ai_admin.errors import AiAdminError, ErrorCode, TransitionNotAllowed
 from ai_admin.queue.engine import QueueEngine
 from ai_admin.queue.executor import Executor, TaskContext
-from ai_admin.queue.models import DockerTask, TaskPriority, TaskType
+from ai_admin.queue.models import DockerTask, TaskPriority, TaskStatus, TaskType
 from ai_admin.queue.store import QueueStore
 
 WAIT_S = 15.0
@@ -207,6 +210,90 @@ class FailingStore:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+_HeldSave = tuple[list[DockerTask], dict[str, float] | None, Future[None]]
+
+
+class HeldStore:
+    """A real store whose commits the test can hold open, to look at the engine while a write
+    is on its way (the SQLite store commits within the same loop turn, too soon to look).
+
+    After ``hold()`` each ``save`` is kept back: its tasks are copied as they are at the call
+    (as the real store serialises them then) and its result stays pending. ``release()`` hands
+    the kept saves to the real store in call order and lets their results settle with the real
+    ones; saving goes straight through again. ``held()`` shows the tasks kept back, and
+    ``until_held`` waits for one. A held save has not reached the database: a ``close()`` while
+    saves are held (everything but ``save`` is the real store's) loses them, as a crash would,
+    and releasing them afterwards fails them with the closed store's error.
+    """
+
+    def __init__(self, inner: QueueStore) -> None:
+        self.inner = inner
+        self._held: list[_HeldSave] | None = None
+        self._changed = asyncio.Event()
+
+    def hold(self) -> None:
+        """Keep back every save from now until ``release``."""
+        if self._held is None:
+            self._held = []
+
+    def release(self) -> None:
+        """Hand the kept saves to the real store, in order; later saves go straight through."""
+        held, self._held = self._held or [], None
+        for tasks, counters, result in held:
+            try:
+                write = asyncio.ensure_future(self.inner.save(tasks, counters))
+            except Exception as exc:  # refused at once (a closed store)
+                result.set_exception(exc)
+            else:
+                write.add_done_callback(partial(_settle_like, result))
+
+    def release_after(self, delay_s: float) -> None:
+        """``release`` once ``delay_s`` has passed on the loop's clock."""
+        asyncio.get_running_loop().call_later(delay_s, self.release)
+
+    def held(self) -> list[DockerTask]:
+        """The tasks of the saves kept back, as they were when saved, in call order."""
+        return [t for tasks, _, _ in self._held or [] for t in tasks]
+
+    async def until_held(
+        self, predicate: Callable[[list[DockerTask]], bool], timeout_s: float = WAIT_S
+    ) -> None:
+        """Wait until ``predicate`` holds for ``held()``."""
+        async with asyncio.timeout(timeout_s):
+            while not predicate(self.held()):
+                await self._changed.wait()
+
+    async def until_held_in(self, task_id: str, status: TaskStatus) -> None:
+        """Wait until a save of ``task_id`` in ``status`` is kept back."""
+        await self.until_held(lambda ts: any(t.id == task_id and t.status is status for t in ts))
+
+    def save(
+        self, tasks: Sequence[DockerTask], counters: Mapping[str, float] | None = None
+    ) -> Awaitable[None]:
+        if self._held is None:
+            return self.inner.save(tasks, counters)
+        result: Future[None] = asyncio.get_running_loop().create_future()
+        copies = [t.model_copy(deep=True) for t in tasks]
+        self._held.append((copies, dict(counters) if counters else None, result))
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def _settle_like(result: Future[None], write: Future[None]) -> None:
+    if result.done():
+        return
+    if write.cancelled():
+        result.cancel()
+    elif (error := write.exception()) is not None:
+        result.set_exception(error)
+    else:
+        result.set_result(None)
 
 
 def _state(task: DockerTask) -> dict[str, Any]:

@@ -105,6 +105,36 @@ async def test_shutdown_waits_for_running_tasks_within_the_grace(
     assert (await reopened.require_task(task_id)).status is TaskStatus.COMPLETED
 
 
+async def test_the_grace_period_lets_a_task_finish_within_it_and_stops_one_that_outlives_it(
+    make_engine: EngineFactory,
+) -> None:
+    # Guard: close() gives running tasks grace_s before stopping them. Without it (or with a
+    # shorter one) the task that finishes within the grace is stopped and runs again after the
+    # restart; with a longer one close() keeps the outliving task past the grace it was given.
+    grace_s, finishes_after_s = 0.6, 0.1
+    work = Work()
+    engine = await make_engine(work, max_concurrent=2)
+    quick = await engine.add_task(make_task("finishes-within-the-grace"))
+    slow = await engine.add_task(make_task("outlives-the-grace"))
+    await work.wait_until(lambda: len(work.starts) == 2)
+
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    loop.call_later(finishes_after_s, work.release, quick)
+    await within(engine.close(grace_s=grace_s), timeout_s=grace_s + 5)
+    took_s = loop.time() - began
+
+    assert work.completed == [quick]
+    assert work.cancelled == [slow]
+    assert grace_s - 0.01 <= took_s < grace_s + 0.3, f"close() stopped it after {took_s:.3f} s"
+
+    rerun = Work(block=False)
+    reopened = await make_engine(rerun)
+    assert (await reopened.require_task(quick)).status is TaskStatus.COMPLETED
+    assert (await within(reopened.wait_for(slow))).status is TaskStatus.COMPLETED
+    assert rerun.starts == [slow]  # re-queued: it runs again, the finished one does not
+
+
 async def test_close_keeps_an_outcome_that_is_being_written(make_engine: EngineFactory) -> None:
     # Regression: close() did not wait for a finished task whose outcome was still being
     # written; the write was lost and the task ran again after the restart.
