@@ -4,17 +4,20 @@ Each problem is described by where it is and what is wrong; the offending value 
 echoed (it may be a password). Before any model sees them, params are searched for text no
 parameter may hold (a NUL character, a lone surrogate), at any depth: such a value would fail
 later, deep in a system call or an encoder, as an internal error.
+
+A validator that knows a more specific code than pydantic's kinds of error raises a
+``CodedValueError`` carrying it (an image reference raises ``DOCKER_INVALID_REFERENCE``): this
+module reads the code from the error and never needs to know the layer that raised it.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from ai_admin.docker.reference import InvalidReference
 from ai_admin.errors import ErrorCode, InvalidParams
 
 M = TypeVar("M", bound=BaseModel)
@@ -23,12 +26,26 @@ _MISSING = frozenset({"missing"})
 _MAX_BAD_TEXT_REPORTED = 10
 _MAX_KEY_SHOWN = 100
 _EXTRA = frozenset({"extra_forbidden"})
+# Pydantic's own kinds of problem, from the most specific; a code a validator names comes first.
+_GENERIC_ORDER = (ErrorCode.VALIDATION_MISSING_REQUIRED, ErrorCode.VALIDATION_INVALID_FORMAT)
+_GENERIC = frozenset({*_GENERIC_ORDER, ErrorCode.VALIDATION_INVALID_PARAMS})
+
+
+class CodedValueError(ValueError):
+    """A ``ValueError`` raised in a validator that names the code of its problem.
+
+    Pydantic turns it into a validation error like any ``ValueError`` (the message is what the
+    client reads); ``invalid_params`` then answers with ``code`` rather than a generic one.
+    Subclasses set ``code``.
+    """
+
+    code: ClassVar[ErrorCode] = ErrorCode.VALIDATION_INVALID_PARAMS
 
 
 def _code_for(err: Mapping[str, Any]) -> ErrorCode:
     cause = (err.get("ctx") or {}).get("error")
-    if isinstance(cause, InvalidReference):
-        return ErrorCode.DOCKER_INVALID_REFERENCE
+    if isinstance(cause, CodedValueError):
+        return cause.code
     if err["type"] in _MISSING:
         return ErrorCode.VALIDATION_MISSING_REQUIRED
     if err["type"].endswith(("_type", "_parsing", "json_invalid")) or "pattern" in err["type"]:
@@ -58,11 +75,8 @@ def invalid_params(exc: ValidationError, *, prefix: str = "") -> InvalidParams:
     errors = exc.errors(include_url=False, include_input=False)
     problems = [{"field": _where(e, prefix), "problem": _what(e)} for e in errors]
     codes = [_code_for(e) for e in errors]
-    order = [
-        ErrorCode.DOCKER_INVALID_REFERENCE,
-        ErrorCode.VALIDATION_MISSING_REQUIRED,
-        ErrorCode.VALIDATION_INVALID_FORMAT,
-    ]
+    named = [c for c in codes if c not in _GENERIC]
+    order = [*named, *_GENERIC_ORDER]
     code = next((c for c in order if c in codes), ErrorCode.VALIDATION_INVALID_PARAMS)
     summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
     return InvalidParams(f"Invalid parameters: {summary}", code=code, details={"errors": problems})

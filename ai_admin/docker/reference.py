@@ -9,6 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ai_admin.errors import ErrorCode
+from ai_admin.validation import CodedValueError
+
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
 _DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
@@ -27,8 +30,13 @@ _LOWER_HEX = re.compile(r"^[0-9a-f]+\Z")
 _MAX_NAME = 255
 
 
-class InvalidReference(ValueError):
-    """Not a valid image reference; the message says what is wrong."""
+class InvalidReference(CodedValueError):
+    """Not a valid image reference; the message says what is wrong.
+
+    Raised in a params model's validator, it answers ``DOCKER_INVALID_REFERENCE``.
+    """
+
+    code = ErrorCode.DOCKER_INVALID_REFERENCE
 
 
 @dataclass(frozen=True, slots=True)
