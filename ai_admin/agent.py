@@ -1,4 +1,8 @@
-"""The running agent: settings, the queue and the engine probe, shared by every door."""
+"""The running agent: settings, the queue and the engine probe, shared by every door.
+
+It is where the doors' queue gets its Docker executors: the queue knows nothing about Docker,
+and the agent passes them in.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from pydantic import ValidationError
 
 from ai_admin import __version__
 from ai_admin.config import Settings
+from ai_admin.docker.executors import docker_executors
 from ai_admin.docker.health import docker_health
 from ai_admin.queue.task_queue import TaskQueue
 from ai_admin.validation import invalid_params
@@ -21,7 +26,7 @@ _HEALTH_CACHE_S = 5.0
 class Agent:
     def __init__(self, settings: Settings, queue: TaskQueue | None = None) -> None:
         self.settings = settings
-        self.queue = queue or TaskQueue(settings=settings)
+        self.queue = queue or TaskQueue(settings=settings, executors=docker_executors(settings))
         self.started_at = time.time()
         self._docker: dict[str, Any] | None = None
         self._docker_checked_at = 0.0

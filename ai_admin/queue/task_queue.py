@@ -1,4 +1,4 @@
-"""The seed's Python API: ``TaskQueue()`` with no set-up call, ready on first use.
+"""The Python API: ``TaskQueue()`` with no set-up call, ready on first use.
 
     from ai_admin.queue.task_queue import TaskQueue, DockerTask, TaskType
 
@@ -8,11 +8,15 @@
 
 It wires the engine to its defaults: settings from the configuration file and ``AI_ADMIN_*``
 variables, the SQLite store in the data directory, and the Docker executors.
+
+The queue knows nothing about Docker: executors are passed in (``executors=``, as the agent
+does), and only a ``TaskQueue`` built without them imports the Docker ones, when it is built.
+Importing this module loads neither ``docker`` nor ``ai_admin.docker``, so a program with its
+own executors never needs them.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 from ai_admin.config import Settings, load_settings
@@ -32,14 +36,16 @@ __all__ = [
     "TaskType",
 ]
 
-_DOCKER_EXECUTORS = "ai_admin.docker.executors"
-
 
 def default_executors(settings: Settings) -> ExecutorMap:
-    """The Docker executors; imported lazily so the queue itself never imports Docker."""
-    module = importlib.import_module(_DOCKER_EXECUTORS)
-    executors: ExecutorMap = module.docker_executors(settings)
-    return executors
+    """The Docker executors, for a ``TaskQueue`` given none.
+
+    The only import of ``ai_admin.docker`` from the queue, made here rather than at the top so
+    that loading the queue never loads Docker (``tests/unit/test_import_layers.py``).
+    """
+    from ai_admin.docker.executors import docker_executors
+
+    return docker_executors(settings)
 
 
 class TaskQueue(QueueEngine):
