@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import time
 
 from queue_helpers import EngineFactory, Work, make_task, within
 
@@ -234,3 +235,58 @@ async def test_a_task_cancelled_or_paused_in_its_backoff_is_no_longer_waited_for
     assert work.starts == [cancelled.id, paused.id]
     summary = await engine.get_task_summary(paused.id)
     assert summary["status"]["value"] == "paused"
+
+
+async def test_each_retry_is_due_exactly_its_backoff_step_after_the_failure_and_runs_then(
+    make_engine: EngineFactory,
+) -> None:
+    # From above as well as below: a retry one backoff step late, or past retry_cap_s, is
+    # caught, as is one the scheduler starts late. With no jitter the delays are exact.
+    base_s, factor, cap_s = 0.2, 2.0, 0.5  # 0.2, 0.4, then capped at 0.5 (not 0.8)
+    expected_s = [0.2, 0.4, 0.5]
+    failed_at: list[float] = []
+    started_at: list[float] = []
+
+    async def executor(ctx: TaskContext) -> dict[str, int]:
+        started_at.append(time.time())
+        if ctx.attempt <= len(expected_s):
+            failed_at.append(time.time())
+            raise network_error()
+        return {"attempt": ctx.attempt}
+
+    engine = await make_engine(
+        executor,
+        retry_base_s=base_s,
+        retry_factor=factor,
+        retry_cap_s=cap_s,
+        retry_jitter=0.0,
+        max_retries=len(expected_s),
+    )
+    task = make_task("backing-off")
+    sub = engine.subscribe(task.id)
+    await engine.add_task(task)
+    due_at: list[float] = []
+    announced_at: list[float] = []
+    while len(due_at) < len(expected_s):
+        event = await within(sub.next())
+        assert event is not None
+        if event["event"] == "status" and event["current_step"].startswith("Retry"):
+            # The event is made after the failure is recorded; the backoff is far from over.
+            announced_at.append(event["at"])
+            backing_off = await engine.require_task(task.id)
+            assert backing_off.next_attempt_at is not None, "read after the backoff ended"
+            due_at.append(backing_off.next_attempt_at)
+    done = await within(engine.wait_for(task.id))
+    assert done.status is TaskStatus.COMPLETED
+    assert done.retry_count == len(expected_s)
+
+    for n, (delay_s, failed, announced, due) in enumerate(
+        zip(expected_s, failed_at, announced_at, due_at, strict=True), start=1
+    ):
+        # The engine's clock read lies between the executor's raise and the event.
+        assert failed + delay_s - 1e-6 <= due <= announced + delay_s + 1e-6, (
+            f"retry {n} is due {due - failed:.3f} s after its failure, not {delay_s} s"
+        )
+        assert due - 0.002 <= started_at[n] <= due + 0.15, (
+            f"retry {n} started {started_at[n] - due:+.3f} s from when it was due"
+        )

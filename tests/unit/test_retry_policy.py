@@ -59,3 +59,24 @@ def test_jitter_never_makes_a_delay_negative(jitter: float) -> None:
     policy = RetryPolicy(base_s=1.0, jitter=jitter)
     rng = random.Random(3)
     assert all(policy.delay_s(1, rng) >= 0 for _ in range(200))
+
+
+class _Edge(random.Random):
+    """An rng whose jitter always lands on one edge of the band."""
+
+    def __init__(self, *, top: bool) -> None:
+        super().__init__(0)
+        self.top = top
+
+    def uniform(self, a: float, b: float) -> float:
+        return b if self.top else a
+
+
+def test_each_step_is_bounded_from_above_and_below_and_the_cap_holds_with_jitter() -> None:
+    # Pinned exactly, both edges: a step late (or early), a band off-centre, jitter lost at
+    # the cap, or a delay past the cap all change a number here.
+    policy = RetryPolicy(base_s=2.0, factor=2.0, cap_s=9.0, jitter=0.25)
+    lowest = [policy.delay_s(n, _Edge(top=False)) for n in range(1, 6)]
+    highest = [policy.delay_s(n, _Edge(top=True)) for n in range(1, 6)]
+    assert lowest == pytest.approx([1.5, 3.0, 6.0, 6.75, 6.75])  # at the cap: still spread
+    assert highest == pytest.approx([2.5, 5.0, 9.0, 9.0, 9.0])  # 8 * 1.25 = 10: capped at 9
