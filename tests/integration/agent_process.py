@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,17 +122,21 @@ def launch(
     env: Mapping[str, str] | None = None,
     host: str = "127.0.0.1",
     wait: bool = True,
+    command: Sequence[str] = _COMMAND,
 ) -> AgentProcess:
     """Start ``ai-admin serve``; with ``wait``, return once it answers on ``.url``.
 
+    ``command`` runs the CLI (a script that patches the agent first, for instance); ``args``
+    follow ``serve``'s own. Each start writes its output to a directory of its own beside
+    ``data_dir``, so an agent started again on the same data keeps the first one's log.
     Stop it with ``.stop()``; without ``wait``, see what it did with ``wait_exit()``.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
-    logs = data_dir.parent / f"{data_dir.name}-logs"
-    logs.mkdir(exist_ok=True)
+    logs = data_dir.parent / f"{data_dir.name}-logs-{uuid.uuid4().hex[:6]}"
+    logs.mkdir()
     stdout_path, stderr_path = logs / "stdout.txt", logs / "stderr.txt"
-    command = [
-        *_COMMAND,
+    argv = [
+        *command,
         "serve",
         "--host",
         host,
@@ -143,7 +148,7 @@ def launch(
     ]
     with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
         proc = subprocess.Popen(
-            command,
+            argv,
             stdout=out,
             stderr=err,
             stdin=subprocess.DEVNULL,

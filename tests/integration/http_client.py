@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -183,3 +184,11 @@ class Api:
 def session() -> aiohttp.ClientSession:
     """A session that never goes through a proxy from the environment."""
     return aiohttp.ClientSession(trust_env=False, timeout=aiohttp.ClientTimeout(total=WAIT_S))
+
+
+@asynccontextmanager
+async def client(url: str, token: str | None) -> AsyncIterator[Api]:
+    """A client of the agent at ``url`` presenting ``token``, on a session of its own that is
+    closed on exit (the ``api`` fixture of ``conftest.py`` is one)."""
+    async with session() as http:
+        yield Api(http, url, token)

@@ -26,7 +26,7 @@ import docker
 import pytest
 from agent_process import OPERATOR_TOKEN, AgentProcess, serving
 from dockerenv import ImageCleanup
-from http_client import Api, session
+from http_client import client
 
 from ai_admin.config import Settings
 from ai_admin.docker import build as build_module
@@ -63,11 +63,9 @@ def _agent_env(roots: Path, modes: list[str] | None = None) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def agent(tmp_path_factory: pytest.TempPathFactory, roots: Path) -> Iterator[AgentProcess]:
-    """An agent with the default network modes."""
-    data = tmp_path_factory.mktemp("default-agent") / "data"
-    with serving(data, env=_agent_env(roots)) as running:
-        yield running
+def agent_options(roots: Path) -> dict[str, Any]:
+    """conftest's ``agent``: the default network modes."""
+    return {"env": _agent_env(roots)}
 
 
 @pytest.fixture(scope="module")
@@ -76,12 +74,6 @@ def host_agent(tmp_path_factory: pytest.TempPathFactory, roots: Path) -> Iterato
     data = tmp_path_factory.mktemp("host-agent") / "data"
     with serving(data, env=_agent_env(roots, [*_DEFAULT_MODES, "host"])) as running:
         yield running
-
-
-@contextlib.asynccontextmanager
-async def _api(agent: AgentProcess) -> AsyncIterator[Api]:
-    async with session() as http:
-        yield Api(http, agent.url, OPERATOR_TOKEN)
 
 
 @contextlib.asynccontextmanager
@@ -106,7 +98,7 @@ async def _run_build(engine: QueueEngine, params: dict[str, Any]) -> DockerTask:
 async def test_a_network_mode_outside_the_allowed_ones_is_refused_at_submit(
     agent: AgentProcess, busybox_image: str, mode: str
 ) -> None:
-    async with _api(agent) as api:
+    async with client(agent.url, OPERATOR_TOKEN) as api:
         before = await api.total_tasks()
         answer = await api.refused(
             api.cmd(
@@ -137,7 +129,7 @@ async def test_an_allowed_network_mode_is_accepted_and_built(
 ) -> None:
     ref = image_cleanup.add(f"ai-admin-it/network-none:{_uid()}")
     dockerfile = f"FROM {busybox_image}\nRUN echo built-{ref.rsplit(':', 1)[1]}\n"
-    async with _api(agent) as api:
+    async with client(agent.url, OPERATOR_TOKEN) as api:
         data = await api.ok("docker_build", dockerfile=dockerfile, tags=[ref], network_mode="none")
         state = await api.finished(data["task_id"], timeout_s=_WAIT_S)
     assert state["status"]["value"] == "completed", state
@@ -191,13 +183,14 @@ async def test_network_mode_host_when_configured_is_accepted_and_reaches_the_hos
             "network_mode": "host",
             "no_cache": True,
         }
-        async with _api(agent) as api:  # the same build, refused by the default configuration
+        # The same build, refused by the default configuration.
+        async with client(agent.url, OPERATOR_TOKEN) as api:
             await api.refused(
                 api.cmd({"action": "docker_build", "params": params}),
                 ErrorCode.VALIDATION_OPTION_NOT_ALLOWED,
                 400,
             )
-        async with _api(host_agent) as api:
+        async with client(host_agent.url, OPERATOR_TOKEN) as api:
             data = await api.ok("docker_build", **params)
             await api.finished(data["task_id"], timeout_s=_WAIT_S)
             state = await api.ok("queue_task_status", task_id=data["task_id"], include_logs=True)
@@ -352,7 +345,7 @@ async def test_a_bad_dockerignore_is_refused_at_submit_without_hanging(
     agent: AgentProcess, roots: Path, busybox_image: str, kind: str
 ) -> None:
     context = _context_with(roots, kind, busybox_image)
-    async with _api(agent) as api:
+    async with client(agent.url, OPERATOR_TOKEN) as api:
         answer = await api.refused(
             api.cmd({"action": "docker_build", "params": {"context_path": str(context)}}),
             ErrorCode.VALIDATION_INVALID_PARAMS,

@@ -21,7 +21,6 @@ import base64
 import dataclasses
 import json
 import os
-import subprocess
 import sys
 import textwrap
 import uuid
@@ -35,10 +34,10 @@ import aiohttp
 import docker
 import httpx2
 import pytest
-from agent_process import AgentProcess, agent_env
+from agent_process import AgentProcess, launch
 from canaries import assert_no_canary
 from dockerenv import AuthRegistry, ImageCleanup
-from http_client import Api, session
+from http_client import Api, client, session
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
@@ -128,35 +127,19 @@ def test_assert_no_canary_finds_plain_and_encoded_canaries() -> None:
 def start_agent(data_dir: Path, log_format: str) -> AgentProcess:
     """``ai-admin serve`` (with the planted fault) at TRACE level: every line it could log."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    logs = data_dir.parent / f"{data_dir.name}-logs-{uuid.uuid4().hex[:6]}"
-    logs.mkdir()
-    stdout_path, stderr_path = logs / "stdout.txt", logs / "stderr.txt"
-    command = [
-        *(sys.executable, str(faulty_agent(data_dir.parent)), "serve"),
-        *("--host", "127.0.0.1", "--port", "0", "--data-dir", str(data_dir)),
-        *("--log-level", "TRACE", "--log-format", log_format),
-    ]
     settings = {
         "AI_ADMIN_MAX_RETRIES": "0",
         "AI_ADMIN_SHUTDOWN_GRACE_S": "1",
         "AI_ADMIN_ALLOWED_ROOTS": json.dumps([str(data_dir.parent)]),
     }
-    with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
-        proc = subprocess.Popen(
-            command,
-            stdout=out,
-            stderr=err,
-            stdin=subprocess.DEVNULL,
-            env=agent_env(OPERATOR, (READER,), settings),
-            cwd=data_dir,
-        )
-    agent = AgentProcess(proc, data_dir, stdout_path, stderr_path, OPERATOR)
-    try:
-        agent.wait_listening()
-    except BaseException:
-        agent.stop()
-        raise
-    return agent
+    return launch(
+        data_dir,
+        token=OPERATOR,
+        read_only=(READER,),
+        command=(sys.executable, str(faulty_agent(data_dir.parent))),
+        args=("--log-level", "TRACE", "--log-format", log_format),
+        env=settings,
+    )
 
 
 def files_bytes(data_dir: Path) -> dict[str, bytes]:
@@ -795,8 +778,7 @@ def test_a_build_that_prints_its_secret_build_arg_stores_no_secret(
     answers: list[str] = []
 
     async def build_and_read() -> None:
-        async with session() as http:
-            api = Api(http, agent.url, OPERATOR)
+        async with client(agent.url, OPERATOR) as api:
             # The same RUN succeeding, and failing: a failure's message quotes the output.
             for last_step, outcome in (("true", "completed"), ("exit 3", "failed")):
                 task_id = await submit(

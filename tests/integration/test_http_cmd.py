@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_process import OPERATOR_TOKEN, AgentProcess, serving
+from agent_process import OPERATOR_TOKEN
 from dockerenv import ImageCleanup
-from http_client import Api, session
+from http_client import Api
 
 from ai_admin.commands import REGISTRY
 from ai_admin.errors import ErrorCode
@@ -26,20 +26,13 @@ UNREACHABLE = "127.0.0.1:1/ai-admin-test/unreachable"  # refused at once: a quic
 DEFAULT_CONCURRENCY = 4
 
 
-@pytest.fixture(scope="module")
-def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
-    with serving(tmp_path_factory.mktemp("cmd") / "data") as running:
-        yield running
-
-
-@pytest.fixture
-async def api(agent: AgentProcess) -> AsyncIterator[Api]:
-    async with session() as http:
-        client = Api(http, agent.url, OPERATOR_TOKEN)
-        yield client
-        # Whatever a test did to the shared agent's queue, the next one starts from the default.
-        await client.ok("queue_resume")
-        await client.ok("queue_configure", max_concurrent=DEFAULT_CONCURRENCY)
+@pytest.fixture(autouse=True)
+async def _default_queue(api: Api) -> AsyncIterator[None]:
+    yield
+    # Whatever a test did to the shared agent's queue (conftest's ``agent``), the next one
+    # starts from the default.
+    await api.ok("queue_resume")
+    await api.ok("queue_configure", max_concurrent=DEFAULT_CONCURRENCY)
 
 
 async def failed_pull(api: Api) -> str:

@@ -7,15 +7,15 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import docker
 import pytest
-from agent_process import OPERATOR_TOKEN, AgentProcess, serving
+from agent_process import AgentProcess
 from dockerenv import ImageCleanup, build_random_data_image, push_image
-from http_client import WAIT_S, Api, session
+from http_client import WAIT_S, Api
 
 from ai_admin.errors import ErrorCode
 
@@ -26,20 +26,15 @@ FINISHED = {"completed", "failed", "cancelled", "timeout", "merged"}
 
 
 @pytest.fixture(scope="module")
-def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
+def agent_options() -> dict[str, Any]:
     # TRACE: the most the agent ever logs, so the canary test sees every line it could leak to.
-    with serving(
-        tmp_path_factory.mktemp("docker") / "data", args=["--log-level", "TRACE"]
-    ) as running:
-        yield running
+    return {"args": ["--log-level", "TRACE"]}
 
 
-@pytest.fixture
-async def api(agent: AgentProcess) -> AsyncIterator[Api]:
-    async with session() as http:
-        client = Api(http, agent.url, OPERATOR_TOKEN)
-        yield client
-        await client.ok("queue_resume")
+@pytest.fixture(autouse=True)
+async def _resumed(api: Api) -> AsyncIterator[None]:
+    yield
+    await api.ok("queue_resume")
 
 
 class EventStream:

@@ -17,10 +17,10 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 from agent_process import OPERATOR_TOKEN, READ_ONLY_TOKEN
-from http_client import Answer, Api, check_envelope, session, strict_json
+from http_client import Answer, Api, check_envelope, strict_json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from inprocess_agent import serve_agent
+from inprocess_agent import Served, serve_agent
 from yarl import URL
 
 from ai_admin.commands import REGISTRY
@@ -127,20 +127,10 @@ def query_text(value: Any) -> str:
 
 
 @pytest.fixture
-async def agent_url(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[tuple[Any, str]]:
-    for name in list(os.environ):
-        if name.startswith("AI_ADMIN_"):
-            monkeypatch.delenv(name)
-    async with serve_agent(tmp_path, max_queue_size=50) as (agent, url):
-        yield agent, url
-
-
-@pytest.fixture
-async def api(agent_url: tuple[Any, str]) -> AsyncIterator[Api]:
-    async with session() as http:
-        yield Api(http, agent_url[1], OPERATOR_TOKEN)
+async def agent(tmp_path: Path) -> AsyncIterator[Served]:
+    """In this process, with executors that finish at once: conftest's ``api`` talks to it."""
+    async with serve_agent(tmp_path, max_queue_size=50) as served:
+        yield served
 
 
 async def still_answers(api: Api) -> None:

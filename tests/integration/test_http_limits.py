@@ -11,15 +11,13 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import agent_process
 import aiohttp
 import pytest
 from agent_process import OPERATOR_TOKEN, READ_ONLY_TOKEN, AgentProcess, launch, serving
-from http_client import Answer, Api, check_envelope, session, strict_json
+from http_client import Answer, Api, check_envelope, client, strict_json
 
 from ai_admin.errors import ErrorCode
 
@@ -50,7 +48,7 @@ LIMITED_COMMAND = [
 
 
 @pytest.fixture(scope="module")
-def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
+def agent_options() -> dict[str, Any]:
     env = {
         "AI_ADMIN_MAX_EVENT_STREAMS_PER_TOKEN": "2",
         "AI_ADMIN_MAX_MCP_SESSIONS_PER_TOKEN": "2",
@@ -58,14 +56,7 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
         "AI_ADMIN_ALLOWED_HOSTS": json.dumps([ALLOWED_HOST]),
         "AI_ADMIN_ALLOWED_ORIGINS": json.dumps([ALLOWED_ORIGIN]),
     }
-    with serving(tmp_path_factory.mktemp("limits") / "data", env=env) as running:
-        yield running
-
-
-@pytest.fixture
-async def api(agent: AgentProcess) -> AsyncIterator[Api]:
-    async with session() as http:
-        yield Api(http, agent.url, OPERATOR_TOKEN)
+    return {"env": env}
 
 
 def address(agent: AgentProcess) -> tuple[str, int]:
@@ -129,14 +120,11 @@ def test_a_silent_connection_and_a_head_or_body_sent_a_byte_at_a_time_are_closed
         assert get_health(host, port, DEADLINE_S).startswith(b"HTTP/1.1 200")
 
 
-def test_idle_sockets_past_the_descriptor_limit_leave_health_answering(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_idle_sockets_past_the_descriptor_limit_leave_health_answering(tmp_path: Path) -> None:
     """300 idle connections against an agent allowed 256 descriptors (head timeout 10 s, the
     default): the cap keeps descriptors for the database and Docker, the timeout frees the
     slots, and ``/health`` answers within 15 s."""
-    monkeypatch.setattr(agent_process, "_COMMAND", LIMITED_COMMAND)
-    running = launch(tmp_path / "data")
+    running = launch(tmp_path / "data", command=LIMITED_COMMAND)
     try:
         host, port = address(running)
         idle = [socket.create_connection((host, port)) for _ in range(300)]
@@ -396,15 +384,13 @@ async def test_on_every_interface_any_host_is_served_unless_names_are_configured
     loopback names)."""
     wildcard = "0.0.0.0"  # noqa: S104 - the point of the test
     with serving(tmp_path / "open", host=wildcard) as running:
-        async with session() as http:
-            api = Api(http, running.url, OPERATOR_TOKEN)
+        async with client(running.url, OPERATOR_TOKEN) as api:
             answer = await send(api, "GET", "/health", None, {"Host": "agent.lan:8060"})
             assert answer.status == 200, answer.describe()
         assert "the Host header is not checked" in running.stderr()
     env = {"AI_ADMIN_ALLOWED_HOSTS": json.dumps(["agent.lan"])}
     with serving(tmp_path / "named", host=wildcard, env=env) as running:
-        async with session() as http:
-            api = Api(http, running.url, OPERATOR_TOKEN)
+        async with client(running.url, OPERATOR_TOKEN) as api:
             assert (await send(api, "GET", "/health", None, {"Host": "agent.lan"})).status == 200
             assert (await send(api, "GET", "/health", None, {"Host": "localhost"})).status == 200
             refused = await send(api, "GET", "/health", None, {"Host": "other.lan"})

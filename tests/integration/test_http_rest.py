@@ -7,13 +7,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from agent_process import OPERATOR_TOKEN, AgentProcess, serving
 from dockerenv import ImageCleanup
-from http_client import Answer, Api, session
+from http_client import Answer, Api
 
 from ai_admin.commands import REGISTRY
 from ai_admin.errors import ErrorCode
@@ -23,18 +22,10 @@ pytestmark = pytest.mark.docker
 UNREACHABLE = "127.0.0.1:1/ai-admin-test/unreachable"
 
 
-@pytest.fixture(scope="module")
-def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
-    with serving(tmp_path_factory.mktemp("rest") / "data") as running:
-        yield running
-
-
-@pytest.fixture
-async def api(agent: AgentProcess) -> AsyncIterator[Api]:
-    async with session() as http:
-        client = Api(http, agent.url, OPERATOR_TOKEN)
-        yield client
-        await client.ok("queue_resume")
+@pytest.fixture(autouse=True)
+async def _resumed(api: Api) -> AsyncIterator[None]:
+    yield
+    await api.ok("queue_resume")
 
 
 async def submit(api: Api, task_type: str, params: dict[str, Any]) -> Answer:

@@ -7,12 +7,12 @@ import os
 import re
 import socket
 import stat
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_process import OPERATOR_TOKEN, READ_ONLY_TOKEN, AgentProcess, launch, serving
+from agent_process import OPERATOR_TOKEN, READ_ONLY_TOKEN, launch
 from http_client import Answer, Api, session, strict_json
 
 from ai_admin.agent import Agent
@@ -51,18 +51,6 @@ WRITES: list[tuple[str, str, Any]] = [
         if not c.read_only  # submitting, managing, pausing, clearing, configuring
     ],
 ]
-
-
-@pytest.fixture(scope="module")
-def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
-    with serving(tmp_path_factory.mktemp("security") / "data") as running:
-        yield running
-
-
-@pytest.fixture
-async def api(agent: AgentProcess) -> AsyncIterator[Api]:
-    async with session() as http:
-        yield Api(http, agent.url, OPERATOR_TOKEN)
 
 
 async def send(api: Api, method: str, path: str, body: Any, **kwargs: Any) -> Answer:

@@ -21,19 +21,16 @@ import docker
 import httpx2
 import mcp.types as types
 import pytest
-from aiohttp.test_utils import TestServer
 from dockerenv import AuthRegistry, ImageCleanup, build_random_data_image, push_image
+from inprocess_agent import serve_agent
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from ai_admin.agent import Agent
 from ai_admin.commands import REGISTRY
-from ai_admin.config import Settings
-from ai_admin.http.app import create_app
 from ai_admin.http.auth import Tokens
-from ai_admin.http.mcp_route import mount_mcp
+from ai_admin.mcp import MCP_PATH
 from ai_admin.mcp.tools import WAIT_KEYS
 
 OPERATOR = "operator-token-for-mcp-tests"
@@ -45,13 +42,6 @@ CLI = (
     "from ai_admin.cli.main import app; "
     "from ai_admin.cli.mcp_commands import register; register(app); app()"
 )
-
-
-@pytest.fixture(autouse=True)
-def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("AI_ADMIN_"):
-            monkeypatch.delenv(name)
 
 
 @dataclass
@@ -98,19 +88,13 @@ class Target:
 
 @asynccontextmanager
 async def http_agent(data_dir: Path) -> AsyncIterator[str]:
-    """The agent's aiohttp app with ``/mcp`` mounted, on a free port; yields the MCP URL."""
-    agent = Agent(Settings(data_dir=data_dir, max_retries=0, shutdown_grace_s=1))
-    await agent.start()
+    """The agent's aiohttp app (``/mcp`` included) with the Docker executors, started, on a
+    free port; yields the MCP URL."""
     tokens = Tokens(OPERATOR, (READER,))
-    app = create_app(agent, tokens)
-    mount_mcp(app, agent)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield str(server.make_url("/mcp"))
-    finally:
-        await server.close()
-        await agent.stop()
+    async with serve_agent(
+        data_dir, docker=True, tokens=tokens, start=True, max_retries=0, shutdown_grace_s=1
+    ) as served:
+        yield served.url + MCP_PATH
 
 
 @pytest.fixture(params=["stdio", "stdio-legacy", "http", "http-legacy"])

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from agent_process import OPERATOR_TOKEN, launch, serving
 from canaries import assert_no_canary
-from http_client import Api, session
+from http_client import Api, client
 from small_disk import fill, small_disk
 from spoiled_db import SPOILERS
 
@@ -61,8 +61,7 @@ async def test_a_full_disk_answers_507_stores_nothing_and_recovers(tmp_path: Pat
     logs: list[str] = []
     with small_disk(tmp_path / "data") as data_dir:
         with serving(data_dir) as agent:
-            async with session() as s:
-                api = Api(s, agent.url, OPERATOR_TOKEN)
+            async with client(agent.url, OPERATOR_TOKEN) as api:
                 await api.ok("queue_pause")
                 stored = {await _submit(api, n) for n in range(3)}
                 filler = fill(data_dir)
@@ -96,8 +95,7 @@ async def test_a_full_disk_answers_507_stores_nothing_and_recovers(tmp_path: Pat
         logs.append(agent.output())
 
         with serving(data_dir) as agent:  # nothing was stored half-way
-            async with session() as s:
-                api = Api(s, agent.url, OPERATOR_TOKEN)
+            async with client(agent.url, OPERATOR_TOKEN) as api:
                 ids, status = await _stored_and_counted(api)
                 assert ids == stored
                 assert status["summary"]["total_tasks"] == len(stored)
@@ -203,16 +201,14 @@ async def test_the_agent_starts_with_the_tasks_that_load_and_sets_the_rest_aside
     # Regression: one malformed row of an unfinished task stopped the agent from starting.
     data_dir = tmp_path / "data"
     with serving(data_dir) as agent:
-        async with session() as s:
-            api = Api(s, agent.url, OPERATOR_TOKEN)
+        async with client(agent.url, OPERATOR_TOKEN) as api:
             await api.ok("queue_pause")
             good, broken, unknown = [await _submit(api, n) for n in range(3)]
     _overwrite_doc(data_dir / DB, broken, lambda doc: doc[: len(doc) // 2])  # cut short
     _overwrite_doc(data_dir / DB, unknown, _with_status(STORED_VALUE))
 
     with serving(data_dir) as agent:
-        async with session() as s:
-            api = Api(s, agent.url, OPERATOR_TOKEN)
+        async with client(agent.url, OPERATOR_TOKEN) as api:
             ids, status = await _stored_and_counted(api)
             assert ids == {good}
             assert status["summary"]["total_tasks"] == 1
