@@ -609,3 +609,126 @@ REAL_MESSAGES = [
         id="issue-buildkit-copy-from-stage-missing",
     ),
 ]
+
+# Messages that two rules of the operation's table both match, with different outcomes: only
+# the rules' order decides, so each case pins what the rule that must come first gives (the
+# code, whether to retry, and a phrase of its message or first suggestion). Swapping the two
+# rules fails the case. (operation, message, code, transient, phrase)
+ORDER_DECIDES = [
+    pytest.param(
+        # BuildKit's 137 rule before its general exit-code rule: the OOM-killer hint
+        "build",
+        'failed to solve: process "/bin/sh -c make -j64" did not complete successfully: '
+        "exit code: 137",
+        C.DOCKER_BUILD_FAILED,
+        False,
+        "Exit code 137 means `/bin/sh -c make -j64` was killed",
+        id="buildkit-137-before-exit-code",
+    ),
+    pytest.param(
+        # the classic builder's 137 rule before its general exit-code rule
+        "build",
+        "The command '/bin/sh -c make -j64' returned a non-zero code: 137",
+        C.DOCKER_BUILD_FAILED,
+        False,
+        "Exit code 137 means `/bin/sh -c make -j64` was killed",
+        id="classic-137-before-exit-code",
+    ),
+    pytest.param(
+        # moby's builder wraps the pull error for COPY --from=<no such stage> (dispatchers.go,
+        # "invalid from flag value %s: %w"): a build rule before Docker Hub's ambiguous answer
+        "build",
+        "invalid from flag value nope: pull access denied for nope, repository does not exist "
+        "or may require 'docker login': denied: requested access to the resource is denied",
+        C.DOCKER_BUILD_FAILED,
+        False,
+        "`COPY --from=nope` names no earlier stage",
+        id="copy-from-stage-before-hub-denied",
+    ),
+    pytest.param(
+        # the runtime's "executable file not found" is no missing image: the build rule
+        # before the bare "not found" tail (runc 1.1, exec form of RUN)
+        "build",
+        "failed to create shim task: OCI runtime create failed: runc create failed: unable to "
+        'start container process: exec: "nonexistent": executable file not found in $PATH: '
+        "unknown",
+        C.DOCKER_BUILD_FAILED,
+        False,
+        "a step's program 'nonexistent' could not be started",
+        id="oci-exec-before-not-found",
+    ),
+    pytest.param(
+        # COPY's own rule before the bare "not found" tail
+        "build",
+        "COPY failed: file not found in build context or excluded by .dockerignore: stat "
+        "missing.txt: file does not exist",
+        C.DOCKER_BUILD_FAILED,
+        False,
+        "COPY source 'missing.txt' is not in the build context",
+        id="copy-source-before-not-found",
+    ),
+    pytest.param(
+        # the registry's NAME_UNKNOWN before the bare "not found" tail: says what to create
+        "pull",
+        "repository 127.0.0.1:5105/team/app not found: name unknown: repository name not known "
+        "to registry",
+        C.DOCKER_IMAGE_NOT_FOUND,
+        False,
+        "the registry has no such repository",
+        id="name-unknown-before-not-found",
+    ),
+    pytest.param(
+        # the engine's socket before the generic "permission denied": the socket advice
+        "pull",
+        "permission denied while trying to connect to the Docker daemon socket at "
+        'unix:///var/run/docker.sock: Post "http://%2Fvar%2Frun%2Fdocker.sock/v1.50/images/create'
+        '?fromImage=docker.io%2Flibrary%2Fbusybox&tag=latest": dial unix /var/run/docker.sock: '
+        "connect: permission denied",
+        C.DOCKER_PERMISSION_DENIED,
+        False,
+        "the agent's user may not use the Docker socket",
+        id="socket-permission-before-permission-denied",
+    ),
+    pytest.param(
+        # docker-py's PermissionError on the socket before "Error while fetching server API
+        # version": the engine is there, the agent may not use it
+        "pull",
+        "Error while fetching server API version: ('Connection aborted.', "
+        "PermissionError(13, 'Permission denied'))",
+        C.DOCKER_PERMISSION_DENIED,
+        False,
+        "the agent's user may not use the Docker socket",
+        id="socket-permission-before-api-version",
+    ),
+    pytest.param(
+        # Go's dial failing for want of descriptors: the host's limit, not the network
+        "pull",
+        'Get "https://registry-1.docker.io/v2/": dial tcp 54.236.113.205:443: socket: too many '
+        "open files",
+        C.SYSTEM_RESOURCE_LIMIT,
+        True,
+        "a system resource limit was hit",
+        id="open-files-before-dial-tcp",
+    ),
+    pytest.param(
+        # an explicit "unauthorized" before Docker Hub's ambiguous "does not exist or may
+        # require 'docker login'"
+        "pull",
+        "pull access denied for team/app, repository does not exist or may require "
+        "'docker login': unauthorized: authentication required",
+        C.DOCKER_AUTHENTICATION_FAILED,
+        False,
+        "the registry refused the credentials",
+        id="unauthorized-before-hub-ambiguous",
+    ),
+    pytest.param(
+        # Docker Hub's ambiguous answer before the DENIED it ends with: not found (or private)
+        "pull",
+        "pull access denied for foo/bar, repository does not exist or may require "
+        "'docker login': denied: requested access to the resource is denied",
+        C.DOCKER_IMAGE_NOT_FOUND,
+        False,
+        "the repository does not exist, or is private and needs a login",
+        id="hub-ambiguous-before-denied",
+    ),
+]

@@ -13,7 +13,7 @@ import docker.errors
 import pytest
 import requests
 import urllib3.exceptions
-from classifier_cases import REAL_MESSAGES
+from classifier_cases import ORDER_DECIDES, REAL_MESSAGES
 
 import ai_admin.docker.errors as clf_module
 from ai_admin.docker.errors import Classification, DockerOperation, classify, docker_errors
@@ -454,6 +454,24 @@ def test_the_ambiguous_hub_message_is_authentication_when_it_says_unauthorized()
     )
 
     assert classify(message, "pull").code is C.DOCKER_AUTHENTICATION_FAILED
+
+
+@pytest.mark.parametrize(("operation", "message", "code", "transient", "phrase"), ORDER_DECIDES)
+def test_where_two_rules_match_the_first_decides(
+    operation: Any, message: str, code: ErrorCode, transient: bool, phrase: str
+) -> None:
+    table = clf_module._TABLES[operation]
+    matching = [rule for rule in table if clf_module._match((rule,), message) is not None]
+    outcomes = {(r.code, r.reason, r.hint, r.transient) for r in matching}
+    assert len(outcomes) >= 2, "the case must be one only the rules' order decides"
+
+    clf = classify(message, operation, image=IMAGE)
+
+    assert (clf.code, clf.transient) == (code, transient)
+    assert phrase in clf.message or clf.suggestions[0].startswith(phrase), (
+        clf.message,
+        clf.suggestions[0],
+    )
 
 
 # --- messages and suggestions name what is involved -----------------------------------------
