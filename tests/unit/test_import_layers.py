@@ -11,9 +11,9 @@ The layers, innermost first, and what each may import:
 - the doors: ``mcp`` (no other door), ``http`` (which carries MCP at ``/mcp``), ``cli``
   (which starts both).
 
-Third-party boundaries: only ``ai_admin/docker`` imports ``docker``, only ``ai_admin/http`` and
-``cli/serve.py`` import ``aiohttp``, only ``ai_admin/cli`` imports ``typer``, and the MCP SDK
-is imported by ``ai_admin/mcp`` and ``http/mcp_route.py`` only.
+Third-party boundaries: only ``ai_admin/docker`` imports ``docker``, only ``ai_admin/http``
+imports ``aiohttp``, only ``ai_admin/cli`` imports ``typer``, and the MCP SDK is imported by
+``ai_admin/mcp`` and ``http/mcp_route.py`` only.
 
 One import of a higher layer is allowed, named below: the Python API's ``TaskQueue()`` with no
 executors builds the Docker ones, importing them when it does, never when the module loads.
@@ -62,7 +62,7 @@ ALLOWED_LAZY = {("ai_admin.queue.task_queue", "ai_admin.docker.executors")}
 # Third-party packages and the only places that may import them.
 THIRD_PARTY = {
     "docker": ("ai_admin.docker",),
-    "aiohttp": ("ai_admin.http", "ai_admin.cli.serve"),
+    "aiohttp": ("ai_admin.http",),
     "typer": ("ai_admin.cli",),
     "mcp": ("ai_admin.mcp", "ai_admin.http.mcp_route"),
     "mcp_types": ("ai_admin.mcp", "ai_admin.http.mcp_route"),
