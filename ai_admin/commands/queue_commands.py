@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ai_admin.commands.registry import REGISTRY, NoParams
+from ai_admin.config import Settings
 from ai_admin.queue.models import DockerTask, TaskStatus, TaskType
 from ai_admin.queue.states import Action
 from ai_admin.queue.store import TaskQuery
@@ -68,19 +69,31 @@ class ExportParams(_Params):
     offset: int = Field(0, ge=0, le=_MAX_OFFSET)
 
 
+def _setting(name: str) -> Any:
+    """An optional field with the bounds ``Settings`` gives ``name``: one definition of each
+    limit, whether it comes from the configuration or from ``queue_configure``."""
+    bounds = {
+        key: getattr(rule, key)
+        for rule in Settings.model_fields[name].metadata
+        for key in ("gt", "ge", "lt", "le")
+        if hasattr(rule, key)
+    }
+    return Field(None, **bounds)
+
+
 class ConfigureParams(_Params):
     """Run-time settings; give none to see the current ones."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    max_concurrent: int | None = Field(None, ge=1, le=256)
-    max_queue_size: int | None = Field(None, ge=1)
-    default_timeout_s: float | None = Field(None, gt=0)
-    max_retries: int | None = Field(None, ge=0, le=100)
-    retry_base_s: float | None = Field(None, ge=0)
-    retry_factor: float | None = Field(None, ge=1)
-    retry_cap_s: float | None = Field(None, ge=0)
-    retry_jitter: float | None = Field(None, ge=0, le=1)
+    max_concurrent: int | None = _setting("max_concurrent")
+    max_queue_size: int | None = _setting("max_queue_size")
+    default_timeout_s: float | None = _setting("default_timeout_s")
+    max_retries: int | None = _setting("max_retries")
+    retry_base_s: float | None = _setting("retry_base_s")
+    retry_factor: float | None = _setting("retry_factor")
+    retry_cap_s: float | None = _setting("retry_cap_s")
+    retry_jitter: float | None = _setting("retry_jitter")
 
 
 _RUNTIME_KEYS = tuple(ConfigureParams.model_fields)
