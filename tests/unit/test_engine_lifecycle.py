@@ -111,7 +111,7 @@ async def test_the_grace_period_lets_a_task_finish_within_it_and_stops_one_that_
     # Guard: close() gives running tasks grace_s before stopping them. Without it (or with a
     # shorter one) the task that finishes within the grace is stopped and runs again after the
     # restart; with a longer one close() keeps the outliving task past the grace it was given.
-    grace_s, finishes_after_s = 0.6, 0.1
+    grace_s, finishes_after_s = 1.0, 0.1
     work = Work()
     engine = await make_engine(work, max_concurrent=2)
     quick = await engine.add_task(make_task("finishes-within-the-grace"))
@@ -126,7 +126,8 @@ async def test_the_grace_period_lets_a_task_finish_within_it_and_stops_one_that_
 
     assert work.completed == [quick]
     assert work.cancelled == [slow]
-    assert grace_s - 0.01 <= took_s < grace_s + 0.3, f"close() stopped it after {took_s:.3f} s"
+    # Half a grace of slack for a busy machine; a doubled grace is still well outside it.
+    assert grace_s - 0.01 <= took_s < 1.5 * grace_s, f"close() stopped it after {took_s:.3f} s"
 
     rerun = Work(block=False)
     reopened = await make_engine(rerun)
