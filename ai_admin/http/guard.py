@@ -125,6 +125,12 @@ def _origin(value: str) -> str:
     return value.strip().rstrip("/").lower()
 
 
+def _refusal(message: str, code: ErrorCode, header: str, value: str | None) -> BadRequest:
+    """A refused header, echoed as text any client can read (bounded, escaped)."""
+    shown = shown_text(value or "", _SHOWN_CHARS)
+    return BadRequest(message.format(shown), code=code, details={header: shown})
+
+
 def guard_middleware(hosts: HostPolicy, origins: OriginPolicy) -> Middleware:
     """Refuse a foreign Host (400) or browser Origin (403) before auth and routes run."""
 
@@ -132,19 +138,19 @@ def guard_middleware(hosts: HostPolicy, origins: OriginPolicy) -> Middleware:
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         host = request.headers.get("Host")
         if not hosts.allows(host):
-            shown = shown_text(host or "", _SHOWN_CHARS)
-            raise BadRequest(
-                f"This agent does not answer to the host '{shown}'.",
-                code=ErrorCode.REQUEST_HOST_NOT_ALLOWED,
-                details={"host": shown},
+            raise _refusal(
+                "This agent does not answer to the host '{}'.",
+                ErrorCode.REQUEST_HOST_NOT_ALLOWED,
+                "host",
+                host,
             )
         origin = request.headers.get("Origin")
         if not origins.allows(origin):
-            shown = shown_text(origin or "", _SHOWN_CHARS)
-            raise BadRequest(
-                f"Requests from pages of '{shown}' are not allowed.",
-                code=ErrorCode.REQUEST_ORIGIN_NOT_ALLOWED,
-                details={"origin": shown},
+            raise _refusal(
+                "Requests from pages of '{}' are not allowed.",
+                ErrorCode.REQUEST_ORIGIN_NOT_ALLOWED,
+                "origin",
+                origin,
             )
         return await handler(request)
 

@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 from agent_process import OPERATOR_TOKEN, READ_ONLY_TOKEN, AgentProcess, launch, serving
 from http_client import Answer, Api, check_envelope, client, strict_json
+from mcp_messages import ACCEPT, INITIALIZE
 
 from ai_admin.errors import ErrorCode
 
@@ -27,17 +28,6 @@ ALLOWED_HOST = "agent.example.org"
 ALLOWED_ORIGIN = "https://dash.example.org"
 ANSWER_BYTES = 65_536  # the smallest max_answer_bytes the settings accept
 DEADLINE_S = 30.0  # what "never" looks like to these tests
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "limits", "version": "1"},
-    },
-}
-MCP_ACCEPT = {"Accept": "application/json, text/event-stream"}
 # The agent as `ai-admin serve` runs, with its descriptor limit lowered first (soft and hard).
 LIMITED_COMMAND = [
     sys.executable,
@@ -231,7 +221,7 @@ async def end_session(api: Api, opened: Answer) -> int:
 
 async def mcp_post(api: Api, body: Any, headers: dict[str, str] | None = None) -> Answer:
     return await api.request(
-        "POST", "/mcp", json_body=body, headers={**MCP_ACCEPT, **(headers or {})}, envelope=False
+        "POST", "/mcp", json_body=body, headers={**ACCEPT, **(headers or {})}, envelope=False
     )
 
 

@@ -27,6 +27,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from mcp_messages import ACCEPT, INITIALIZE
 
 from ai_admin.commands import REGISTRY
 from ai_admin.http.auth import Tokens
@@ -255,27 +256,16 @@ async def test_push_with_wrong_credentials_is_an_authentication_tool_error(
 
 
 async def test_http_refuses_requests_without_a_valid_token(http_url: str) -> None:
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-11-25",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"},
-        },
-    }
-    accept = {"Accept": "application/json, text/event-stream"}
     async with aiohttp.ClientSession() as http:
         for headers, code in [
             ({}, "AUTH_REQUIRED"),
             ({"Authorization": "Bearer not-a-token"}, "AUTH_INVALID_TOKEN"),
         ]:
-            async with http.post(http_url, json=initialize, headers={**accept, **headers}) as r:
+            async with http.post(http_url, json=INITIALIZE, headers={**ACCEPT, **headers}) as r:
                 assert r.status == 401
                 assert (await r.json())["error"]["code"] == code
-        ok = {**accept, "Authorization": f"Bearer {OPERATOR}"}
-        async with http.post(http_url, json=initialize, headers=ok) as r:
+        ok = {**ACCEPT, "Authorization": f"Bearer {OPERATOR}"}
+        async with http.post(http_url, json=INITIALIZE, headers=ok) as r:
             assert r.status == 200
             assert r.headers["Mcp-Session-Id"]
 

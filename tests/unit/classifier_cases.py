@@ -20,6 +20,13 @@ _HUB_RATE = (
     "toomanyrequests: You have reached your pull rate limit. You may increase the limit by "
     "authenticating and upgrading: https://www.docker.com/increase-rate-limit"
 )
+# Produced here: the agent's user may not use the engine's socket (used twice below).
+SOCKET_NOT_ALLOWED = (
+    "permission denied while trying to connect to the Docker daemon socket at "
+    'unix:///var/run/docker.sock: Post "http://%2Fvar%2Frun%2Fdocker.sock/v1.50/images/create'
+    '?fromImage=docker.io%2Flibrary%2Fbusybox&tag=latest": dial unix /var/run/docker.sock: '
+    "connect: permission denied"
+)
 
 # (operation, Docker's message, expected code, transient)
 REAL_MESSAGES = [
@@ -332,10 +339,7 @@ REAL_MESSAGES = [
     ),
     pytest.param(
         "pull",
-        "permission denied while trying to connect to the Docker daemon socket at "
-        'unix:///var/run/docker.sock: Post "http://%2Fvar%2Frun%2Fdocker.sock/v1.50/images/create'
-        '?fromImage=docker.io%2Flibrary%2Fbusybox&tag=latest": dial unix /var/run/docker.sock: '
-        "connect: permission denied",
+        SOCKET_NOT_ALLOWED,
         C.DOCKER_PERMISSION_DENIED,
         False,
         id="here-cli-socket-not-allowed",
@@ -680,10 +684,7 @@ ORDER_DECIDES = [
     pytest.param(
         # the engine's socket before the generic "permission denied": the socket advice
         "pull",
-        "permission denied while trying to connect to the Docker daemon socket at "
-        'unix:///var/run/docker.sock: Post "http://%2Fvar%2Frun%2Fdocker.sock/v1.50/images/create'
-        '?fromImage=docker.io%2Flibrary%2Fbusybox&tag=latest": dial unix /var/run/docker.sock: '
-        "connect: permission denied",
+        SOCKET_NOT_ALLOWED,
         C.DOCKER_PERMISSION_DENIED,
         False,
         "the agent's user may not use the Docker socket",

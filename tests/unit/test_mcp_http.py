@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestServer
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.transport_security import TransportSecurityMiddleware
+from mcp_messages import ACCEPT, INITIALIZE
 from starlette.requests import Request
 
 from ai_admin.agent import Agent
@@ -83,19 +84,6 @@ async def serving(tmp_path: Path, **options: Any) -> AsyncIterator[App]:
 async def app(tmp_path: Path) -> AsyncIterator[App]:
     async with serving(tmp_path) as running:
         yield running
-
-
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
-ACCEPT = {"Accept": "application/json, text/event-stream"}
 
 
 async def test_a_session_answers_only_the_token_that_opened_it(app: App) -> None:
