@@ -2,12 +2,18 @@
 
 The grammar follows the distribution project's reference package, so a reference the agent
 accepts is one the engine accepts, and a bad one is refused before any work is queued.
+
+Two readers share one rule for what names a registry (a first component with a ``.`` or a
+``:``, or ``localhost``): ``parse_reference`` checks a reference strictly, ``read_reference``
+names the parts of any text given as one (Docker's error messages quote references the agent
+never checked) and never refuses. ``registry_host`` reads a registry given as a name or a URL.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import SplitResult, urlsplit
 
 from ai_admin.errors import ErrorCode
 from ai_admin.validation import CodedValueError
@@ -50,6 +56,13 @@ class Reference:
     def registry_name(self) -> str:
         return self.registry or DEFAULT_REGISTRY
 
+    @property
+    def path(self) -> str:
+        """The repository within its registry: "team/app" for "127.0.0.1:5000/team/app"."""
+        if self.registry is None:
+            return self.repository
+        return self.repository.removeprefix(f"{self.registry}/")
+
     def __str__(self) -> str:
         return (
             self.repository
@@ -85,6 +98,41 @@ def parse_reference(text: str, *, default_tag: str | None = None) -> Reference:
         _check_digest(digest)
     tag = match["tag"] or (None if digest else default_tag)
     return Reference(domain, repository, tag, digest)
+
+
+def read_reference(text: str) -> Reference:
+    """The parts of ``text`` read as a reference, never refusing it: ``parse_reference``'s
+    answer for a valid reference, else the same reading without the checks (Docker's messages
+    and a failed task's params may quote a reference the engine would refuse).
+
+    Loosely read, the registry is the first component when it looks like a host, else Docker
+    Hub; the tag is what follows the last component's ``:``, the digest what follows an ``@``
+    in the last component."""
+    try:
+        return parse_reference(text)
+    except InvalidReference:
+        pass
+    name, at, digest = text.rpartition("@")
+    if not at or "/" in digest:
+        name, digest = text, ""
+    first, slash, rest = name.partition("/")
+    registry = first if slash and _looks_like_domain(first) else None
+    path = rest if registry is not None else name
+    head, _, last = path.rpartition("/")
+    last, _, tag = last.partition(":")
+    path = f"{head}/{last}" if head else last
+    repository = f"{registry}/{path}" if registry is not None else path
+    return Reference(registry, repository, tag or None, digest or None)
+
+
+def registry_url(registry: str) -> SplitResult:
+    """A registry given as ``host:port`` or as a URL (``https://user:pass@host:port/``), split."""
+    return urlsplit(registry if "//" in registry else f"//{registry}")
+
+
+def registry_host(registry: str) -> str:
+    """``host:port`` of a registry given as a name or a URL (without any ``user:password@``)."""
+    return registry_url(registry).netloc.rpartition("@")[2] or registry
 
 
 def _check_digest(digest: str) -> None:

@@ -8,6 +8,10 @@ events or any answer (those only ever see the redacted params):
 - ``build_args`` whose name looks secret (``NPM_TOKEN``, ``DB_PASSWORD``, ``API_KEY``, see
   ``SECRET_NAME_PARTS``) or whose value is a URL with a password in it: shown as ``***``.
 
+Text from outside (Docker's error messages, which may quote a registry URL, a header or a
+``docker login`` argument) has no known secret values to mask: ``scrub_credentials`` hides
+whatever looks like one instead.
+
 The secret part lives in the engine's memory only, so a restart loses it: ``holds_secrets``
 tells from the stored params alone whether a task had any.
 """
@@ -167,6 +171,51 @@ def mask_values(value: Any, values: tuple[str, ...]) -> Any:
     if isinstance(value, list | tuple):
         return [mask_values(v, values) for v in value]
     return value
+
+
+# What a credential looks like in free text: an authorization header's value, a scheme's
+# ``user:password@``, a bare ``user:password@host``, and ``password=…``-style pairs.
+_CREDENTIAL_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(
+            r"\b((?:proxy-)?authorization|x-registry-auth|x-registry-config)(\s*[:=]\s*)"
+            r"(?:(?:basic|bearer|token|digest|negotiate)\s+)?[^\s,;\"']+",
+            re.IGNORECASE | re.DOTALL,
+        ),
+        rf"\1\2{REDACTED}",
+    ),
+    (
+        re.compile(r"\b(basic|bearer)\s+[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE | re.DOTALL),
+        rf"\1 {REDACTED}",
+    ),
+    (
+        re.compile(r"\b([a-z][a-z0-9+.-]*://)[^/\s@]+@", re.IGNORECASE | re.DOTALL),
+        rf"\1{REDACTED}@",
+    ),
+    (
+        re.compile(
+            r"(?<![\w/@:.%+-])[\w.%+-]+:[^\s/@:'\"]+@(?=[\w-]+(?:\.[\w-]+)*(?::\d+)?(?:[/\s'\"]|$))",
+            re.IGNORECASE | re.DOTALL,
+        ),
+        f"{REDACTED}@",
+    ),
+    (
+        re.compile(
+            r"\b(password|passwd|pwd|secret|token|access_token|refresh_token|identitytoken|"
+            r"registrytoken|auth|api[_-]?key)\b([\"']?\s*[=:]\s*[\"']?)[^\s\"'&,;}]+",
+            re.IGNORECASE | re.DOTALL,
+        ),
+        rf"\1\2{REDACTED}",
+    ),
+)
+
+
+def scrub_credentials(text: str) -> str:
+    """``text`` with anything that looks like a credential replaced by ``***``: for text whose
+    secrets are not known in advance (Docker's messages), where ``mask`` cannot be used."""
+    for pattern, replacement in _CREDENTIAL_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def merge_key(task_type: str, public: Mapping[str, Any], secret: Mapping[str, Any] | None) -> str:

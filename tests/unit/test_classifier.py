@@ -16,6 +16,7 @@ import urllib3.exceptions
 from classifier_cases import ORDER_DECIDES, REAL_MESSAGES
 
 import ai_admin.docker.errors as clf_module
+from ai_admin.docker import error_rules
 from ai_admin.docker.errors import Classification, DockerOperation, classify, docker_errors
 from ai_admin.errors import AiAdminError, ErrorCode, ExecutionError, QueueFull, code_info
 
@@ -460,7 +461,7 @@ def test_the_ambiguous_hub_message_is_authentication_when_it_says_unauthorized()
 def test_where_two_rules_match_the_first_decides(
     operation: Any, message: str, code: ErrorCode, transient: bool, phrase: str
 ) -> None:
-    table = clf_module._TABLES[operation]
+    table = error_rules.TABLES[operation]
     matching = [rule for rule in table if clf_module._match((rule,), message) is not None]
     outcomes = {(r.code, r.reason, r.hint, r.transient) for r in matching}
     assert len(outcomes) >= 2, "the case must be one only the rules' order decides"

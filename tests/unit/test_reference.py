@@ -15,6 +15,8 @@ from ai_admin.docker.reference import (
     Reference,
     check_tag,
     parse_reference,
+    read_reference,
+    registry_host,
 )
 
 SHA256 = "sha256:" + "a" * 64
@@ -146,3 +148,57 @@ def test_invalid_tags(tag: str) -> None:
 def test_invalid_reference_is_a_value_error() -> None:
     """Pydantic turns a ValueError raised in a validator into a validation error."""
     assert issubclass(InvalidReference, ValueError)
+
+
+# --- reading without checking: the classifier's reader --------------------------------------
+
+
+@pytest.mark.parametrize(("text", "expected"), ACCEPTED, ids=[t[:40] for t, _ in ACCEPTED])
+def test_a_valid_reference_reads_as_it_parses(text: str, expected: Reference) -> None:
+    assert read_reference(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "registry", "path", "tag"),
+    [
+        # What a failure may quote: refused by the engine, still named part by part.
+        ("127.0.0.1:5000/Team/App:1", "127.0.0.1:5000", "Team/App", "1"),
+        ("Team/app:1", DEFAULT_REGISTRY, "Team/app", "1"),
+        (
+            "reg.example.com/team/app:tag with space",
+            "reg.example.com",
+            "team/app",
+            "tag with space",
+        ),
+        (f"reg.io/a//b@{SHA256}", "reg.io", "a//b", None),
+        # A registry given with its userinfo keeps it (the classifier scrubs its output).
+        ("bob:pw@reg.example.com/team/app:1", "bob:pw@reg.example.com", "team/app", "1"),
+        ("", DEFAULT_REGISTRY, "", None),
+        ("/", DEFAULT_REGISTRY, "", None),
+    ],
+)
+def test_an_invalid_reference_is_read_without_refusal(
+    text: str, registry: str, path: str, tag: str | None
+) -> None:
+    reference = read_reference(text)
+    assert (reference.registry_name, reference.path, reference.tag) == (registry, path, tag)
+
+
+def test_the_engine_reads_a_host_with_an_underscore_as_a_hub_namespace() -> None:
+    # Valid as a path, not as a host: Docker Hub's, as parse_reference and the engine say.
+    assert read_reference("foo_bar.com/app:1").registry_name == DEFAULT_REGISTRY
+
+
+@pytest.mark.parametrize(
+    ("given", "host"),
+    [
+        ("127.0.0.1:5000", "127.0.0.1:5000"),
+        ("reg.example.com", "reg.example.com"),
+        ("https://reg.example.com:5000/", "reg.example.com:5000"),
+        ("https://bob:s3cr3t@reg.example.com", "reg.example.com"),
+        ("bob:s3cr3t@reg.example.com:443", "reg.example.com:443"),
+        ("http://[::1]:5000/v2/", "[::1]:5000"),
+    ],
+)
+def test_registry_host(given: str, host: str) -> None:
+    assert registry_host(given) == host

@@ -1,5 +1,6 @@
 """Secrets (credentials, build args named like secrets, registry userinfo) are split from params
-before anything is stored or shown, and joined back for executors."""
+before anything is stored or shown, and joined back for executors; credentials in outside text
+(Docker's messages) are scrubbed by their look."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from ai_admin.queue.secrets import (
     join_secrets,
     mask,
     merge_key,
+    scrub_credentials,
     secret_values,
     split_secrets,
     strip_userinfo,
@@ -260,3 +262,37 @@ def test_long_values_without_a_password_url_stay_shown() -> None:
     public, secret = split_secrets({"build_args": args})
     assert public["build_args"] == args
     assert secret is None
+
+
+# --- credentials in text from outside, scrubbed by their look -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "scrubbed"),
+    [
+        ("Authorization: Basic Ym9iOnMzY3IzdA==", "Authorization: ***"),
+        ("proxy-authorization=Bearer abc.def", "proxy-authorization=***"),
+        ("X-Registry-Auth: eyJ1c2VyIjoiYm9iIn0=", "X-Registry-Auth: ***"),
+        ("got bearer eyJhbGciOiJIUzI1NiJ9.tok3n back", "got bearer *** back"),
+        ('Get "https://bob:s3cr3t@reg.example.com/v2/"', 'Get "https://***@reg.example.com/v2/"'),
+        ("pull of bob:s3cr3t@reg.example.com/team/app", "pull of ***@reg.example.com/team/app"),
+        ("/v2/?access_token=hunter2&x=1", "/v2/?access_token=***&x=1"),
+        ('{"password": "hunter2"}', '{"password": "***"}'),
+    ],
+)
+def test_scrub_credentials_hides_what_looks_like_one(text: str, scrubbed: str) -> None:
+    assert scrub_credentials(text) == scrubbed
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "unauthorized: authentication required",
+        "no basic auth credentials",
+        'Www-Authenticate: Basic realm="basic-realm"',
+        "127.0.0.1:5000/team/app:1.4@sha256:" + "ab12" * 16,
+        "dial tcp 127.0.0.1:5199: connect: connection refused",
+    ],
+)
+def test_scrub_credentials_leaves_ordinary_text_alone(text: str) -> None:
+    assert scrub_credentials(text) == text
