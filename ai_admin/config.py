@@ -1,26 +1,40 @@
-"""Settings, read in one place: the TOML file, then ``AI_ADMIN_*`` variables, then flags.
+"""Settings, read in one place: the TOML file, then the secrets directory, then ``AI_ADMIN_*``
+variables, then flags (each later source wins).
 
-A misspelled key or a wrong value stops start-up with one line per problem naming the key, the
-value and what is allowed; the agent never runs half-configured.
+The file is the one named (``--config``, else ``$AI_ADMIN_CONFIG``), else the first that exists of
+``$XDG_CONFIG_HOME/ai-admin/config.toml`` (``~/.config/ai-admin/config.toml``) and
+``/etc/ai-admin/config.toml``; none at all means the defaults. The secrets directory
+(``$AI_ADMIN_SECRETS_DIR``, else ``/run/secrets`` where Docker and Compose mount secrets) holds
+one file per setting, named ``ai_admin_<key>`` (``/run/secrets/ai_admin_token``).
+
+A misspelled key, variable or secret file, or a wrong value stops start-up with one line per
+problem naming the key, the value and what is allowed; the agent never runs half-configured.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
 ENV_PREFIX = "AI_ADMIN_"
 CONFIG_ENV = "AI_ADMIN_CONFIG"
+SECRETS_DIR_ENV = "AI_ADMIN_SECRETS_DIR"
+# Where the configuration file is looked for when none is named, after $XDG_CONFIG_HOME's.
+SYSTEM_CONFIG_FILE = Path("/etc/ai-admin/config.toml")
+# Where Docker (`docker run --secret` in a swarm, Compose `secrets:`) mounts secret files.
+DEFAULT_SECRETS_DIR = Path("/run/secrets")
 MIN_TOKEN_CHARS = 8  # shorter is guessable, and too short to hide in the log
 
 
@@ -74,6 +88,9 @@ class Settings(BaseSettings):
     log_level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
+    # The file these settings were read from (None: no file); set by ``load_settings``.
+    _config_file: Path | None = PrivateAttr(default=None)
+
     @model_validator(mode="after")
     def _tokens_not_blank(self) -> Settings:
         tokens = [self.token] if self.token is not None else []
@@ -94,6 +111,11 @@ class Settings(BaseSettings):
     def db_path(self) -> Path:
         return self.data_dir / "ai-admin.db"
 
+    @property
+    def config_file(self) -> Path | None:
+        """The configuration file these settings were read from, or None if none was."""
+        return self._config_file
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -103,8 +125,14 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Earlier sources win: flags (init kwargs), then the environment, then the file.
-        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+        # Earlier sources win: flags (init kwargs), the environment, secrets, then the file.
+        # The secrets source reads nothing unless ``load_settings`` gave it a directory.
+        return (
+            init_settings,
+            env_settings,
+            file_secret_settings,
+            TomlConfigSettingsSource(settings_cls),
+        )
 
 
 class ConfigError(Exception):
@@ -114,35 +142,106 @@ class ConfigError(Exception):
 def load_settings(
     config_file: str | Path | None = None, overrides: Mapping[str, Any] | None = None
 ) -> Settings:
-    """Build settings from file, environment and flags (``overrides``; None values ignored).
+    """Build settings from file, secrets, environment and flags (``overrides``; None values
+    ignored).
 
-    ``config_file`` defaults to ``$AI_ADMIN_CONFIG``; a file named but missing is an error.
+    The file is ``config_file``, else ``$AI_ADMIN_CONFIG`` (either one, named but missing, is an
+    error), else the first of ``config_search_path()`` that exists. Secrets are read from
+    ``secrets_dir()`` when it exists.
     """
     _refuse_unknown_variables()
-    file = config_file or os.environ.get(CONFIG_ENV)
-    if file is not None and not Path(file).is_file():
-        raise ConfigError(f"config file {file}: not found")
+    file = find_config_file(config_file)
+    secrets = secrets_dir()
+    if secrets is not None:
+        _refuse_unknown_secret_files(secrets)
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
     settings_cls = Settings
-    if file is not None:
-        config = SettingsConfigDict(**{**Settings.model_config, "toml_file": Path(file)})
+    if file is not None or secrets is not None:
+        config = SettingsConfigDict(
+            **{**Settings.model_config, "toml_file": file, "secrets_dir": secrets}
+        )
         settings_cls = cast(type[Settings], type("Settings", (Settings,), {"model_config": config}))
     try:
-        return settings_cls(**flags)
+        settings = settings_cls(**flags)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
+    except SettingsError as exc:  # a secret file that cannot be parsed (a list that is no JSON)
+        raise ConfigError(f"secrets directory {secrets}: {exc}") from None
     except ValueError as exc:  # TOML syntax errors
         raise ConfigError(f"config file {file}: {exc}") from None
+    settings._config_file = file
+    return settings
+
+
+def config_search_path() -> list[Path]:
+    """Where a configuration file is looked for when none is named, first match wins:
+    ``$XDG_CONFIG_HOME/ai-admin/config.toml`` (``~/.config/...`` when the variable is unset or
+    not absolute, as the XDG base directory specification says), then ``/etc/ai-admin/config.toml``.
+    """
+    found: list[Path] = []
+    xdg = os.environ.get("XDG_CONFIG_HOME", "")
+    if os.path.isabs(xdg):
+        found.append(Path(xdg) / "ai-admin" / "config.toml")
+    else:
+        # No home directory (a user unknown to /etc/passwd, no $HOME): no user file.
+        with contextlib.suppress(RuntimeError):
+            found.append(Path.home() / ".config" / "ai-admin" / "config.toml")
+    found.append(SYSTEM_CONFIG_FILE)
+    return found
+
+
+def find_config_file(config_file: str | Path | None = None) -> Path | None:
+    """The configuration file to read: the one named, else the first found, else None."""
+    named = config_file or os.environ.get(CONFIG_ENV)
+    if named:
+        if not Path(named).is_file():
+            raise ConfigError(f"config file {named}: not found")
+        return Path(named)
+    return next((path for path in config_search_path() if path.is_file()), None)
+
+
+def secrets_dir() -> Path | None:
+    """The secrets directory to read (``$AI_ADMIN_SECRETS_DIR``, else ``/run/secrets``), or None
+    when the default one does not exist. A directory named by the variable must exist."""
+    named = os.environ.get(SECRETS_DIR_ENV)
+    if named:
+        if not Path(named).is_dir():
+            raise ConfigError(f"{SECRETS_DIR_ENV}={named}: not a directory")
+        return Path(named)
+    return DEFAULT_SECRETS_DIR if DEFAULT_SECRETS_DIR.is_dir() else None
 
 
 def _refuse_unknown_variables() -> None:
     """A misspelled variable is an error, as a misspelled key in the file is."""
-    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields} | {CONFIG_ENV}
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    known |= {CONFIG_ENV, SECRETS_DIR_ENV}
     unknown = sorted(k for k in os.environ if k.startswith(ENV_PREFIX) and k not in known)
     if unknown:
         raise ConfigError(
             "\n".join(
                 f"{k}: unknown setting (config/ai-admin.toml lists the keys)" for k in unknown
+            )
+        )
+
+
+def _refuse_unknown_secret_files(directory: Path) -> None:
+    """A misspelled secret file (``ai_admin_tokn``) is an error too, not a silently unset token.
+
+    Files without the ``ai_admin_`` prefix belong to other programs and are left alone; the
+    setting names are not secret, so the message may name the file.
+    """
+    known = {ENV_PREFIX.lower() + name for name in Settings.model_fields}
+    prefix = ENV_PREFIX.lower()
+    try:
+        names = sorted(entry.name for entry in directory.iterdir())
+    except OSError as exc:
+        raise ConfigError(f"secrets directory {directory}: {exc.strerror}") from None
+    unknown = [n for n in names if n.lower().startswith(prefix) and n.lower() not in known]
+    if unknown:
+        raise ConfigError(
+            "\n".join(
+                f"{directory / n}: unknown setting (config/ai-admin.toml lists the keys)"
+                for n in unknown
             )
         )
 

@@ -31,6 +31,7 @@ def settle_heap() -> None:
 
 
 async def serve(settings: Settings) -> None:
+    logger.info("configuration file: {}", settings.config_file or "none (defaults)")
     tokens, generated = load_tokens(settings)
     if generated:
         path = settings.data_dir / TOKEN_FILE
