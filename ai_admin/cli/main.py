@@ -22,12 +22,39 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="TOML configuration file (default: $AI_ADMIN_CONFIG, else "
+        "$XDG_CONFIG_HOME/ai-admin/config.toml, else /etc/ai-admin/config.toml, if there).",
+    ),
+]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """Docker task orchestration agent: queued build, push and pull with live progress."""
+
 
 @app.command()
 def serve(
-    config: Annotated[
-        Path | None, typer.Option(help="TOML configuration file (default: $AI_ADMIN_CONFIG).")
-    ] = None,
+    config: ConfigOption = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[
         int | None, typer.Option(help="Port to listen on (0 picks a free one).")
@@ -64,6 +91,24 @@ def serve(
 def version() -> None:
     """Print the version."""
     print(__version__)
+
+
+@app.command()
+def health(
+    config: ConfigOption = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.", min=0.1)] = 5.0,
+) -> None:
+    """Ask the running agent's /health; exit 0 when it is up and reaches its Docker engine.
+
+    The agent's address comes from the settings `serve` reads; an agent on 0.0.0.0 is asked on
+    127.0.0.1. The container image's HEALTHCHECK runs this.
+    """
+    from ai_admin.cli.health import probe
+
+    healthy, line = probe(settings_or_exit(config, {}), timeout)
+    print(line, file=sys.stdout if healthy else sys.stderr)
+    if not healthy:
+        raise typer.Exit(1)
 
 
 register_mcp_commands(app)

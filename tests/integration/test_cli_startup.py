@@ -1,4 +1,6 @@
-"""`ai-admin serve` refuses a bad configuration in one line and never starts half-configured."""
+"""The ``ai-admin`` command as installed: ``serve`` refuses a bad configuration in one line and
+never starts half-configured; ``--version`` and ``version`` print the package's version;
+``health`` says whether a running agent is up and reaches its Docker engine."""
 
 from __future__ import annotations
 
@@ -7,9 +9,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import docker
 import pytest
+from agent_process import launch
+
+import ai_admin
+from ai_admin.cli.health import health_url
+from ai_admin.config import Settings
 
 _SERVE = [sys.executable, "-c", "from ai_admin.cli.main import app; app()", "serve"]
+# The console script pip installed next to this interpreter.
+_AI_ADMIN = str(Path(sys.executable).with_name("ai-admin"))
 
 
 def _serve(
@@ -65,3 +75,64 @@ def test_the_shipped_configuration_file_documents_every_setting_with_its_default
     for key in Settings.model_fields:
         assert key in text, f"{key} is not documented in {path}"
     assert load_settings(path).model_dump() == Settings().model_dump()
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AI_ADMIN_")}
+    return subprocess.run(
+        [_AI_ADMIN, *args],
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("args", [("--version",), ("version",)])
+def test_the_installed_command_prints_the_packages_version(args: tuple[str, ...]) -> None:
+    result = _run(*args)
+    assert (result.returncode, result.stdout, result.stderr) == (0, ai_admin.__version__ + "\n", "")
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        ("0.0.0.0", "http://127.0.0.1:8060/health"),  # noqa: S104
+        ("::", "http://[::1]:8060/health"),
+        ("10.1.2.3", "http://10.1.2.3:8060/health"),
+        ("::1", "http://[::1]:8060/health"),
+    ],
+)
+def test_health_asks_an_agent_on_every_interface_on_loopback(host: str, url: str) -> None:
+    assert health_url(Settings(host=host)) == url
+
+
+def test_health_says_ok_while_the_agent_reaches_its_engine(
+    tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
+    agent = launch(tmp_path / "data")
+    try:
+        port = agent.url.rpartition(":")[2]
+        result = _run("health", env={"AI_ADMIN_PORT": port})
+    finally:
+        assert agent.stop() == 0
+    assert result.returncode == 0, result.stderr
+    version = docker_client.version()["Version"]
+    assert result.stdout == f"ok: Docker engine {version} reachable\n"
+
+
+def test_health_fails_when_the_engine_is_out_of_reach_or_nothing_answers(tmp_path: Path) -> None:
+    nowhere = f"unix://{tmp_path / 'no-engine.sock'}"
+    agent = launch(tmp_path / "data", env={"DOCKER_HOST": nowhere})
+    try:
+        port = agent.url.rpartition(":")[2]
+        degraded = _run("health", env={"AI_ADMIN_PORT": port})
+    finally:
+        assert agent.stop() == 0
+    assert degraded.returncode == 1
+    assert degraded.stderr.startswith(
+        "degraded: Docker engine not reachable (DOCKER_DAEMON_UNAVAILABLE: "
+    )
+    gone = _run("health", "--timeout", "2", env={"AI_ADMIN_PORT": port})
+    assert gone.returncode == 1
+    assert gone.stderr.startswith(f"http://127.0.0.1:{port}/health: ")
