@@ -6,7 +6,7 @@ streams at once; one more gets 429 ``REQUEST_LIMIT_REACHED``.
 
 A thousand open streams must not slow the queue down, so streams have no task or queue of
 their own. ``EventStreams`` holds one subscription for all of them; each event is encoded
-once (``Event.encoded``), and the frames that arrived since the last write go to every
+once (``TaskEvent.encoded``), and the frames that arrived since the last write go to every
 stream in one direct transport write per stream, at most every ``_FLUSH_S`` (at once when
 the agent is quiet). A stream's handler just waits for its end. A client that stops reading
 is cut off once ``_MAX_UNSENT_BYTES`` wait for it (a ``lagged`` event, then the connection
@@ -26,8 +26,7 @@ from loguru import logger
 
 from ai_admin.agent import Agent
 from ai_admin.http.guard import TokenSlots, principal
-from ai_admin.queue.events import Event, Subscription, SubscriptionLagged
-from ai_admin.queue.models import TaskStatus
+from ai_admin.queue.events import Subscription, SubscriptionLagged, TaskEvent
 
 _FLUSH_S = 0.05  # the most often frames are written to every stream
 _TEND_S = 1.0  # how often streams whose client has gone are looked for
@@ -37,21 +36,17 @@ _MAX_UNSENT_BYTES = 4 * 1_048_576
 _LAGGED_GRACE_S = 5.0  # for a cut stream's last frame to leave before the socket is dropped
 _KEEPALIVE = b": keep-alive\n\n"
 _LAGGED = b'event: lagged\ndata: {"event": "lagged"}\n\n'
-Numbered = tuple[int, Event]  # (the event's number in the shared subscription, the event)
+Numbered = tuple[int, TaskEvent]  # (the event's number in the shared subscription, the event)
 
 
-def frame(event: Event) -> bytes:
+def frame(event: TaskEvent) -> bytes:
     """The event as one server-sent-events frame."""
-    return f"event: {event['event']}\ndata: {json.dumps(dict(event), default=str)}\n\n".encode()
+    return f"event: {event.event.value}\ndata: {json.dumps(event.to_dict())}\n\n".encode()
 
 
 def _chunk(data: bytes) -> bytes:
     """``data`` as one HTTP/1.1 chunk, as aiohttp frames what it writes itself."""
     return b"%x\r\n%b\r\n" % (len(data), data)
-
-
-def _finishes(event: Event) -> bool:
-    return TaskStatus(event["status"]).is_finished
 
 
 class _Stream:
@@ -102,7 +97,7 @@ class _Stream:
             if n <= self.since:
                 continue
             frames.append(event.encoded(frame))
-            if self.task_id is not None and _finishes(event):
+            if self.task_id is not None and event.finishes:
                 finished = True
                 break
         if frames:
@@ -213,7 +208,7 @@ class EventStreams:
         chunked = _chunk(everything)
         by_task: dict[str, list[Numbered]] = defaultdict(list)
         for numbered in batch:
-            by_task[numbered[1]["task_id"]].append(numbered)
+            by_task[numbered[1].task_id].append(numbered)
         for stream in list(self._streams):
             if stream.task_id is not None:
                 stream.send_frames(by_task.get(stream.task_id, ()))
@@ -263,7 +258,7 @@ async def stream_events(
             # Once the headers are sent, no error envelope can follow: the stream just ends.
             with contextlib.suppress(ConnectionResetError):  # the client went away
                 if task is not None:
-                    await response.write(Event(queue.event_of(task)).encoded(frame))
+                    await response.write(queue.event_of(task).encoded(frame))
                     if task.status.is_finished:
                         return response
                 stream.start(chunked)

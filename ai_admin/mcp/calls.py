@@ -21,7 +21,7 @@ from ai_admin.errors import AiAdminError
 from ai_admin.mcp.results import error_envelope, submitted_headline, task_result, tool_result
 from ai_admin.mcp.tools import WAIT_KEYS, WaitOptions, submits_task
 from ai_admin.queue.events import SubscriptionLagged
-from ai_admin.queue.models import DockerTask, TaskStatus
+from ai_admin.queue.models import DockerTask
 from ai_admin.validation import parse
 
 __all__ = ["ProgressFn", "ToolCalls"]
@@ -97,8 +97,8 @@ async def _follow(agent: Agent, task_id: str, reporter: _Reporter) -> DockerTask
                 break  # too far behind to report; wait_for still sees the end
             if event is None:
                 break
-            await reporter(event["progress"], event["status"], event["current_step"])
-            finished = TaskStatus(event["status"]).is_finished
+            await reporter(event.progress, event.status.value, event.current_step)
+            finished = event.finishes
     finally:
         subscription.close()
     return await queue.wait_for(task_id)

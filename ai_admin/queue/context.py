@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from ai_admin.errors import AiAdminError
+from ai_admin.queue.events import EventKind
 from ai_admin.queue.models import DockerTask, TaskStatus, TaskType
 from ai_admin.queue.secrets import mask, mask_values
 
@@ -30,7 +31,7 @@ class RunContext:
         log_lines: int,
         loop: asyncio.AbstractEventLoop,
         commit_step: Callable[[DockerTask], Awaitable[None]],
-        changed: Callable[[DockerTask, str, dict[str, Any]], None],
+        changed: Callable[[DockerTask, EventKind, str | None], None],
         hidden: tuple[str, ...] = (),
     ) -> None:
         self._task = task
@@ -116,7 +117,7 @@ class RunContext:
         task.progress = max(task.progress, value)
         if description:
             task.current_step = mask(description, self._hidden)
-        self._changed(task, "progress", {})
+        self._changed(task, EventKind.PROGRESS, None)
 
     def _apply_log(self, line: str) -> None:
         if self._stopped or self._log_lines <= 0:
@@ -125,4 +126,4 @@ class RunContext:
         logs.append(mask(line.rstrip("\n"), self._hidden))
         if len(logs) > self._log_lines:
             del logs[: len(logs) - self._log_lines]
-        self._changed(self._task, "log", {"line": logs[-1]})
+        self._changed(self._task, EventKind.LOG, logs[-1])

@@ -39,7 +39,7 @@ from ai_admin.errors import (
 )
 from ai_admin.queue.context import RunContext
 from ai_admin.queue.control import TaskControl
-from ai_admin.queue.events import Subscription
+from ai_admin.queue.events import EventKind, Subscription, TaskEvent
 from ai_admin.queue.executor import ExecutorMap
 from ai_admin.queue.models import DockerTask, TaskStatus
 from ai_admin.queue.pause import Durable, QueuePause
@@ -551,9 +551,9 @@ class QueueEngine(TaskControl):
         """Every state, progress and log change from now on, in order."""
         return self._events.subscribe(task_id)
 
-    def event_of(self, task: DockerTask, kind: str = "snapshot") -> dict[str, Any]:
+    def event_of(self, task: DockerTask, kind: EventKind = EventKind.SNAPSHOT) -> TaskEvent:
         """A task's current state in the shape subscribers receive."""
-        return task.event(kind)
+        return TaskEvent.of(task, kind)
 
     def end_subscriptions(self) -> None:
         """End every subscription (a server closing its event streams)."""

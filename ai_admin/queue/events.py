@@ -4,60 +4,104 @@ Events are delivered in the order they happen, per task and overall. A subscribe
 reading is dropped once its buffer is full rather than holding memory or slowing the queue;
 its iterator then ends with ``SubscriptionLagged``.
 
-Every subscriber receives the same read-only ``Event``: a door that sends events on the wire
-encodes each one once (``Event.encoded``), however many subscribers there are.
+Every subscriber receives the same read-only ``TaskEvent``: a door that sends events on the wire
+encodes each one once (``TaskEvent.encoded``), however many subscribers there are.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Mapping
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cached_property
 from typing import Any
+
+from ai_admin.queue.models import DockerTask, TaskStatus
 
 _BUFFER = 10_000
 
-Encoder = Callable[["Event"], bytes]
+Encoder = Callable[["TaskEvent"], bytes]
 
 
 class SubscriptionLagged(Exception):
     """The subscriber fell too far behind and was dropped."""
 
 
-class Event(Mapping[str, Any]):
-    """One published change, shared read-only by every subscriber.
+class EventKind(StrEnum):
+    """What a ``TaskEvent`` reports."""
+
+    SNAPSHOT = "snapshot"  # the state a stream starts from, not a change
+    STATUS = "status"  # a state change, once it is durable
+    PROGRESS = "progress"  # progress or current step (written to the store in batches)
+    LOG = "log"  # one new line of the task's log, in ``line``
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    """One change of one task, shared read-only by every subscriber.
 
     ``encoded(encoder)`` runs the encoder on the first call only and hands every later caller
     the same bytes: with a thousand open streams an event is still serialised once.
     """
 
-    __slots__ = ("_data", "_encoded")
-
-    def __init__(self, data: Mapping[str, Any]) -> None:
-        self._data = dict(data)
-        self._encoded: dict[Encoder, bytes] = {}
+    event: EventKind
+    task_id: str
+    task_type: str
+    status: TaskStatus
+    progress: float
+    current_step: str
+    error_code: str | None
+    at: float
+    line: str | None = None
 
     @classmethod
-    def of(cls, event: Mapping[str, Any]) -> Event:
-        return event if isinstance(event, Event) else cls(event)
+    def of(cls, task: DockerTask, kind: EventKind, line: str | None = None) -> TaskEvent:
+        """The task's current state, as a ``kind`` event."""
+        return cls(
+            kind,
+            task.id,
+            task.task_type.value,
+            task.status,
+            task.progress,
+            task.current_step,
+            task.error_code,
+            time.time(),
+            line,
+        )
 
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
+    @property
+    def finishes(self) -> bool:
+        """The task has ended: nothing more will be published for it."""
+        return self.status.is_finished
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __repr__(self) -> str:
-        return f"Event({self._data!r})"
+    def to_dict(self) -> dict[str, Any]:
+        """The event as it goes on the wire (``line`` only on log events)."""
+        data: dict[str, Any] = {
+            "event": self.event.value,
+            "task_id": self.task_id,
+            "task_type": self.task_type,
+            "status": self.status.value,
+            "progress": self.progress,
+            "current_step": self.current_step,
+            "error_code": self.error_code,
+            "at": self.at,
+        }
+        if self.line is not None:
+            data["line"] = self.line
+        return data
 
     def encoded(self, encoder: Encoder) -> bytes:
         """``encoder(self)``, computed once per event and encoder."""
-        data = self._encoded.get(encoder)
+        data = self._encodings.get(encoder)
         if data is None:
-            data = self._encoded[encoder] = encoder(self)
+            data = self._encodings[encoder] = encoder(self)
         return data
+
+    @cached_property
+    def _encodings(self) -> dict[Encoder, bytes]:
+        return {}
 
 
 class Subscription:
@@ -69,13 +113,13 @@ class Subscription:
     def __init__(self, bus: EventBus, task_id: str | None) -> None:
         self.task_id = task_id
         # Unbounded so a closing marker always fits; the bound is enforced by the bus.
-        self._inbox: asyncio.Queue[Event | None] = asyncio.Queue()
+        self._inbox: asyncio.Queue[TaskEvent | None] = asyncio.Queue()
         self._bus = bus
         self.lagged = False
         self.closed = False
         self.delivered = 0  # events put in the inbox so far: the n-th one taken out is the n-th
 
-    def _deliver(self, event: Event | None) -> bool:
+    def _deliver(self, event: TaskEvent | None) -> bool:
         if event is not None:
             if self._inbox.qsize() >= _BUFFER:
                 self.lagged = True
@@ -84,22 +128,22 @@ class Subscription:
         self._inbox.put_nowait(event)
         return True
 
-    async def next(self) -> Event | None:
+    async def next(self) -> TaskEvent | None:
         """The next event, or None once the subscription has ended."""
         if self.closed and self._inbox.empty():
             return None
         return self._received(await self._inbox.get())
 
-    def ready(self, most: int) -> list[Event | None]:
+    def ready(self, most: int) -> list[TaskEvent | None]:
         """Up to ``most`` events already waiting, without waiting (a writer batches them).
 
         Ends with None if the subscription ended there; raises as ``next`` does."""
-        found: list[Event | None] = []
+        found: list[TaskEvent | None] = []
         while len(found) < most and not self._inbox.empty() and not self.closed:
             found.append(self._received(self._inbox.get_nowait()))
         return found
 
-    def _received(self, event: Event | None) -> Event | None:
+    def _received(self, event: TaskEvent | None) -> TaskEvent | None:
         if event is None:
             self.closed = True
             if self.lagged:
@@ -109,7 +153,7 @@ class Subscription:
     def __aiter__(self) -> Subscription:
         return self
 
-    async def __anext__(self) -> Event:
+    async def __anext__(self) -> TaskEvent:
         event = await self.next()
         if event is None:
             raise StopAsyncIteration
@@ -140,14 +184,12 @@ class EventBus:
             self._subscribers.discard(sub)
             sub._deliver(None)
 
-    def publish(self, event: Mapping[str, Any]) -> None:
-        """Hand ``event`` to every interested subscriber, as one shared ``Event``."""
-        shared = Event.of(event)
-        task_id = shared["task_id"]
+    def publish(self, event: TaskEvent) -> None:
+        """Hand ``event`` to every interested subscriber (the same object to each)."""
         for sub in list(self._subscribers):
-            if sub.task_id is not None and sub.task_id != task_id:
+            if sub.task_id is not None and sub.task_id != event.task_id:
                 continue
-            if not sub._deliver(shared):
+            if not sub._deliver(event):
                 self.unsubscribe(sub)
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ from loguru import logger
 
 from ai_admin.config import Settings
 from ai_admin.errors import QueueFull
-from ai_admin.queue.events import EventBus
+from ai_admin.queue.events import EventBus, EventKind, TaskEvent
 from ai_admin.queue.models import RETRYABLE_STATUSES, DockerTask, TaskStatus
 from ai_admin.queue.ready import ReadyQueue
 from ai_admin.queue.runs import Run
@@ -122,7 +122,7 @@ class TaskMemory:
         result settles after that, with the write's error if any, so whoever waits for it
         sees the outcome applied, whether or not the caller is still there.
         """
-        events = [t.event("status") for t in tasks]
+        events = [TaskEvent.of(t, EventKind.STATUS) for t in tasks]
         for task in tasks:
             after = TaskClass.of(task)
             self._stats.move(self._counted.get(task.id), after)
@@ -148,7 +148,7 @@ class TaskMemory:
     def _landed(
         self,
         tasks: Sequence[DockerTask],
-        events: list[dict[str, Any]],
+        events: list[TaskEvent],
         settled: asyncio.Future[None],
         then: Callable[[], None] | None,
         undo: Callable[[], None] | None,
@@ -189,7 +189,7 @@ class TaskMemory:
     def _announce(
         self,
         tasks: Sequence[DockerTask],
-        events: list[dict[str, Any]],
+        events: list[TaskEvent],
         write: asyncio.Future[None],
     ) -> None:
         for task, event in zip(tasks, events, strict=True):
@@ -245,16 +245,14 @@ class TaskMemory:
             resync = asyncio.ensure_future(self._store.save((), self._stats.counters))
             resync.add_done_callback(_retrieved)
 
-    def _changed(self, task: DockerTask, kind: str, extra: dict[str, Any]) -> None:
+    def _changed(self, task: DockerTask, kind: EventKind, line: str | None) -> None:
         self._dirty.add(task.id)
+        event = TaskEvent.of(task, kind, line)
         run = self._running.get(task.id)
         if run is not None and run.held is not None:  # "running" not announced yet
-            run.held.append(task.event(kind, **extra))
+            run.held.append(event)
         else:
-            self._publish(task, kind, extra)
-
-    def _publish(self, task: DockerTask, kind: str, extra: dict[str, Any]) -> None:
-        self._events.publish(task.event(kind, **extra))
+            self._events.publish(event)
 
     async def _flush(self) -> None:
         """Write coalesced progress, and try again the states whose write failed."""

@@ -226,20 +226,6 @@ class DockerTask(BaseModel):
             "logs": list(self.logs),
         }
 
-    def event(self, kind: str, **extra: Any) -> dict[str, Any]:
-        """The task's current state as subscribers receive it."""
-        return {
-            "event": kind,
-            "task_id": self.id,
-            "task_type": self.task_type.value,
-            "status": self.status.value,
-            "progress": self.progress,
-            "current_step": self.current_step,
-            "error_code": self.error_code,
-            "at": time.time(),
-            **extra,
-        }
-
     def public_dict(self, *, include_logs: bool = True) -> dict[str, Any]:
         """The task as clients see it (status with description, can_retry, no internals)."""
         data = self.model_dump(mode="json", exclude={"seq", "paused_from", "queued_at", "logs"})

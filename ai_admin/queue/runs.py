@@ -10,6 +10,7 @@ from typing import Any
 
 from ai_admin.errors import AiAdminError, ErrorCode, ExecutionError, TaskTimeout
 from ai_admin.queue.context import RunContext
+from ai_admin.queue.events import TaskEvent
 from ai_admin.queue.models import DockerTask, ErrorInfo
 
 
@@ -38,7 +39,7 @@ class Run:
     # The "running" write, queued at launch; the outcome is written after it.
     started: asyncio.Future[None] | None = None
     # Progress and log events wait here until the "running" state has been announced.
-    held: list[dict[str, Any]] | None = field(default_factory=list)
+    held: list[TaskEvent] | None = field(default_factory=list)
     # For the pause or cancel that stopped the run: the state recorded, or the write's error.
     final: DockerTask | None = None
     error: BaseException | None = None

@@ -39,8 +39,8 @@ async def main(db_path: Path, count: int) -> None:
     running: set[str] = set()
     while len(running) < 2:
         event = await events.next()
-        if event is not None and event["event"] == "status" and event["status"] == "running":
-            running.add(event["task_id"])
+        if event is not None and event.event == "status" and event.status == "running":
+            running.add(event.task_id)
     print("READY " + json.dumps(ids), flush=True)
     await asyncio.Event().wait()
 

@@ -81,20 +81,20 @@ class Run:
         """The statuses the task went through after it started, without repeats."""
         steps: list[str] = []
         for event in self.events:
-            status = event["status"]
+            status = event.status
             if status not in ("pending", "running") and (not steps or steps[-1] != status):
                 steps.append(status)
         return steps
 
     @property
     def lines(self) -> list[str]:
-        return [e["line"] for e in self.events if e["event"] == "log"]
+        return [e.line for e in self.events if e.event == "log"]
 
 
 async def events_of(sub: Subscription, task_id: str) -> list[dict[str, Any]]:
     """Everything the subscription got for ``task_id`` until now (it is closed)."""
     sub.close()
-    return [event async for event in sub if event["task_id"] == task_id]
+    return [event async for event in sub if event.task_id == task_id]
 
 
 async def submit(
@@ -123,10 +123,10 @@ async def wait_event(
         while True:
             event = await sub.next()
             assert event is not None, "the subscription ended"
-            if event["task_id"] == task_id:
+            if event.task_id == task_id:
                 if seen is not None:
                     seen.append(event)
-                assert not TaskStatus(event["status"]).is_finished, event
+                assert not TaskStatus(event.status).is_finished, event
                 if predicate(event):
                     return event
 
@@ -141,10 +141,10 @@ def assert_completed(run: Run, steps: list[str], *, moved: bool = True) -> dict[
     task = run.task
     assert task.status is TaskStatus.COMPLETED, (task.error_code, task.error, task.logs[-10:])
     assert run.steps == steps
-    values = [e["progress"] for e in run.events]
+    values = [e.progress for e in run.events]
     assert values == sorted(values), f"progress went down: {values}"
     assert values[-1] == 100.0
-    assert all(e["status"] == "completed" for e in run.events if e["progress"] >= 100.0)
+    assert all(e.status == "completed" for e in run.events if e.progress >= 100.0)
     if moved:
         assert any(0 < v < 100 for v in values), "no progress was reported before completion"
     assert task.result is not None
@@ -176,8 +176,8 @@ def assert_failed(
         assert any(suggests in s for s in task.error_info.suggestions), (
             f"no suggestion names {suggests!r}: {task.error_info.suggestions}"
         )
-    assert run.events[-1]["status"] == status.value
-    assert run.events[-1]["error_code"] == code
+    assert run.events[-1].status == status.value
+    assert run.events[-1].error_code == code
 
 
 def docker_threads() -> list[str]:

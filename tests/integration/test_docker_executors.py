@@ -104,7 +104,7 @@ def test_build_reports_steps_progress_and_the_image(
     lines = flow.build.task.logs
     assert any(line.startswith("Step 2/3 : RUN head -c") for line in lines), lines
     assert any(line.startswith("Successfully built") for line in lines), lines
-    assert any(e["current_step"].startswith("Step 2/3") for e in flow.build.events)
+    assert any(e.current_step.startswith("Step 2/3") for e in flow.build.events)
 
 
 def test_push_reports_bytes_and_the_digest(flow: Flow, open_registry: str) -> None:
@@ -112,7 +112,7 @@ def test_push_reports_bytes_and_the_digest(flow: Flow, open_registry: str) -> No
     assert result["digest"].startswith("sha256:")
     assert result["digests"] == {flow.tag: result["digest"]}
     assert result["bytes_uploaded"] >= BLOB_BYTES
-    assert any("MB of" in e["current_step"] for e in flow.push.events if e["event"] == "progress")
+    assert any("MB of" in e.current_step for e in flow.push.events if e.event == "progress")
     assert flow.tag in registry_tags(open_registry, "it/blob")
 
 
@@ -125,8 +125,8 @@ def test_pull_reports_download_then_extraction_and_the_same_digest(
     assert f"{flow.repository}@{result['digest']}" in result["repo_digests"]
     assert result["bytes_downloaded"] >= BLOB_BYTES
     assert docker_client.images.get(flow.ref).id == result["image_id"]
-    downloading = [e for e in flow.pull.events if e["status"] == "downloading"]
-    assert any(0 < e["progress"] < 80 for e in downloading)
+    downloading = [e for e in flow.pull.events if e.status == "downloading"]
+    assert any(0 < e.progress < 80 for e in downloading)
 
 
 async def test_push_of_all_tags(
@@ -174,7 +174,7 @@ async def test_build_with_push_uploads_every_tag(
     assert len(set(result["digests"].values())) == 1  # one image, one manifest
     assert all(d.startswith("sha256:") for d in result["digests"].values())
     assert {tag, f"{tag}-b"} <= set(registry_tags(open_registry, "it/built"))
-    uploading = [e["progress"] for e in run.events if e["status"] == "uploading"]
+    uploading = [e.progress for e in run.events if e.status == "uploading"]
     assert uploading
     assert min(uploading) >= 60.0
 
@@ -307,7 +307,7 @@ async def test_closed_registry_port_is_a_network_error_retried_to_the_limit(
         suggests=registry,
     )
     assert "connection refused" in run.task.error_details["docker_message"]  # type: ignore[index]
-    attempts = [e for e in run.events if e["status"] == "uploading" and e["event"] == "status"]
+    attempts = [e for e in run.events if e.status == "uploading" and e.event == "status"]
     assert len(attempts) == 3
 
 
@@ -479,7 +479,7 @@ async def test_cancel_a_running_pull_stops_the_download(
         task_id = await submit(
             engine, TaskType.PULL, {"image_name": big_image.repository, "tag": big_image.tag}
         )
-        await wait_event(sub, task_id, lambda e: e["status"] == "downloading")
+        await wait_event(sub, task_id, lambda e: e.status == "downloading")
         started = time.monotonic()
         task = await engine.cancel_task(task_id)
         assert time.monotonic() - started < 5.0
@@ -532,7 +532,7 @@ async def test_pause_a_running_pull_and_resume_it(
             engine, TaskType.PULL, {"image_name": big_image.repository, "tag": big_image.tag}
         )
         events: list[dict[str, Any]] = []
-        await wait_event(sub, task_id, lambda e: e["status"] == "downloading", events)
+        await wait_event(sub, task_id, lambda e: e.status == "downloading", events)
         paused = await engine.pause_task(task_id)
         assert paused.status is TaskStatus.PAUSED
         await no_docker_threads()
@@ -543,11 +543,11 @@ async def test_pause_a_running_pull_and_resume_it(
     assert task.status is TaskStatus.COMPLETED, task.error
     assert task.result is not None
     assert task.result["digest"] == big_image.digest
-    statuses = [e["status"] for e in events if e["event"] == "status"]
+    statuses = [e.status for e in events if e.event == "status"]
     paused_at = statuses.index("paused")
     assert "downloading" in statuses[:paused_at]
     assert statuses[paused_at:] == ["paused", "pending", "running", *PULL_STEPS]
-    assert events[-1]["progress"] == 100.0
+    assert events[-1].progress == 100.0
     assert docker_client.images.get(big_image.ref).id == task.result["image_id"]
 
 
@@ -562,7 +562,7 @@ async def test_pulls_complete_while_one_registry_stalls(
             stuck = await submit(
                 engine, TaskType.PULL, {"image_name": f"{stalled.address}/it/blob:1"}
             )
-            await wait_event(sub, stuck, lambda e: e["status"] == "pulling")
+            await wait_event(sub, stuck, lambda e: e.status == "pulling")
             others = [
                 await submit(engine, TaskType.PULL, {"image_name": flow.ref}),
                 await submit(engine, TaskType.PULL, {"image_name": f"{flow.repository}@{digest}"}),

@@ -25,7 +25,9 @@ def _context(
         log_lines=log_lines,
         loop=asyncio.get_running_loop(),
         commit_step=commit,
-        changed=lambda t, kind, extra: changes.append((kind, {"progress": t.progress, **extra})),
+        changed=lambda t, kind, line: changes.append(
+            (kind, {"progress": t.progress} | ({"line": line} if line is not None else {}))
+        ),
     )
 
 

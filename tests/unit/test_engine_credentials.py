@@ -76,9 +76,9 @@ async def test_a_password_reaches_the_executor_but_is_stored_and_shown_nowhere(
     events = []
     while (event := await within(sub.next())) is not None:
         events.append(event)
-        if event["status"] == "completed":
+        if event.status == "completed":
             break
-    assert CANARY not in json.dumps([dict(e) for e in events])
+    assert CANARY not in json.dumps([e.to_dict() for e in events])
     assert not any(CANARY in line for line in log_lines)
 
     await engine.close()

@@ -20,13 +20,13 @@ async def _until_finished(sub: Subscription) -> list[dict[str, Any]]:
     events = []
     while (event := await within(sub.next())) is not None:
         events.append(event)
-        if event["event"] == "status" and TaskStatus(event["status"]).is_finished:
+        if event.event == "status" and TaskStatus(event.status).is_finished:
             break
     return events
 
 
 def _progress_never_decreases(events: Sequence[dict[str, Any]]) -> None:
-    values = [e["progress"] for e in events]
+    values = [e.progress for e in events]
     assert values == sorted(values), values
 
 
@@ -54,7 +54,7 @@ async def test_a_subscriber_sees_every_change_of_a_task_in_order(
 
     events = await _until_finished(sub)
 
-    assert [(e["event"], e["status"]) for e in events] == [
+    assert [(e.event, e.status) for e in events] == [
         ("status", "pending"),
         ("status", "running"),
         ("progress", "running"),
@@ -66,22 +66,22 @@ async def test_a_subscriber_sees_every_change_of_a_task_in_order(
         ("progress", "pulling"),
         ("status", "completed"),
     ]
-    assert {e["task_id"] for e in events} == {task.id}
+    assert {e.task_id for e in events} == {task.id}
     _progress_never_decreases(events)
-    assert [e["progress"] for e in events if e["event"] == "progress"] == [5, 20, 60, 99.9]
-    assert [e["progress"] for e in events].count(100.0) == 1
-    assert events[-1]["progress"] == 100.0
-    assert events[4]["current_step"] == "Checking the reference"
-    assert events[5]["current_step"] == "Pulling team/app"
-    assert events[6]["line"] == "layer 1 done"
+    assert [e.progress for e in events if e.event == "progress"] == [5, 20, 60, 99.9]
+    assert [e.progress for e in events].count(100.0) == 1
+    assert events[-1].progress == 100.0
+    assert events[4].current_step == "Checking the reference"
+    assert events[5].current_step == "Pulling team/app"
+    assert events[6].line == "layer 1 done"
 
     await within(engine.join())
     seen = []
     while len(seen) < 2 * len(events):
         seen.append(await within(everything.next()))
-    assert {e["task_id"] for e in seen} == {task.id, other.id}
+    assert {e.task_id for e in seen} == {task.id, other.id}
     for task_id in (task.id, other.id):
-        _progress_never_decreases([e for e in seen if e["task_id"] == task_id])
+        _progress_never_decreases([e for e in seen if e.task_id == task_id])
 
 
 async def test_progress_from_a_worker_thread_reaches_subscribers_in_order(
@@ -103,9 +103,9 @@ async def test_progress_from_a_worker_thread_reaches_subscribers_in_order(
     events = await _until_finished(sub)
 
     _progress_never_decreases(events)
-    progress = [e["progress"] for e in events if e["event"] == "progress"]
+    progress = [e.progress for e in events if e.event == "progress"]
     assert progress == [round(i * 1.5, 1) for i in range(1, 51)]
-    lines = [e["line"] for e in events if e["event"] == "log"]
+    lines = [e.line for e in events if e.event == "log"]
     assert lines == [f"chunk {i}" for i in range(1, 51)]
     done = await engine.require_task(task.id)
     assert done.progress == 100.0

@@ -223,8 +223,8 @@ async def test_a_task_cancelled_or_paused_in_its_backoff_is_no_longer_waited_for
     while len(backing_off) < 2:
         event = await within(sub.next())
         assert event is not None
-        if event["event"] == "status" and "Retry 1" in event["current_step"]:
-            backing_off.add(event["task_id"])
+        if event.event == "status" and "Retry 1" in event.current_step:
+            backing_off.add(event.task_id)
     assert (await engine.get_queue_stats())["summary"]["queue_size"] == 2
 
     await engine.cancel_task(cancelled.id)
@@ -270,9 +270,9 @@ async def test_each_retry_is_due_exactly_its_backoff_step_after_the_failure_and_
     while len(due_at) < len(expected_s):
         event = await within(sub.next())
         assert event is not None
-        if event["event"] == "status" and event["current_step"].startswith("Retry"):
+        if event.event == "status" and event.current_step.startswith("Retry"):
             # The event is made after the failure is recorded; the backoff is far from over.
-            announced_at.append(event["at"])
+            announced_at.append(event.at)
             backing_off = await engine.require_task(task.id)
             assert backing_off.next_attempt_at is not None, "read after the backoff ended"
             due_at.append(backing_off.next_attempt_at)

@@ -155,7 +155,7 @@ async def _round(r: Round, stage: str, combo: tuple[str, ...], offset: int, stag
     accepted = _check_answers(combo, results)
     await _settle(r, task_id)
     events.close()
-    statuses = Counter([e["status"] async for e in events if e["event"] == "status"])
+    statuses = Counter([e.status async for e in events if e.event == "status"])
     # Each accepted pause or cancel is one published (so durable) transition, and no more.
     assert statuses["paused"] == accepted["pause"], (name, results, statuses)
     assert statuses["cancelled"] == accepted["cancel"], (name, results, statuses)

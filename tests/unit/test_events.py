@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
+import dataclasses
 
 import pytest
 from queue_helpers import within
 
 from ai_admin.queue import events as events_module
-from ai_admin.queue.events import Event, EventBus, SubscriptionLagged
+from ai_admin.queue.events import EventBus, EventKind, SubscriptionLagged, TaskEvent
+from ai_admin.queue.models import TaskStatus
 
 
-def event(task_id: str, n: int) -> dict[str, Any]:
-    return {"task_id": task_id, "n": n}
+def event(task_id: str, n: int) -> TaskEvent:
+    """The n-th event of a test, told apart by its progress."""
+    return TaskEvent(
+        EventKind.PROGRESS, task_id, "docker_pull", TaskStatus.PULLING, n, "step", None, 0.0
+    )
 
 
 async def test_a_subscription_receives_events_published_after_it_in_order() -> None:
@@ -22,7 +25,7 @@ async def test_a_subscription_receives_events_published_after_it_in_order() -> N
     sub = bus.subscribe()
     for n in range(1, 6):
         bus.publish(event("a" if n % 2 else "b", n))
-    assert [(await within(sub.next()))["n"] for _ in range(5)] == [1, 2, 3, 4, 5]
+    assert [(await within(sub.next())).progress for _ in range(5)] == [1, 2, 3, 4, 5]
 
 
 async def test_a_task_subscription_sees_only_that_task() -> None:
@@ -31,7 +34,7 @@ async def test_a_task_subscription_sees_only_that_task() -> None:
     for n in range(4):
         bus.publish(event("b" if n % 2 else "a", n))
     sub_a.close()
-    assert [e["n"] async for e in sub_a] == [0, 2]
+    assert [e.progress async for e in sub_a] == [0, 2]
 
 
 async def test_closing_the_bus_ends_every_subscription() -> None:
@@ -40,7 +43,7 @@ async def test_closing_the_bus_ends_every_subscription() -> None:
     bus.publish(event("x", 1))
     bus.close()
     for sub in subs:
-        assert [e["n"] async for e in sub] == [1]
+        assert [e.progress async for e in sub] == [1]
         assert await sub.next() is None
     bus.publish(event("x", 2))  # nobody is listening; no error
 
@@ -50,7 +53,7 @@ async def test_a_closed_subscription_gets_nothing_more() -> None:
     async with bus.subscribe() as sub:
         bus.publish(event("a", 1))
     bus.publish(event("a", 2))
-    assert [e["n"] async for e in sub] == [1]
+    assert [e.progress async for e in sub] == [1]
 
 
 async def test_a_reader_that_falls_behind_is_dropped_with_an_error(
@@ -62,31 +65,31 @@ async def test_a_reader_that_falls_behind_is_dropped_with_an_error(
     fast = bus.subscribe()
     for n in range(5):
         bus.publish(event("a", n))
-        assert (await within(fast.next()))["n"] == n
+        assert (await within(fast.next())).progress == n
     assert slow.lagged
-    assert [(await within(slow.next()))["n"] for _ in range(3)] == [0, 1, 2]
+    assert [(await within(slow.next())).progress for _ in range(3)] == [0, 1, 2]
     with pytest.raises(SubscriptionLagged):
         await within(slow.next())
     bus.publish(event("a", 5))
-    assert (await within(fast.next()))["n"] == 5  # the others carry on
+    assert (await within(fast.next())).progress == 5  # the others carry on
 
 
 async def test_every_subscriber_gets_one_shared_event_encoded_once() -> None:
     bus = EventBus()
     subs = [bus.subscribe() for _ in range(100)] + [bus.subscribe("a")]
-    calls: list[Event] = []
+    calls: list[TaskEvent] = []
 
-    def encode(e: Event) -> bytes:
+    def encode(e: TaskEvent) -> bytes:
         calls.append(e)
-        return json.dumps(dict(e)).encode()
+        return f"{e.task_id}:{e.progress:g}".encode()
 
     bus.publish(event("a", 1))
     received = [await within(sub.next()) for sub in subs]
     assert all(r is received[0] for r in received)
-    assert {r.encoded(encode) for r in received if r is not None} == {b'{"task_id": "a", "n": 1}'}
+    assert {r.encoded(encode) for r in received if r is not None} == {b"a:1"}
     assert len(calls) == 1
-    with pytest.raises(TypeError):
-        received[0]["n"] = 2  # type: ignore[index]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        received[0].progress = 2  # type: ignore[misc]
 
 
 async def test_ready_hands_over_what_is_waiting_without_waiting() -> None:
@@ -95,8 +98,8 @@ async def test_ready_hands_over_what_is_waiting_without_waiting() -> None:
     assert sub.ready(10) == []
     for n in range(5):
         bus.publish(event("a", n))
-    assert [e["n"] for e in sub.ready(3) if e is not None] == [0, 1, 2]
+    assert [e.progress for e in sub.ready(3) if e is not None] == [0, 1, 2]
     sub.close()
     rest = sub.ready(10)
-    assert [e["n"] if e is not None else None for e in rest] == [3, 4, None]
+    assert [e.progress if e is not None else None for e in rest] == [3, 4, None]
     assert await sub.next() is None

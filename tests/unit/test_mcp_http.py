@@ -103,7 +103,7 @@ async def test_closing_the_app_ends_a_call_still_waiting_for_its_task(app: App, 
 
     async def close_once_running() -> float:
         async for event in events:
-            if event["status"] == "running":
+            if event.status == "running":
                 break
         events.close()
         started = time.monotonic()

@@ -18,7 +18,8 @@ from queue_helpers import within
 from ai_admin.agent import Agent
 from ai_admin.http import sse
 from ai_admin.http.sse import EventStreams
-from ai_admin.queue.events import EventBus, Subscription
+from ai_admin.queue.events import EventBus, EventKind, Subscription, TaskEvent
+from ai_admin.queue.models import TaskStatus
 
 
 class FakeTransport:
@@ -65,12 +66,19 @@ class FakeAgent:
         self.queue = FakeQueue()
 
 
-def event(task_id: str, status: str, n: int = 0) -> dict[str, Any]:
-    return {"event": "status", "task_id": task_id, "status": status, "n": n}
+def event(task_id: str, status: str, n: int = 0) -> TaskEvent:
+    """A status event, told apart from its twins by its progress ``n``."""
+    return TaskEvent(
+        EventKind.STATUS, task_id, "docker_pull", TaskStatus(status), n, status, None, 0.0
+    )
 
 
 def frame_of(task_id: str, status: str, n: int = 0) -> bytes:
-    data = f'{{"event": "status", "task_id": "{task_id}", "status": "{status}", "n": {n}}}'
+    data = (
+        f'{{"event": "status", "task_id": "{task_id}", "task_type": "docker_pull", '
+        f'"status": "{status}", "progress": {n}, "current_step": "{status}", '
+        '"error_code": null, "at": 0.0}'
+    )
     return f"event: status\ndata: {data}\n\n".encode()
 
 
