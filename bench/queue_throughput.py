@@ -79,9 +79,9 @@ async def _ai_admin(n: int, workers: int, producers: int, db: Path, sync: str) -
         async def collect() -> None:
             while len(latencies) < n:
                 event = await events.next()
-                if event is not None and event["status"] == "completed":
+                if event is not None and event.status == "completed":
                     done = time.perf_counter()
-                    latencies.append(done - submitted.get(event["task_id"], done))
+                    latencies.append(done - submitted.get(event.task_id, done))
 
         collector = asyncio.create_task(collect())
         t0 = time.perf_counter()
