@@ -1,10 +1,10 @@
 """The one boundary where the synchronous Docker SDK meets the event loop.
 
-docker-py blocks, so every call runs on a thread of its own (a slow registry never holds up
-another task or the loop). A stream is pumped by its thread into an asyncio queue and all the
-logic (steps, progress, errors) runs on the loop. To stop an operation, the client shuts down
-the socket its response is streaming from: the blocked read returns at once and the engine,
-seeing the client gone, cancels the build, push or pull.
+docker-py blocks, so every call runs on a thread of its own (``queue.threads.in_thread``): a slow
+registry never holds up another task or the loop. A stream is pumped by its thread into an
+asyncio queue and all the logic (steps, progress, errors) runs on the loop. To stop an
+operation, the client shuts down the socket its response is streaming from: the blocked read
+returns at once and the engine, seeing the client gone, cancels the build, push or pull.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from loguru import logger
 from ai_admin.docker.errors import DockerOperation, classify, docker_errors
 from ai_admin.docker.progress import error_of
 from ai_admin.errors import ExecutionError
+from ai_admin.queue.threads import in_thread
 
 T = TypeVar("T")
 Chunk = dict[str, Any]
@@ -122,26 +123,6 @@ def engine_address(base_url: str | None) -> str:
     return str(client_settings(base_url).get("base_url") or _DEFAULT_ENGINE)
 
 
-def _in_thread(fn: Callable[[], T], name: str) -> asyncio.Future[T]:
-    loop = asyncio.get_running_loop()
-    fut: asyncio.Future[T] = loop.create_future()
-
-    def settle(ok: bool, value: Any) -> None:
-        if not fut.done():
-            fut.set_result(value) if ok else fut.set_exception(value)
-
-    def target() -> None:
-        try:
-            result = fn()
-        except BaseException as exc:  # handed to the loop, which classifies it
-            loop.call_soon_threadsafe(settle, False, exc)
-        else:
-            loop.call_soon_threadsafe(settle, True, result)
-
-    threading.Thread(target=target, name=name, daemon=True).start()
-    return fut
-
-
 class DockerSession:
     """One operation's client and its context for error classification."""
 
@@ -177,11 +158,11 @@ class DockerSession:
     async def call(self, fn: Callable[[StreamingClient], T]) -> T:
         """Run one blocking SDK call; Docker's errors come back classified."""
         client = await self._connected()
-        return await self._await(_in_thread(lambda: fn(client), f"docker-{self.operation}"))
+        return await self._await(in_thread(lambda: fn(client), f"docker-{self.operation}"))
 
     async def _connected(self) -> StreamingClient:
         if self._client is None:
-            connecting = _in_thread(lambda: connect(self._base_url), "docker-connect")
+            connecting = in_thread(lambda: connect(self._base_url), "docker-connect")
             # Adopted even when this task is cancelled meanwhile, so close() still closes it.
             connecting.add_done_callback(self._adopt)
             self._client = await self._await(connecting)
@@ -218,7 +199,7 @@ class DockerSession:
             finally:
                 loop.call_soon_threadsafe(inbox.put_nowait, _END)
 
-        reader = _in_thread(pump, f"docker-{self.operation}-stream")
+        reader = in_thread(pump, f"docker-{self.operation}-stream")
         self._threads.append(reader)
         try:
             while (chunk := await inbox.get()) is not _END:

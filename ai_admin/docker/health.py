@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+from functools import partial
 from typing import Any
 
 import docker
@@ -11,6 +11,7 @@ from docker.errors import DockerException
 
 from ai_admin.docker.client import client_settings
 from ai_admin.errors import ErrorCode
+from ai_admin.queue.threads import in_thread
 
 _PROBE_TIMEOUT_S = 3
 
@@ -46,4 +47,4 @@ def _first_line(text: str) -> str:
 
 async def docker_health(base_url: str | None = None) -> dict[str, Any]:
     """Ask the engine for its version, off the event loop; never raises."""
-    return await asyncio.to_thread(_probe, base_url)
+    return await in_thread(partial(_probe, base_url), "docker-health")

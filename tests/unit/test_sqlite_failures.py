@@ -211,7 +211,8 @@ async def test_a_checkpoint_on_a_full_disk_is_logged_and_the_next_one_runs(
     )
     filler = fill(disk)
     try:
-        store._checkpoints.put(True)
+        assert store._checkpointer is not None
+        store._checkpointer.put(True)
         assert await asyncio.to_thread(logged.wait, 15)
     finally:
         logger.remove(sink)

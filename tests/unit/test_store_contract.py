@@ -15,6 +15,7 @@ import pytest
 from queue_helpers import within
 
 from ai_admin.errors import StoreError
+from ai_admin.queue import sqlite_writer
 from ai_admin.queue.models import DockerTask, ErrorInfo, TaskPriority, TaskStatus, TaskType
 from ai_admin.queue.sqlite_store import SqliteStore
 from ai_admin.queue.stats import TaskClass
@@ -328,13 +329,13 @@ async def test_sqlite_uses_wal_and_groups_concurrent_saves(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     transactions: list[int] = []
-    original = SqliteStore._transaction
+    original = sqlite_writer.transaction
 
     def counting(conn: sqlite3.Connection, jobs: list) -> list:  # type: ignore[type-arg]
         transactions.append(len(jobs))
         return original(conn, jobs)
 
-    monkeypatch.setattr(SqliteStore, "_transaction", staticmethod(counting))
+    monkeypatch.setattr(sqlite_writer, "transaction", counting)
     store = SqliteStore(tmp_path / "wal.db")
     await store.open()
     try:
@@ -451,7 +452,7 @@ async def test_a_write_lock_held_elsewhere_does_not_freeze_the_loop(store: Sqlit
 async def test_a_save_fails_once_the_lock_is_held_past_the_busy_timeout(
     store: SqliteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("ai_admin.queue.sqlite_store._BUSY_TIMEOUT_S", 0.2)
+    monkeypatch.setattr("ai_admin.queue.sqlite_schema.BUSY_TIMEOUT_S", 0.2)
     outside = sqlite3.connect(store.path, isolation_level=None)
     outside.execute("BEGIN IMMEDIATE")
     try:
