@@ -1,10 +1,11 @@
 """``Dispatcher.dispatch(message) -> Reply``: the one way any door runs a command.
 
-A reply is the envelope every client sees, ``{"success": true, "action", "data"}`` or
-``{"success": false, "action", "error": {"code", "message", "details", "suggestions"}}``,
-plus the HTTP status that agrees with it. Nothing a client sends can make it raise: unexpected
-failures become ``INTERNAL_ERROR`` with the traceback in the agent's log, never in the reply
-(a traceback of code only: the log shows no variable's value, see ``ai_admin.logging``).
+A reply is the envelope every client sees (``ai_admin.wire.envelope``: ``{"success": true,
+"action", "data"}`` or ``{"success": false, "action", "error": {"code", "message", "details",
+"suggestions"}}``), plus the HTTP status that agrees with it. Nothing a client sends can make
+it raise: unexpected failures become ``INTERNAL_ERROR`` with the traceback in the agent's log,
+never in the reply (a traceback of code only: the log shows no variable's value, see
+``ai_admin.logging``).
 Params holding text no parameter may hold (NUL, lone surrogates) are refused for every
 command before its model sees them (``ai_admin.validation.check_text``).
 """
@@ -21,6 +22,7 @@ from loguru import logger
 from ai_admin.commands.registry import REGISTRY, Command, Registry
 from ai_admin.errors import AiAdminError, BadRequest, ErrorCode
 from ai_admin.validation import parse
+from ai_admin.wire.envelope import failure, success
 
 if TYPE_CHECKING:
     from ai_admin.agent import Agent
@@ -39,7 +41,7 @@ class Reply:
 
 
 def error_reply(error: AiAdminError, action: str | None = None) -> Reply:
-    return Reply({"success": False, "action": action, "error": error.to_dict()}, error.http_status)
+    return Reply(failure(error, action), error.http_status)
 
 
 class Dispatcher:
@@ -91,7 +93,7 @@ class Dispatcher:
                 ),
                 command.name,
             )
-        return Reply({"success": True, "action": command.name, "data": data})
+        return Reply(success(command.name, data))
 
     def _resolve(self, message: Any) -> tuple[Command[Any], Any]:
         if not isinstance(message, Mapping):

@@ -18,6 +18,7 @@ from ai_admin.docker.build_context import read_dockerignore, resolve_context, re
 from ai_admin.docker.build_options import check_network_mode
 from ai_admin.docker.params import BuildParams, PullParams, PushParams
 from ai_admin.queue.models import DockerTask, TaskPriority, TaskType
+from ai_admin.wire.results import Submitted
 
 if TYPE_CHECKING:
     from ai_admin.agent import Agent
@@ -97,6 +98,7 @@ _SUBMIT_RETURNS = (
 @REGISTRY.command(
     "docker_build",
     DockerBuildCommand,
+    result=Submitted,
     example={
         "dockerfile": 'FROM busybox\nRUN echo "hello"\n',
         "tags": ["127.0.0.1:5000/team/app:1.4"],
@@ -126,6 +128,7 @@ def _check_context(p: DockerBuildCommand, allowed_roots: Sequence[Path]) -> None
 @REGISTRY.command(
     "docker_push",
     DockerPushCommand,
+    result=Submitted,
     example={"image_name": "username/myapp", "tag": "latest"},
     description_suffix=_SUBMIT_RETURNS,
 )
@@ -139,6 +142,7 @@ async def docker_push(agent: Agent, p: DockerPushCommand) -> dict[str, Any]:
 @REGISTRY.command(
     "docker_pull",
     DockerPullCommand,
+    result=Submitted,
     example={"image_name": "127.0.0.1:5000/team/app", "tag": "1.4"},
     description_suffix=_SUBMIT_RETURNS,
 )

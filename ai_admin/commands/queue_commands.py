@@ -13,6 +13,18 @@ from ai_admin.config import Settings
 from ai_admin.queue.models import DockerTask, TaskStatus, TaskType
 from ai_admin.queue.states import Action
 from ai_admin.queue.store import TaskQuery
+from ai_admin.wire.results import (
+    Cleared,
+    CommandList,
+    Configured,
+    Export,
+    Managed,
+    QueueMetrics,
+    QueuePaused,
+    QueueStatus,
+    TaskList,
+    TaskStatusResult,
+)
 
 if TYPE_CHECKING:
     from ai_admin.agent import Agent
@@ -172,6 +184,7 @@ def _budget(agent: Agent, *parts: Any) -> int:
 @REGISTRY.command(
     "queue_status",
     QueueStatusParams,
+    result=QueueStatus,
     example={"include_logs": False, "detailed": True},
     read_only=True,
     idempotent=True,
@@ -220,6 +233,7 @@ def _live_views(
 @REGISTRY.command(
     "queue_task_status",
     TaskStatusParams,
+    result=TaskStatusResult,
     example={"task_id": _EXAMPLE_TASK_ID, "include_logs": True, "detailed": True},
     read_only=True,
     idempotent=True,
@@ -240,6 +254,7 @@ async def queue_task_status(agent: Agent, p: TaskStatusParams) -> dict[str, Any]
 @REGISTRY.command(
     "queue_list_tasks",
     ListParams,
+    result=TaskList,
     example={"status": ["failed"], "limit": 20},
     read_only=True,
     idempotent=True,
@@ -263,6 +278,7 @@ async def queue_list_tasks(agent: Agent, p: ListParams) -> dict[str, Any]:
 @REGISTRY.command(
     "queue_manage",
     ManageParams,
+    result=Managed,
     example={"action": "pause", "task_id": _EXAMPLE_TASK_ID},
     destructive=True,
 )
@@ -288,7 +304,7 @@ async def queue_manage(agent: Agent, p: ManageParams) -> dict[str, Any]:
     }
 
 
-@REGISTRY.command("queue_pause", NoParams, idempotent=True)
+@REGISTRY.command("queue_pause", NoParams, result=QueuePaused, idempotent=True)
 async def queue_pause(agent: Agent, p: NoParams) -> dict[str, Any]:
     """Pause the whole queue: running tasks finish, nothing new starts until queue_resume.
     The pause is kept across restarts; the answer comes once it is stored."""
@@ -296,14 +312,20 @@ async def queue_pause(agent: Agent, p: NoParams) -> dict[str, Any]:
     return {"paused": True}
 
 
-@REGISTRY.command("queue_resume", NoParams, idempotent=True)
+@REGISTRY.command("queue_resume", NoParams, result=QueuePaused, idempotent=True)
 async def queue_resume(agent: Agent, p: NoParams) -> dict[str, Any]:
     """Resume the whole queue after queue_pause: waiting tasks start again."""
     await agent.queue.resume_queue()
     return {"paused": False}
 
 
-@REGISTRY.command("queue_clear", ClearParams, example={"include_failed": False}, destructive=True)
+@REGISTRY.command(
+    "queue_clear",
+    ClearParams,
+    result=Cleared,
+    example={"include_failed": False},
+    destructive=True,
+)
 async def queue_clear(agent: Agent, p: ClearParams) -> dict[str, Any]:
     """Delete finished tasks from the history: completed and merged ones, and with
     include_failed also failed, cancelled and timed-out ones. Returns how many were deleted.
@@ -311,7 +333,7 @@ async def queue_clear(agent: Agent, p: ClearParams) -> dict[str, Any]:
     return {"deleted": await agent.queue.clear(include_failed=p.include_failed)}
 
 
-@REGISTRY.command("queue_metrics", NoParams, read_only=True, idempotent=True)
+@REGISTRY.command("queue_metrics", NoParams, result=QueueMetrics, read_only=True, idempotent=True)
 async def queue_metrics(agent: Agent, p: NoParams) -> dict[str, Any]:
     """Production counters since the store was created: enqueued, dequeued, completed, failed,
     timed out, cancelled, retried, merged, average wait and processing time; plus how many
@@ -323,6 +345,7 @@ async def queue_metrics(agent: Agent, p: NoParams) -> dict[str, Any]:
 @REGISTRY.command(
     "queue_export",
     ExportParams,
+    result=Export,
     example={"what": "all", "limit": 100},
     read_only=True,
     idempotent=True,
@@ -346,6 +369,7 @@ async def queue_export(agent: Agent, p: ExportParams) -> dict[str, Any]:
 @REGISTRY.command(
     "queue_configure",
     ConfigureParams,
+    result=Configured,
     example={"max_concurrent": 2},
     idempotent=True,
 )
@@ -360,7 +384,7 @@ async def queue_configure(agent: Agent, p: ConfigureParams) -> dict[str, Any]:
     return {"changed": sorted(changes), "settings": {k: current[k] for k in _RUNTIME_KEYS}}
 
 
-@REGISTRY.command("commands", NoParams, read_only=True, idempotent=True)
+@REGISTRY.command("commands", NoParams, result=CommandList, read_only=True, idempotent=True)
 async def commands(agent: Agent, p: NoParams) -> dict[str, Any]:
     """Every command the agent understands, with its description, JSON schema of params and
     an example message."""

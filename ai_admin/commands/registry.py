@@ -1,8 +1,10 @@
 """The command registry: the one definition every door reads.
 
-A command is a pydantic params model, an async handler, a description written for people and
-for models (when to use it, what it returns), an example and three honest flags. Validation,
-JSON schema, HTTP routes, MCP tools, CLI help and the ``commands/`` catalogue all come from here.
+A command is a pydantic params model, an async handler, the model of its result (from
+``ai_admin.wire.results``), a description written for people and for models (when to use it,
+what it returns), an example and three honest flags. Validation, JSON schemas (of params and
+of answers), HTTP routes, MCP tools, CLI help and the ``commands/`` catalogue all come from
+here.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
+
+from ai_admin.wire.envelope import Undocumented
 
 if TYPE_CHECKING:
     from ai_admin.agent import Agent
@@ -30,6 +34,8 @@ class Command(Generic[P]):
     description: str
     params: type[P]
     handler: Handler[P]
+    # the shape of the handler's data, as the wire layer documents it
+    result: type[BaseModel] = Undocumented
     example: dict[str, Any] = field(default_factory=dict)
     read_only: bool = False  # a read-only token may run it; MCP readOnlyHint
     destructive: bool = False  # may delete or stop work (MCP destructiveHint)
@@ -62,6 +68,7 @@ class Registry:
         name: str,
         params: type[P],
         *,
+        result: type[BaseModel] = Undocumented,
         example: dict[str, Any] | None = None,
         read_only: bool = False,
         destructive: bool = False,
@@ -78,6 +85,7 @@ class Registry:
                 description=_clean(handler.__doc__ or name) + description_suffix,
                 params=params,
                 handler=handler,
+                result=result,
                 example=example or {},
                 read_only=read_only,
                 destructive=destructive,

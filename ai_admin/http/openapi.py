@@ -1,36 +1,22 @@
-"""The OpenAPI document of the HTTP API, generated from the command registry's models."""
+"""The OpenAPI document of the HTTP API, built from the route table (``route_table.ROUTES``),
+the command registry's params models and the wire layer's answer models: every operation has
+an operationId, a tag, its parameters or body, and the schema of its success envelope."""
 
 from __future__ import annotations
 
 from functools import cache
 from typing import Any
 
-from pydantic.json_schema import models_json_schema
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from ai_admin import __version__
 from ai_admin.commands import REGISTRY, Command
+from ai_admin.http.route_table import ROUTES, Params, Route
 from ai_admin.mcp import MCP_METHODS, MCP_PATH
+from ai_admin.wire.envelope import Failure, success_of
 
 _REF = "#/components/schemas/{model}"
-_ENVELOPE = {
-    "type": "object",
-    "required": ["success", "action"],
-    "properties": {
-        "success": {"type": "boolean"},
-        "action": {"type": ["string", "null"]},
-        "data": {"type": "object"},
-        "error": {
-            "type": "object",
-            "required": ["code", "message", "details", "suggestions"],
-            "properties": {
-                "code": {"type": "string"},
-                "message": {"type": "string"},
-                "details": {"type": "object"},
-                "suggestions": {"type": "array", "items": {"type": "string"}},
-            },
-        },
-    },
-}
 _ERRORS = {
     str(s): {"$ref": "#/components/responses/Error"}
     for s in (400, 401, 403, 404, 409, 413, 429, 500, 503)
@@ -41,7 +27,6 @@ _GUARDED = {
     "403": {"$ref": "#/components/responses/OriginNotAllowed"},
 }
 _LIMITED = {"429": {"$ref": "#/components/responses/LimitReached"}}
-_ENVELOPE_REF = {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}
 _RESPONSES = {
     "Error": (
         "An error envelope with a code and suggestions. On every route a 400 may be "
@@ -60,184 +45,190 @@ _RESPONSES = {
         "streams or max_mcp_sessions_per_token MCP sessions; retry once one has ended."
     ),
 }
+# The answers of the routes that run no command, by operation id.
+_OWN_RESPONSES: dict[str, dict[str, Any]] = {
+    "getHealth": {
+        "200": {"description": "Health", "content": {"application/json": {}}},
+        **_GUARDED,
+    },
+    "streamEvents": {
+        "200": {
+            "description": "An event stream: each event's data is a TaskEvent",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **_ERRORS,
+        **_LIMITED,
+    },
+    "getMetrics": {
+        "200": {"description": "Prometheus text", "content": {"text/plain": {}}},
+        "401": _ERRORS["401"],
+        **_GUARDED,
+    },
+    "getOpenApi": {
+        "200": {"description": "The OpenAPI document", "content": {"application/json": {}}},
+        "401": _ERRORS["401"],
+        **_GUARDED,
+    },
+}
+_TASK_ID_QUERY = {"name": "task_id", "in": "query", "required": False, "schema": {"type": "string"}}
+
+
+class _Schemas:
+    """The components' schemas: each command's params model and each answer model, by name."""
+
+    def __init__(self, commands: list[Command[Any]]) -> None:
+        self.params = {c.name: c.params for c in commands}
+        self.answers: dict[str, type[BaseModel]] = {c.name: success_of(c.result) for c in commands}
+        wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+            *((m, "validation") for m in self.params.values()),
+            *((m, "serialization") for m in self.answers.values()),
+            (Failure, "serialization"),
+        ]
+        refs, top = models_json_schema(wanted, ref_template=_REF)
+        self.schemas: dict[str, Any] = dict(top.get("$defs", {}))
+        self._names: dict[Any, str] = {
+            model: str(ref["$ref"]).rsplit("/", 1)[-1] for (model, _), ref in refs.items()
+        }
+
+    def name(self, model: type[BaseModel]) -> str:
+        return self._names[model]
+
+    def ref(self, model: type[BaseModel]) -> dict[str, str]:
+        return {"$ref": _REF.format(model=self.name(model))}
+
+    def params_ref(self, command: str) -> dict[str, str]:
+        return self.ref(self.params[command])
+
+    def answer(self, commands: list[str]) -> dict[str, Any]:
+        """The 200 response of a route running ``commands``: their success envelopes."""
+        refs = list(
+            {self.name(self.answers[c]): self.ref(self.answers[c]) for c in commands}.values()
+        )
+        schema = refs[0] if len(refs) == 1 else {"anyOf": refs}
+        return {
+            "description": "The command's success envelope",
+            "content": {"application/json": {"schema": schema}},
+        }
+
+    def query(self, route: Route) -> list[dict[str, Any]]:
+        """The route's parameters: its path's, then its command's params in the query."""
+        path = [
+            {"name": key, "in": "path", "required": True, "schema": {"type": "string"}}
+            for key in route.path_keys
+        ]
+        taken = {*route.path_keys, *route.fixed}
+        props = self.schemas[self.name(self.params[route.command])].get("properties", {})
+        query = [
+            {"name": name, "in": "query", "required": False, "schema": schema}
+            for name, schema in props.items()
+            if name not in taken
+        ]
+        return path + query
 
 
 def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
-def _answer(description: str = "The command's envelope") -> dict[str, Any]:
+def _message(command: Command[Any], schemas: _Schemas) -> dict[str, Any]:
+    """The ``POST /cmd`` body that runs ``command``."""
+    params = schemas.params_ref(command.name)
     return {
-        "200": {
-            "description": description,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}},
+        "type": "object",
+        "title": command.name,
+        "description": command.description,
+        # params may be left out (or null) only when the command needs none of them
+        "required": ["action", "params"] if _needs_params(command) else ["action"],
+        "additionalProperties": False,
+        "properties": {
+            "action": {"const": command.name},
+            "params": params if _needs_params(command) else {"anyOf": [params, {"type": "null"}]},
         },
-        **_ERRORS,
     }
 
 
-def _op(summary: str, **extra: Any) -> dict[str, Any]:
-    return {"summary": summary[:120], "description": summary, "responses": _answer(), **extra}
+def _operation(route: Route, schemas: _Schemas, commands: list[Command[Any]]) -> dict[str, Any]:
+    summary = route.summary or _description(route.command)
+    op: dict[str, Any] = {
+        "operationId": route.operation_id,
+        "tags": [route.tag],
+        "summary": summary[:120],
+        "description": summary,
+    }
+    if route.params is Params.NONE:
+        if route.operation_id == "streamEvents":
+            op["parameters"] = [_TASK_ID_QUERY]
+        if route.operation_id == "getHealth":
+            op["security"] = []
+        op["responses"] = _OWN_RESPONSES[route.operation_id]
+        return op
+    names = list(route.commands) or [c.name for c in commands]
+    if route.params is Params.MESSAGE:
+        op["requestBody"] = _json_body({"oneOf": [_message(c, schemas) for c in commands]})
+    elif route.params is Params.SUBMIT:
+        op["requestBody"] = _json_body(
+            {
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "required": ["task_type", "params"],
+                        "properties": {
+                            "task_type": {"const": name},
+                            "params": schemas.params_ref(name),
+                        },
+                    }
+                    for name in route.commands
+                ]
+            }
+        )
+    else:
+        op["parameters"] = schemas.query(route)
+    op["responses"] = {"200": schemas.answer(names), **_ERRORS}
+    return op
 
 
-def _query(model_name: str, schemas: dict[str, Any], exclude: set[str]) -> list[dict[str, Any]]:
-    props = schemas[model_name].get("properties", {})
-    return [
-        {"name": name, "in": "query", "required": False, "schema": schema}
-        for name, schema in props.items()
-        if name not in exclude
-    ]
+def _mcp() -> dict[str, Any]:
+    return {
+        method.lower(): {
+            "operationId": f"mcp{method.capitalize()}",
+            "tags": ["mcp"],
+            "summary": "MCP over streamable HTTP: every command as a tool.",
+            "responses": {"200": {"description": "MCP transport"}, **_ERRORS, **_LIMITED},
+        }
+        for method in MCP_METHODS
+    }
 
 
 @cache
 def document() -> dict[str, Any]:
     commands = list(REGISTRY)
-    refs, top = models_json_schema([(c.params, "validation") for c in commands], ref_template=_REF)
-    schemas: dict[str, Any] = dict(top.get("$defs", {}))
-    schemas["Envelope"] = _ENVELOPE
-    name_of = {c.name: refs[(c.params, "validation")]["$ref"].rsplit("/", 1)[-1] for c in commands}
-    messages = [
-        {
-            "type": "object",
-            "title": c.name,
-            "description": c.description,
-            # params may be left out (or null) only when the command needs none of them
-            "required": ["action", "params"] if _needs_params(c) else ["action"],
-            "additionalProperties": False,
-            "properties": {
-                "action": {"const": c.name},
-                "params": (
-                    {"$ref": _REF.format(model=name_of[c.name])}
-                    if _needs_params(c)
-                    else {"anyOf": [{"$ref": _REF.format(model=name_of[c.name])}, {"type": "null"}]}
-                ),
-            },
-        }
-        for c in commands
-    ]
-    task_id = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
-    submit = {
-        "oneOf": [
-            {
-                "type": "object",
-                "required": ["task_type", "params"],
-                "properties": {
-                    "task_type": {"const": name},
-                    "params": {"$ref": _REF.format(model=name_of[name])},
-                },
-            }
-            for name in ("docker_build", "docker_push", "docker_pull")
-        ]
-    }
-    paths: dict[str, Any] = {
-        "/cmd": {
-            "post": _op("Run any command message.", requestBody=_json_body({"oneOf": messages}))
-        },
-        "/api/tasks": {
-            "get": _op(
-                _description("queue_list_tasks"),
-                parameters=_query(name_of["queue_list_tasks"], schemas, set()),
-            ),
-            "post": _op("Submit a Docker task.", requestBody=_json_body(submit)),
-        },
-        "/api/tasks/{task_id}": {
-            "get": _op(
-                _description("queue_task_status"),
-                parameters=[task_id, *_query(name_of["queue_task_status"], schemas, {"task_id"})],
-            )
-        },
-        "/api/stats": {
-            "get": _op(
-                _description("queue_status"),
-                parameters=_query(name_of["queue_status"], schemas, set()),
-            )
-        },
-        "/api/commands": {"get": _op(_description("commands"))},
-        "/api/events": {
-            "get": {
-                "summary": "Task changes as server-sent events (all tasks, or one with task_id).",
-                "parameters": [
-                    {
-                        "name": "task_id",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "string"},
-                    }
-                ],
-                "responses": {
-                    "200": {"description": "An event stream", "content": {"text/event-stream": {}}},
-                    **_ERRORS,
-                    **_LIMITED,
-                },
-            }
-        },
-        "/metrics": {
-            "get": {
-                "summary": "Prometheus metrics.",
-                "responses": {
-                    "200": {"description": "Prometheus text", "content": {"text/plain": {}}},
-                    "401": _ERRORS["401"],
-                    **_GUARDED,
-                },
-            }
-        },
-        "/openapi.json": {
-            "get": {
-                "summary": "This document.",
-                "responses": {
-                    "200": {
-                        "description": "The OpenAPI document",
-                        "content": {"application/json": {}},
-                    },
-                    "401": _ERRORS["401"],
-                    **_GUARDED,
-                },
-            }
-        },
-        MCP_PATH: {
-            method.lower(): {
-                "summary": "MCP over streamable HTTP: every command as a tool.",
-                "responses": {"200": {"description": "MCP transport"}, **_ERRORS, **_LIMITED},
-            }
-            for method in MCP_METHODS
-        },
-        "/health": {
-            "get": {
-                "summary": "Agent and Docker engine health (no token needed).",
-                "security": [],
-                "responses": {
-                    "200": {"description": "Health", "content": {"application/json": {}}},
-                    **_GUARDED,
-                },
-            }
-        },
-    }
-    for action in ("pause", "resume", "retry", "cancel"):
-        paths[f"/api/tasks/{{task_id}}/{action}"] = {
-            "post": _op(
-                f"{action.capitalize()} a task (see queue_manage).",
-                parameters=[
-                    task_id,
-                    {
-                        "name": "force",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "boolean"},
-                    },
-                ],
-            )
-        }
+    schemas = _Schemas(commands)
+    paths: dict[str, Any] = {}
+    for route in ROUTES:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(
+            route, schemas, commands
+        )
+    paths[MCP_PATH] = _mcp()
+    failure = {"application/json": {"schema": schemas.ref(Failure)}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "ai-admin", "version": __version__},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
+        "tags": [
+            {"name": "commands", "description": "Any command, and the list of them."},
+            {"name": "tasks", "description": "Submit, read and control Docker tasks."},
+            {"name": "queue", "description": "The queue as a whole."},
+            {"name": "events", "description": "Live task changes."},
+            {"name": "agent", "description": "Health, metrics and this document."},
+            {"name": "mcp", "description": "The same commands as MCP tools."},
+        ],
         "paths": paths,
         "components": {
-            "schemas": schemas,
+            "schemas": schemas.schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "responses": {
-                name: {"description": description, "content": _ENVELOPE_REF}
+                name: {"description": description, "content": failure}
                 for name, description in _RESPONSES.items()
             },
         },

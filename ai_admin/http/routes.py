@@ -1,9 +1,11 @@
-"""The HTTP routes: ``POST /cmd`` and REST, all running registered commands."""
+"""The HTTP routes: ``POST /cmd`` and REST, all running registered commands, registered from
+the route table (``route_table.ROUTES``) that the OpenAPI document is built from too."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -13,14 +15,15 @@ from ai_admin.commands import REGISTRY, Dispatcher, Reply
 from ai_admin.commands.dispatcher import error_reply
 from ai_admin.errors import BadRequest, ErrorCode
 from ai_admin.http import metrics, openapi, sse
+from ai_admin.http.route_table import ROUTES, SUBMITTABLE, Params, Route
 
 AGENT = web.AppKey("agent", Agent)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 ACCESS = web.RequestKey("access", str)  # set by the auth middleware: "read" or "write"
 EVENT_STREAMS = web.AppKey("event_streams", sse.EventStreams)
-_SUBMITTABLE = ("docker_build", "docker_push", "docker_pull")
 _SUBMIT_KEYS = frozenset({"task_type", "params"})
 _LIST_PARAMS = frozenset({"status"})  # query parameters that may be repeated
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def reply_response(reply: Reply) -> web.Response:
@@ -131,20 +134,21 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response(await request.app[AGENT].health())
 
 
-async def list_tasks(request: web.Request) -> web.Response:
-    return await _run_query(request, "queue_list_tasks")
+def query_handler(route: Route) -> Handler:
+    """A command whose params come from the query string, the path and the route itself."""
+    name, fixed = route.command, dict(route.fixed)
 
+    async def handle(request: web.Request) -> web.Response:
+        path = {key: request.match_info[key] for key in route.path_keys} | fixed
+        return await _run_query(request, name, path=path)
 
-async def get_task(request: web.Request) -> web.Response:
-    return await _run_query(
-        request, "queue_task_status", path={"task_id": request.match_info["task_id"]}
-    )
+    return handle
 
 
 async def submit_task(request: web.Request) -> web.Response:
     try:
         body = await _json_body(request)
-        if not isinstance(body, dict) or body.get("task_type") not in _SUBMITTABLE:
+        if not isinstance(body, dict) or body.get("task_type") not in SUBMITTABLE:
             raise BadRequest(
                 'Send {"task_type": "docker_build" | "docker_push" | "docker_pull", '
                 '"params": {...}}.',
@@ -163,19 +167,6 @@ async def submit_task(request: web.Request) -> web.Response:
     return await _run(request, body["task_type"], {} if params is None else params, strict=True)
 
 
-async def manage_task(request: web.Request) -> web.Response:
-    path = {"task_id": request.match_info["task_id"], "action": request.match_info["action"]}
-    return await _run_query(request, "queue_manage", path=path)
-
-
-async def stats(request: web.Request) -> web.Response:
-    return await _run_query(request, "queue_status")
-
-
-async def commands(request: web.Request) -> web.Response:
-    return await _run_query(request, "commands")
-
-
 async def events(request: web.Request) -> web.StreamResponse:
     app = request.app
     return await sse.stream_events(
@@ -192,16 +183,28 @@ async def openapi_document(request: web.Request) -> web.Response:
     return web.json_response(openapi.document())
 
 
+# The routes that run no command, by operation id; the rest are built from the table.
+_OWN_HANDLERS: dict[str, Handler] = {
+    "getHealth": health,
+    "streamEvents": events,
+    "getMetrics": prometheus,
+    "getOpenApi": openapi_document,
+}
+
+
+def handler(route: Route) -> Handler:
+    if route.params is Params.MESSAGE:
+        return cmd
+    if route.params is Params.SUBMIT:
+        return submit_task
+    if route.params is Params.QUERY:
+        return query_handler(route)
+    return _OWN_HANDLERS[route.operation_id]
+
+
 def add_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_get("/health", health)
-    r.add_post("/cmd", cmd)
-    r.add_get("/api/tasks", list_tasks)
-    r.add_post("/api/tasks", submit_task)
-    r.add_get("/api/tasks/{task_id}", get_task)
-    r.add_post("/api/tasks/{task_id}/{action:pause|resume|retry|cancel}", manage_task)
-    r.add_get("/api/stats", stats)
-    r.add_get("/api/commands", commands)
-    r.add_get("/api/events", events)
-    r.add_get("/metrics", prometheus)
-    r.add_get("/openapi.json", openapi_document)
+    for route in ROUTES:
+        if route.method == "GET":  # and HEAD, as aiohttp adds it
+            app.router.add_get(route.path, handler(route))
+        else:
+            app.router.add_route(route.method, route.path, handler(route))

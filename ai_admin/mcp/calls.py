@@ -18,11 +18,12 @@ from ai_admin.agent import Agent
 from ai_admin.commands.dispatcher import Dispatcher
 from ai_admin.commands.registry import REGISTRY, Command, Registry
 from ai_admin.errors import AiAdminError
-from ai_admin.mcp.results import error_envelope, submitted_headline, task_result, tool_result
+from ai_admin.mcp.results import submitted_headline, task_result, tool_result
 from ai_admin.mcp.tools import WAIT_KEYS, WaitOptions, submits_task
 from ai_admin.queue.events import SubscriptionLagged
 from ai_admin.queue.models import DockerTask
 from ai_admin.validation import parse
+from ai_admin.wire.envelope import failure
 
 __all__ = ["ProgressFn", "ToolCalls"]
 
@@ -58,7 +59,7 @@ class ToolCalls:
                 # strict, like the command's own params: JSON types must match the schema.
                 wait = parse(WaitOptions, wait_args, prefix="params.", strict=True)
             except AiAdminError as exc:
-                return tool_result(error_envelope(exc, name))
+                return tool_result(failure(exc, name))
         reply = await self.dispatcher.run(command, params, can_write=can_write)
         if not reply.success or wait is None:
             return tool_result(reply.envelope)

@@ -13,12 +13,12 @@ from typing import Any
 
 import mcp.types as types
 
-from ai_admin.errors import AiAdminError, ErrorCode
+from ai_admin.errors import ErrorCode
 from ai_admin.queue.models import TaskStatus
+from ai_admin.wire.envelope import failure, success
 
 __all__ = [
     "LOG_TAIL_LINES",
-    "error_envelope",
     "log_uri",
     "submitted_headline",
     "task_result",
@@ -30,10 +30,6 @@ LOG_TAIL_LINES = 20
 
 def log_uri(task_id: str) -> str:
     return f"ai-admin://tasks/{task_id}/log"
-
-
-def error_envelope(error: AiAdminError, action: str | None) -> dict[str, Any]:
-    return {"success": False, "action": action, "error": error.to_dict()}
 
 
 def tool_result(envelope: dict[str, Any], headline: str | None = None) -> types.CallToolResult:
@@ -60,26 +56,22 @@ def task_result(action: str, summary: dict[str, Any], *, finished: bool) -> type
     error = summary.get("error")
     if not finished:
         headline = f"{action} task {summary['task_id']} is still {progress} after the wait limit."
-        return tool_result({"success": True, "action": action, "data": task}, headline)
+        return tool_result(success(action, task), headline)
     if error is None or status is TaskStatus.COMPLETED:
         headline = f"{action} task {summary['task_id']} finished: {progress}."
-        return tool_result({"success": True, "action": action, "data": task}, headline)
-    envelope = {
-        "success": False,
-        "action": action,
-        "error": {
-            "code": error["code"] or ErrorCode.UNKNOWN_ERROR.value,
-            "message": error["message"] or status.description,
-            "details": {
-                **(error.get("details") or {}),
-                "task_id": summary["task_id"],
-                "status": status.value,
-                "log_uri": log_uri(summary["task_id"]),
-            },
-            "suggestions": list(error.get("suggestions") or []),
+        return tool_result(success(action, task), headline)
+    body = {
+        "code": error["code"] or ErrorCode.UNKNOWN_ERROR.value,
+        "message": error["message"] or status.description,
+        "details": {
+            **(error.get("details") or {}),
+            "task_id": summary["task_id"],
+            "status": status.value,
+            "log_uri": log_uri(summary["task_id"]),
         },
-        "task": task,
+        "suggestions": list(error.get("suggestions") or []),
     }
+    envelope = {**failure(body, action), "task": task}
     headline = _headline(envelope) + (
         f"\nThe task's log is {log_uri(summary['task_id'])}; the prompt diagnose_task helps "
         "decide the next step."

@@ -1,7 +1,8 @@
 """Tool definitions, derived from the command registry: nothing here names a command.
 
 Each command becomes one tool with the command's name, its description (written for models:
-when to use it, what it returns), its params model's JSON schema and annotations from its
+when to use it, what it returns), its params model's JSON schema, the JSON schema of its
+envelope (from its result model, ``ai_admin.wire``) as output schema, and annotations from its
 flags. Commands that queue Docker work (their params include the queue options) also take
 ``wait`` and ``wait_timeout_s`` as MCP tools; those two exist only at this door, so the
 function-schema exports for other assistants (``openai``, ``anthropic``) leave them out.
@@ -17,9 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ai_admin.commands.docker_commands import QueueOptions
 from ai_admin.commands.registry import REGISTRY, Command, Registry
+from ai_admin.wire.envelope import Failure, Success, envelope_schema, success_of
+from ai_admin.wire.results import TaskFailed, WaitedTask
 
 __all__ = [
-    "ENVELOPE_SCHEMA",
     "WAIT_KEYS",
     "WAIT_LIMIT_S",
     "ToolFormat",
@@ -28,6 +30,7 @@ __all__ = [
     "input_schema",
     "list_tools",
     "mcp_tool",
+    "output_schema",
     "submits_task",
 ]
 
@@ -63,28 +66,6 @@ _WAIT_NOTE = (
 )
 
 
-class _ErrorBody(BaseModel):
-    code: str
-    message: str
-    details: dict[str, Any] = Field(default_factory=dict)
-    suggestions: list[str] = Field(default_factory=list)
-
-
-class _Envelope(BaseModel):
-    """Every tool's structured content: the command envelope of the HTTP API."""
-
-    success: bool
-    action: str | None = None
-    data: dict[str, Any] | None = Field(None, description="The command's result on success.")
-    error: _ErrorBody | None = Field(None, description="Code, message and what to do on failure.")
-    task: dict[str, Any] | None = Field(
-        None, description="With wait: the finished (or still running) task's summary."
-    )
-
-
-ENVELOPE_SCHEMA: dict[str, Any] = _Envelope.model_json_schema()
-
-
 class ToolFormat(StrEnum):
     MCP = "mcp"
     OPENAI = "openai"
@@ -109,6 +90,14 @@ def input_schema(command: Command[Any], *, with_wait: bool = True) -> dict[str, 
     return {**schema, "properties": properties}
 
 
+def output_schema(command: Command[Any]) -> dict[str, Any]:
+    """The JSON schema of the tool's structured content: the command's envelope, and for a
+    task-submitting tool also what waiting answers (the task's summary, or its failure)."""
+    if submits_task(command):
+        return envelope_schema(success_of(command.result), Success[WaitedTask], Failure, TaskFailed)
+    return envelope_schema(success_of(command.result), Failure)
+
+
 def description(command: Command[Any], *, with_wait: bool = True) -> str:
     if with_wait and submits_task(command):
         return command.description + _WAIT_NOTE
@@ -130,7 +119,7 @@ def mcp_tool(command: Command[Any]) -> types.Tool:
         name=command.name,
         description=description(command),
         input_schema=input_schema(command),
-        output_schema=ENVELOPE_SCHEMA,
+        output_schema=output_schema(command),
         annotations=tool_annotations(command),
     )
 

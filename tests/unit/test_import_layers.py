@@ -4,10 +4,12 @@ The layers, innermost first, and what each may import:
 
 - base (``errors``, ``config``, ``private_files``, ``validation``): nothing of the agent's;
 - ``queue``: base only (it knows nothing about Docker, nor about any door);
+- ``wire``: base and the queue (the models of what crosses the doors describe the queue's
+  tasks, statistics and events; a client may import them without the commands or Docker);
 - ``docker``: base and the queue (its executors plug into ``queue.executor``);
 - ``logging``: base and the queue's masking (``queue.secrets``);
 - ``agent``: base, queue and docker (it wires the Docker executors into the queue);
-- ``commands``: all of the above but logging;
+- ``commands``: all of the above but logging (it builds its answers with ``wire``);
 - the doors: ``mcp`` (no other door), ``http`` (which carries MCP at ``/mcp``), ``cli``
   (which starts both).
 
@@ -38,6 +40,7 @@ LAYER_OF = {
     "ai_admin.private_files": BASE,
     "ai_admin.validation": BASE,
     "ai_admin.queue": "queue",
+    "ai_admin.wire": "wire",
     "ai_admin.docker": "docker",
     "ai_admin.logging": "logging",
     "ai_admin.agent": "agent",
@@ -49,13 +52,17 @@ LAYER_OF = {
 MAY_IMPORT = {
     BASE: {BASE},
     "queue": {BASE, "queue"},
+    "wire": {BASE, "queue", "wire"},
     "docker": {BASE, "queue", "docker"},
     "logging": {BASE, "queue", "logging"},
     "agent": {BASE, "queue", "docker", "agent"},
-    "commands": {BASE, "queue", "docker", "agent", "commands"},
-    "mcp": {BASE, "queue", "docker", "agent", "commands", "logging", "mcp"},
-    "http": {BASE, "queue", "docker", "agent", "commands", "logging", "mcp", "http"},
-    "cli": {BASE, "queue", "docker", "agent", "commands", "logging", "mcp", "http", "cli"},
+    "commands": {BASE, "queue", "wire", "docker", "agent", "commands"},
+    "mcp": {BASE, "queue", "wire", "docker", "agent", "commands", "logging", "mcp"},
+    "http": {BASE, "queue", "wire", "docker", "agent", "commands", "logging", "mcp", "http"},
+    "cli": {
+        BASE,
+        *("queue", "wire", "docker", "agent", "commands", "logging", "mcp", "http", "cli"),
+    },
 }
 # (importing module, imported module): the one import against the layers, made in a function.
 ALLOWED_LAZY = {("ai_admin.queue.task_queue", "ai_admin.docker.executors")}

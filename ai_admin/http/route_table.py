@@ -1,0 +1,101 @@
+"""Every HTTP route of the agent's own API, once: ``routes.add_routes`` registers them and
+``openapi.document`` documents them, both from this table (``/mcp`` is mounted and documented
+from ``ai_admin.mcp``'s ``MCP_PATH`` and ``MCP_METHODS``).
+
+A command route names the command(s) it runs and where their params come from; the other
+routes (``/health``, ``/metrics``, ``/openapi.json``, ``/api/events``) name only themselves.
+Paths are written as OpenAPI writes them: ``{task_id}`` is a path parameter.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+__all__ = ["ROUTES", "SUBMITTABLE", "Params", "Route"]
+
+SUBMITTABLE = ("docker_build", "docker_push", "docker_pull")
+
+
+class Params(StrEnum):
+    """Where a command route's params come from."""
+
+    MESSAGE = "message"  # the body is a whole command message: {"action", "params"}
+    SUBMIT = "submit"  # the body is {"task_type": <a submitting command>, "params"}
+    QUERY = "query"  # the query string, plus the path's parameters and the route's fixed ones
+    NONE = "none"  # not a command route
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    operation_id: str
+    tag: str
+    summary: str = ""  # for a command route, empty: its command's description
+    commands: tuple[str, ...] = ()  # what it may run; empty for /cmd (every command)
+    params: Params = Params.QUERY
+    fixed: Mapping[str, str] = field(default_factory=dict)  # params the route itself sets
+
+    @property
+    def command(self) -> str:
+        """The one command a query route runs."""
+        (name,) = self.commands
+        return name
+
+    @property
+    def path_keys(self) -> tuple[str, ...]:
+        return tuple(re.findall(r"\{(\w+)\}", self.path))
+
+
+def _manage(action: str) -> Route:
+    return Route(
+        "POST",
+        f"/api/tasks/{{task_id}}/{action}",
+        f"{action}Task",
+        "tasks",
+        f"{action.capitalize()} a task (see queue_manage).",
+        ("queue_manage",),
+        fixed={"action": action},
+    )
+
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "GET",
+        "/health",
+        "getHealth",
+        "agent",
+        "Agent and Docker engine health (no token needed).",
+        params=Params.NONE,
+    ),
+    Route(
+        "POST", "/cmd", "runCommand", "commands", "Run any command message.", params=Params.MESSAGE
+    ),
+    Route("GET", "/api/tasks", "listTasks", "tasks", commands=("queue_list_tasks",)),
+    Route(
+        "POST",
+        "/api/tasks",
+        "submitTask",
+        "tasks",
+        "Submit a Docker task.",
+        SUBMITTABLE,
+        Params.SUBMIT,
+    ),
+    Route("GET", "/api/tasks/{task_id}", "getTask", "tasks", commands=("queue_task_status",)),
+    *(_manage(action) for action in ("pause", "resume", "retry", "cancel")),
+    Route("GET", "/api/stats", "getQueueStatus", "queue", commands=("queue_status",)),
+    Route("GET", "/api/commands", "listCommands", "commands", commands=("commands",)),
+    Route(
+        "GET",
+        "/api/events",
+        "streamEvents",
+        "events",
+        "Task changes as server-sent events (all tasks, or one with task_id).",
+        params=Params.NONE,
+    ),
+    Route("GET", "/metrics", "getMetrics", "agent", "Prometheus metrics.", params=Params.NONE),
+    Route("GET", "/openapi.json", "getOpenApi", "agent", "This document.", params=Params.NONE),
+)

@@ -1,0 +1,20 @@
+"""The event's wire form: ``TaskEvent.to_dict`` (the type itself lives with the queue)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from ai_admin.queue.events import TaskEvent
+
+__all__ = ["EVENT", "event_schema"]
+
+EVENT: TypeAdapter[TaskEvent] = TypeAdapter(TaskEvent)
+
+
+def event_schema() -> dict[str, Any]:
+    """The JSON schema of one event as the doors send it. ``line`` defaults to None, so it is
+    not required: ``to_dict`` sends it on log events only. A stdlib dataclass takes no pydantic
+    config, so the schema forbids other keys here."""
+    return {**EVENT.json_schema(mode="serialization"), "additionalProperties": False}

@@ -1,0 +1,159 @@
+"""Each command's result (the ``data`` of its success envelope), as the command registry
+names it. Keys that only some answers carry (``truncated`` and the paging around it,
+``detailed`` parts) have defaults, are left out of ``required`` and are never sent as null."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, create_model
+from pydantic.json_schema import SkipJsonSchema
+
+from ai_admin.config import Settings
+from ai_admin.queue.models import TaskStatus
+from ai_admin.wire.envelope import ErrorBody, Wire
+from ai_admin.wire.stats import Counters, QueueStats, QueueSummary
+from ai_admin.wire.task import TaskSummary, TaskView
+
+__all__ = [
+    "RUNTIME_SETTINGS",
+    "Cleared",
+    "CommandList",
+    "Configured",
+    "Export",
+    "Managed",
+    "QueueMetrics",
+    "QueuePaused",
+    "QueueStatus",
+    "Submitted",
+    "TaskFailed",
+    "TaskList",
+    "TaskStatusResult",
+    "WaitedTask",
+]
+
+_NOT_CUT = "Present (true) only when the answer was cut to fit max_answer_bytes."
+
+
+class Paged(Wire):
+    """The keys that tell a client how to get the rest of a cut listing."""
+
+    truncated: bool | SkipJsonSchema[None] = Field(None, description=_NOT_CUT)
+    next_offset: int | SkipJsonSchema[None] = Field(None, description="The offset to ask for next.")
+    note: str | SkipJsonSchema[None] = Field(None, description="How to get the rest.")
+
+
+class LiveTasks(Wire):
+    running: list[TaskView]
+    pending: list[TaskView] = Field(description="In run order.")
+    paused: list[TaskView]
+
+
+class QueueStatus(QueueStats):
+    """``queue_status``: the statistics; with detailed, the live tasks too."""
+
+    tasks: LiveTasks | SkipJsonSchema[None] = Field(None, description="With detailed.")
+    truncated: bool | SkipJsonSchema[None] = Field(None, description=_NOT_CUT)
+    note: str | SkipJsonSchema[None] = None
+
+
+class TaskStatusResult(TaskSummary):
+    """``queue_task_status``: the summary; with detailed, the whole record under ``task``."""
+
+    task: TaskView | SkipJsonSchema[None] = Field(None, description="With detailed.")
+
+
+class TaskList(Paged):
+    tasks: list[TaskView] = Field(description="Newest first.")
+    total: int = Field(description="How many tasks match, over all pages.")
+    limit: int
+    offset: int
+
+
+class Managed(Wire):
+    task_id: str
+    action: Literal["pause", "resume", "retry", "cancel"]
+    task: TaskView = Field(description="The task after the change.")
+
+
+class QueuePaused(Wire):
+    paused: bool
+
+
+class Cleared(Wire):
+    deleted: int
+
+
+class QueueMetrics(Counters, QueueSummary):
+    paused: bool
+
+
+class Export(Paged):
+    metrics: QueueStats | SkipJsonSchema[None] = None
+    config: dict[str, Any] | SkipJsonSchema[None] = Field(
+        None, description="The agent's settings, without its token."
+    )
+    jobs: list[TaskView] | SkipJsonSchema[None] = Field(None, description="Newest first.")
+    total_jobs: int | SkipJsonSchema[None] = None
+
+
+RUNTIME_SETTINGS = (
+    "max_concurrent",
+    "max_queue_size",
+    "default_timeout_s",
+    "max_retries",
+    "retry_base_s",
+    "retry_factor",
+    "retry_cap_s",
+    "retry_jitter",
+)
+# The settings queue_configure shows, typed as Settings types them: defined once, there.
+RuntimeSettings = create_model(  # type: ignore[call-overload]
+    "RuntimeSettings",
+    __base__=Wire,
+    **{name: (Settings.model_fields[name].annotation, ...) for name in RUNTIME_SETTINGS},
+)
+
+
+class Configured(Wire):
+    changed: list[str] = Field(description="The settings this call changed, by name.")
+    settings: RuntimeSettings
+
+
+class CommandDescription(Wire):
+    name: str
+    description: str
+    read_only: bool
+    destructive: bool
+    idempotent: bool
+    params_schema: dict[str, Any] = Field(description="The JSON schema of params.")
+    example: dict[str, Any] = Field(description="A ready-to-send message.")
+
+
+class CommandList(Wire):
+    commands: list[CommandDescription]
+
+
+class Submitted(Wire):
+    """A task was queued (or merged into an identical one already waiting or running)."""
+
+    task_id: str
+    status: Literal[TaskStatus.PENDING, TaskStatus.MERGED]
+    queue_position: int | None
+    merged_into: str | None = Field(description="The identical task this one was merged into.")
+
+
+class WaitedTask(TaskSummary):
+    """MCP, a submit with wait: the task's summary once it finished or the wait ran out."""
+
+    logs: list[str] = Field(description="The last lines of the task's log.")
+    finished: bool = Field(description="False: the wait limit passed first; the task runs on.")
+
+
+class TaskFailed(Wire):
+    """MCP, a submit with wait whose task failed: the error, and the task under ``task``."""
+
+    success: Literal[False]
+    action: str
+    error: ErrorBody
+    task: WaitedTask
