@@ -1,16 +1,19 @@
 """``GET /api/events``: task changes as server-sent events, for all tasks or one.
 
 For one task the stream opens with its current state and ends once it has finished, so a
-client can simply read until the stream closes. A token may hold ``max_event_streams_per_token``
-streams at once; one more gets 429 ``REQUEST_LIMIT_REACHED``.
+client can simply read until the stream closes: it is ``ai_admin.queue.follow`` written out as
+frames. A token may hold ``max_event_streams_per_token`` streams at once; one more gets 429
+``REQUEST_LIMIT_REACHED``.
 
-A thousand open streams must not slow the queue down, so streams have no task or queue of
-their own. ``EventStreams`` holds one subscription for all of them; each event is encoded
-once (``TaskEvent.encoded``), and the frames that arrived since the last write go to every
-stream in one direct transport write per stream, at most every ``_FLUSH_S`` (at once when
-the agent is quiet). A stream's handler just waits for its end. A client that stops reading
-is cut off once ``_MAX_UNSENT_BYTES`` wait for it (a ``lagged`` event, then the connection
-closes); one that has gone is noticed within ``_TEND_S``, which frees its slot.
+A thousand open streams of all tasks must not slow the queue down, so they have no task or
+queue of their own. ``EventStreams`` holds one subscription for all of them; each event is
+encoded once (``TaskEvent.encoded``), and the frames that arrived since the last write go to
+every stream in one direct transport write per stream, at most every ``_FLUSH_S`` (at once
+when the agent is quiet). A stream's handler just waits for its end. A stream of one task
+(which ends with it) gets its frames from its own ``follow``; the hub tends it like the
+others. A client that stops reading is cut off once ``_MAX_UNSENT_BYTES`` wait for it (a
+``lagged`` event, then the connection closes); one that has gone is noticed within
+``_TEND_S``, which frees its slot.
 """
 
 from __future__ import annotations
@@ -18,8 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 
 from aiohttp import HttpVersion11, web
 from loguru import logger
@@ -27,6 +29,7 @@ from loguru import logger
 from ai_admin.agent import Agent
 from ai_admin.http.guard import TokenSlots, principal
 from ai_admin.queue.events import Subscription, SubscriptionLagged, TaskEvent
+from ai_admin.queue.follow import follow
 
 _FLUSH_S = 0.05  # the most often frames are written to every stream
 _TEND_S = 1.0  # how often streams whose client has gone are looked for
@@ -90,20 +93,10 @@ class _Stream:
             transport.write(chunked_data if self.chunked and chunked_data else self._framed(data))
 
     def send_frames(self, events: Iterable[Numbered]) -> None:
-        """The frames of ``events`` newer than the stream; for one task, up to its end."""
-        frames: list[bytes] = []
-        finished = False
-        for n, event in events:
-            if n <= self.since:
-                continue
-            frames.append(event.encoded(frame))
-            if self.task_id is not None and event.finishes:
-                finished = True
-                break
+        """The frames of ``events`` newer than the stream."""
+        frames = [event.encoded(frame) for n, event in events if n > self.since]
         if frames:
             self.send(b"".join(frames))
-        if finished:
-            self.end()
 
     def gone(self) -> bool:
         transport = self.request.transport
@@ -206,13 +199,10 @@ class EventStreams:
         first = batch[0][0]
         everything = b"".join(event.encoded(frame) for _, event in batch)
         chunked = _chunk(everything)
-        by_task: dict[str, list[Numbered]] = defaultdict(list)
-        for numbered in batch:
-            by_task[numbered[1].task_id].append(numbered)
         for stream in list(self._streams):
             if stream.task_id is not None:
-                stream.send_frames(by_task.get(stream.task_id, ()))
-            elif stream.since < first:
+                continue  # fed by its own follow (forward)
+            if stream.since < first:
                 stream.send(everything, chunked)
             else:
                 stream.send_frames(batch)
@@ -244,25 +234,61 @@ async def stream_events(
     request: web.Request, agent: Agent, streams: EventStreams, task_id: str | None
 ) -> web.StreamResponse:
     with streams.slots.hold(principal(request)):
-        stream = streams.open(request, task_id)  # before reading the state: nothing is missed
+        if task_id is not None:
+            return await _stream_task(request, agent, streams, task_id)
+        stream = streams.open(request, None)  # before the headers go: nothing is missed
         try:
-            queue = agent.queue
-            task = await queue.require_task(task_id) if task_id is not None else None
-            response = web.StreamResponse(
-                headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-            )
-            chunked = request.version >= HttpVersion11
-            if chunked:
-                response.enable_chunked_encoding()
-            await response.prepare(request)
+            response, chunked = await _prepare(request)
             # Once the headers are sent, no error envelope can follow: the stream just ends.
-            with contextlib.suppress(ConnectionResetError):  # the client went away
-                if task is not None:
-                    await response.write(queue.event_of(task).encoded(frame))
-                    if task.status.is_finished:
-                        return response
-                stream.start(chunked)
-                await stream.done
+            stream.start(chunked)
+            await stream.done
             return response
         finally:
             streams.close(stream)
+
+
+async def _stream_task(
+    request: web.Request, agent: Agent, streams: EventStreams, task_id: str
+) -> web.StreamResponse:
+    async with contextlib.aclosing(follow(agent.queue, task_id)) as events:
+        snapshot = await anext(events)  # an unknown task: TaskNotFound, a 404 envelope
+        response, chunked = await _prepare(request)
+        stream = streams.open(request, task_id)  # tended, and ended when the agent stops
+        forwarding: asyncio.Task[None] | None = None
+        try:
+            stream.start(chunked)
+            stream.send(snapshot.encoded(frame))
+            if snapshot.finishes:
+                stream.end()
+            else:
+                forwarding = asyncio.create_task(forward(events, stream))
+            await stream.done
+        finally:
+            streams.close(stream)
+            if forwarding is not None:
+                forwarding.cancel()
+                await asyncio.gather(forwarding, return_exceptions=True)
+        return response
+
+
+async def forward(events: AsyncIterator[TaskEvent], stream: _Stream) -> None:
+    """Write a followed task's events to its stream, then end it (cut off with a ``lagged``
+    event if the stream fell too far behind the queue)."""
+    try:
+        async for event in events:
+            stream.send(event.encoded(frame))
+    except SubscriptionLagged:
+        stream.send(_LAGGED)
+    stream.end()
+
+
+async def _prepare(request: web.Request) -> tuple[web.StreamResponse, bool]:
+    """The stream's headers, sent; whether its body is chunked."""
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    )
+    chunked = request.version >= HttpVersion11
+    if chunked:
+        response.enable_chunked_encoding()
+    await response.prepare(request)
+    return response, chunked

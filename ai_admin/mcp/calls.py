@@ -1,13 +1,15 @@
 """One tool call: validate, run the command through the dispatcher, and optionally wait.
 
 Every call goes through ``Dispatcher.run``, so a tool validates, refuses read-only tokens and
-reports errors exactly as ``POST /cmd`` does. Waiting follows the task's events: each change of
-its percentage becomes an MCP progress notification (``progress`` = percent, ``total`` = 100,
-``message`` = status and step) until the task finishes or the wait limit passes.
+reports errors exactly as ``POST /cmd`` does. Waiting follows the task
+(``ai_admin.queue.follow``): each change of its percentage becomes an MCP progress
+notification (``progress`` = percent, ``total`` = 100, ``message`` = status and step) until
+the task finishes or the wait limit passes.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,6 +23,7 @@ from ai_admin.errors import AiAdminError
 from ai_admin.mcp.results import submitted_headline, task_result, tool_result
 from ai_admin.mcp.tools import WAIT_KEYS, WaitOptions, submits_task
 from ai_admin.queue.events import SubscriptionLagged
+from ai_admin.queue.follow import follow
 from ai_admin.queue.models import DockerTask
 from ai_admin.validation import parse
 from ai_admin.wire.envelope import failure
@@ -85,24 +88,13 @@ class ToolCalls:
 
 async def _follow(agent: Agent, task_id: str, reporter: _Reporter) -> DockerTask:
     """Report the task's progress until it has finished, and return it."""
-    queue = agent.queue
-    subscription = queue.subscribe(task_id)  # before reading the state: nothing is missed
     try:
-        task = await queue.require_task(task_id)
-        await reporter(task.progress, task.status.value, task.current_step)
-        finished = task.status.is_finished
-        while not finished:
-            try:
-                event = await subscription.next()
-            except SubscriptionLagged:
-                break  # too far behind to report; wait_for still sees the end
-            if event is None:
-                break
-            await reporter(event.progress, event.status.value, event.current_step)
-            finished = event.finishes
-    finally:
-        subscription.close()
-    return await queue.wait_for(task_id)
+        async with contextlib.aclosing(follow(agent.queue, task_id)) as events:
+            async for event in events:
+                await reporter(event.progress, event.status.value, event.current_step)
+    except SubscriptionLagged:
+        pass  # too far behind to report; wait_for still sees the end
+    return await agent.queue.wait_for(task_id)
 
 
 class _Reporter:

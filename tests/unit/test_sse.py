@@ -1,14 +1,15 @@
 """The shared writer behind ``GET /api/events``: streams fed from one subscription.
 
 Requests and transports are small fakes recording what was written, so each rule is seen in
-the bytes: one write per stream per flush, per-task filtering and end, frames held until the
-snapshot is out, a client that stops reading cut off, and every stream ended at shutdown.
+the bytes: one write per stream per flush, a task's stream fed by its own ``follow`` (its
+task only, to its end, nothing lost before it is written), frames held until the stream has
+started, a client that stops reading cut off, and every stream ended at shutdown.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, cast
 
 import pytest
@@ -19,7 +20,8 @@ from ai_admin.agent import Agent
 from ai_admin.http import sse
 from ai_admin.http.sse import EventStreams
 from ai_admin.queue.events import EventBus, EventKind, Subscription, TaskEvent
-from ai_admin.queue.models import TaskStatus
+from ai_admin.queue.follow import follow
+from ai_admin.queue.models import DockerTask, TaskStatus, TaskType
 
 
 class FakeTransport:
@@ -56,9 +58,13 @@ class FakeRequest:
 class FakeQueue:
     def __init__(self) -> None:
         self.bus = EventBus()
+        self.tasks = {"a": DockerTask(id="a", task_type=TaskType.PULL)}
 
     def subscribe(self, task_id: str | None = None) -> Subscription:
         return self.bus.subscribe(task_id)
+
+    async def require_task(self, task_id: str) -> DockerTask:
+        return self.tasks[task_id]
 
 
 class FakeAgent:
@@ -113,27 +119,38 @@ async def test_every_stream_gets_each_flush_in_one_write(
         assert len(transport.writes) == 1
 
 
+def followed(hub: EventStreams, task_id: str) -> AsyncGenerator[TaskEvent, None]:
+    return follow(cast(FakeAgent, hub._agent).queue, task_id)
+
+
 async def test_a_task_stream_gets_its_task_only_and_ends_with_it(
     streams: tuple[EventStreams, EventBus],
 ) -> None:
     hub, bus = streams
     stream, transport = opened(hub, "a")
+    events = followed(hub, "a")
+    assert (await within(anext(events))).event is EventKind.SNAPSHOT
+    forwarding = asyncio.create_task(sse.forward(events, stream))
     bus.publish(event("b", "running"))
     bus.publish(event("a", "running"))
     bus.publish(event("a", "failed"))
     bus.publish(event("a", "pending", 1))  # a retry after the end: not this stream's business
-    assert await transport.next_write() == frame_of("a", "running") + frame_of("a", "failed")
     await within(stream.done)
+    await within(forwarding)
+    assert b"".join(transport.writes) == frame_of("a", "running") + frame_of("a", "failed")
 
 
-async def test_frames_wait_for_the_snapshot_and_are_sent_even_if_the_task_ended(
+async def test_frames_wait_for_the_start_and_are_sent_even_if_the_task_ended(
     streams: tuple[EventStreams, EventBus],
 ) -> None:
     hub, bus = streams
     transport = FakeTransport()
     stream = hub.open(cast(web.Request, FakeRequest(transport)), "a")
-    bus.publish(event("a", "completed"))
-    await within(stream.done)  # ended while its handler was still writing the snapshot
+    events = followed(hub, "a")
+    await within(anext(events))  # the snapshot, read while the task still waited
+    bus.publish(event("a", "completed"))  # before the stream's headers are out
+    await within(sse.forward(events, stream))
+    await within(stream.done)
     assert transport.writes == []
     stream.start(chunked=True)
     data = frame_of("a", "completed")
