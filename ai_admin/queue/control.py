@@ -17,6 +17,7 @@ from collections.abc import Callable
 from functools import partial
 
 from ai_admin.errors import ErrorCode, QueueShuttingDown, TaskNotFound, TransitionNotAllowed
+from ai_admin.queue.live import LiveTask
 from ai_admin.queue.memory import TaskMemory
 from ai_admin.queue.models import DockerTask, TaskStatus
 from ai_admin.queue.runs import Run, Stop
@@ -69,18 +70,18 @@ class TaskControl(TaskMemory):
         self._deciding[task_id] += 1
         try:
             while True:
-                if task_id in self._last_write:
-                    await self._landing(task_id)
+                record = self._live.get(task_id)
+                if record is not None and record.last_write is not None:
+                    await self._journal.landing(task_id)
                     continue
-                run = self._running.get(task_id) or self._finishing.get(task_id)
+                run = record.run if record is not None else None
                 if run is not None and (run.finishing or run.stop is not None):
                     await run.done.wait()
                     continue
-                task = self._tasks.get(task_id)
-                if task is not None:
-                    return task
+                if record is not None:
+                    return record.task
                 stored = await self._store.get(task_id)
-                if task_id in self._tasks:  # a retry brought it back meanwhile
+                if task_id in self._live:  # a retry brought it back meanwhile
                     continue
                 if stored is None:
                     raise TaskNotFound(task_id)
@@ -111,17 +112,18 @@ class TaskControl(TaskMemory):
         action made. If the write fails, memory goes back to the stored state and the store's
         error is raised."""
         before = task.model_copy(deep=True)
-        live = self._tasks.get(task.id) is task
+        record = self._live.get(task.id)
+        live = record is not None and record.task is task
         if not live:  # a finished task comes back to memory here, and only here
-            self._tasks[task.id] = task
-            self._counted[task.id] = TaskClass.of(task)
+            self._live[task.id] = LiveTask.counted_as_is(task)
         self._dequeue(task)
         change(task)
         if count is not None:
             self._stats.count(count)
         made = task.model_copy(deep=True)
         then = partial(self._enqueue, task, keep_seq=True) if enqueue else None
-        await self._commit(task, then=then, undo=partial(self._undo, task, before, live, count))
+        undo = partial(self._undo, task, before, live, count)
+        await self._journal.commit(task, then=then, undo=undo)
         return made
 
     def _undo(self, task: DockerTask, before: DockerTask, live: bool, count: str | None) -> None:
@@ -132,14 +134,12 @@ class TaskControl(TaskMemory):
             setattr(task, name, getattr(before, name))
         self._stats.move(made, TaskClass.of(task))
         if live:
-            self._counted[task.id] = TaskClass.of(task)
+            self._live[task.id].counted = TaskClass.of(task)
             self._enqueue(task, keep_seq=True)  # waiting again, in its place, if it was
         else:
-            self._counted.pop(task.id, None)
-            self._tasks.pop(task.id, None)
-            self._merge_keys.pop(task.id, None)
+            self._live.pop(task.id, None)
         if count is not None:
-            self._uncount(count)
+            self._journal.uncount(count)
 
     def _check_credentials(self, task: DockerTask) -> None:
         if holds_secrets(task.params) and task.id not in self._secrets:
@@ -159,7 +159,7 @@ class TaskControl(TaskMemory):
         self._seq += 1
         task.seq = self._seq
         secret = self._secrets.get(task.id)
-        self._merge_keys[task.id] = merge_key(task.task_type.value, task.params, secret)
+        self._live[task.id].merge_key = merge_key(task.task_type.value, task.params, secret)
 
     async def _stop_run(self, run: Run, reason: Stop) -> DockerTask:
         """Stop a settled running task; once its outcome is recorded, the state it recorded."""

@@ -1,17 +1,19 @@
 """The queue engine: takes tasks, runs them by priority on a bounded pool, records every change.
 
-Live tasks (not finished) are held in memory and are the source of truth while the agent runs;
-every state change is committed to the store before it is returned or published, so after a
-crash the store holds everything a client was told. Finished tasks leave memory once their
-final state is durable and are read back from the store on demand; a retry is the one way back.
+Live tasks (not finished) are held in memory, one record each, and are the source of truth
+while the agent runs; the journal commits every state change to the store before it is
+returned or published, so after a crash the store holds everything a client was told.
+Finished tasks leave memory once their final state is durable and are read back from the store
+on demand; a retry is the one way back.
 
 Phases of one task: ``submit`` (validated, committed, queued) → ``_launch`` (claimed by the
 scheduler) → ``_run`` (the executor, under the task's timeout) → ``_finish`` (outcome recorded,
 shielded so cancel or shutdown cannot lose it).
 
-The layers under it: ``memory`` (what is held and how a change becomes durable), ``control``
-(pause, resume, cancel and retry, safe to send concurrently), ``runs`` (one run's state) and
-``pause`` (the whole-queue pause, kept across restarts).
+The layers under it: ``memory`` (one record per live task, and the scheduler's queues),
+``journal`` (how a change becomes durable, then announced), ``control`` (pause, resume, cancel
+and retry, safe to send concurrently), ``runs`` (one run's state) and ``pause`` (the
+whole-queue pause, kept across restarts).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from ai_admin.queue.context import RunContext
 from ai_admin.queue.control import TaskControl
 from ai_admin.queue.events import EventKind, Subscription, TaskEvent
 from ai_admin.queue.executor import ExecutorMap
+from ai_admin.queue.live import LiveTask
 from ai_admin.queue.models import DockerTask, TaskStatus
 from ai_admin.queue.pause import Durable, QueuePause
 from ai_admin.queue.retry_policy import RetryPolicy
@@ -55,7 +58,6 @@ from ai_admin.queue.secrets import (
 from ai_admin.queue.stats import TaskClass
 from ai_admin.queue.store import QueueStore, SetAside, TaskQuery
 
-_MIN_FLUSH_INTERVAL_S = 0.01
 _SET_ASIDE_SHOWN = 20  # in queue_status; the log and the set_aside table hold them all
 
 
@@ -104,7 +106,10 @@ class QueueEngine(TaskControl):
             await self._recover()
             self._background = [
                 asyncio.create_task(self._schedule_loop(), name="ai-admin-scheduler"),
-                asyncio.create_task(self._flush_loop(), name="ai-admin-flusher"),
+                asyncio.create_task(
+                    self._journal.flush_every(lambda: self.settings.progress_write_interval_s),
+                    name="ai-admin-flusher",
+                ),
             ]
             self._started = True
 
@@ -118,13 +123,12 @@ class QueueEngine(TaskControl):
         lost: list[DockerTask] = []
         for task in await self._store.load_unfinished():
             self._seq = max(self._seq, task.seq)
-            self._tasks[task.id] = task
-            self._counted[task.id] = TaskClass.of(task)
+            record = self._live[task.id] = LiveTask.counted_as_is(task)
             if holds_secrets(task.params):  # its credentials died with the last process
                 self._fail_without_credentials(task)
                 lost.append(task)
                 continue
-            self._merge_keys[task.id] = merge_key(task.task_type.value, task.params, None)
+            record.merge_key = merge_key(task.task_type.value, task.params, None)
             if task.status.is_active:
                 task.status = TaskStatus.PENDING
                 task.current_step = "Re-queued: the agent stopped while this task ran"
@@ -134,9 +138,9 @@ class QueueEngine(TaskControl):
                 self._enqueue(task, keep_seq=True)
         _log_recovery(requeued, lost)
         if requeued or lost:
-            await self._commit(*requeued, *lost)
-        if self._tasks:
-            logger.info("recovered {} unfinished task(s) from {}", len(self._tasks), self._store)
+            await self._journal.commit(*requeued, *lost)
+        if self._live:
+            logger.info("recovered {} unfinished task(s) from {}", len(self._live), self._store)
 
     def _fail_without_credentials(self, task: DockerTask) -> None:
         """A task given credentials that lived only in memory never runs without them."""
@@ -178,8 +182,8 @@ class QueueEngine(TaskControl):
         for job in self._background:
             job.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
-        await self._flush()
-        self._events.close()
+        await self._journal.flush()
+        self._journal.end_subscriptions()
         await self._store.close()
 
     async def __aenter__(self) -> QueueEngine:
@@ -216,34 +220,32 @@ class QueueEngine(TaskControl):
         task.queued_at = task.created_at
         self._stats.count("enqueued")
         self._stats.created(task.created_at)
-        self._tasks[task.id] = task
+        self._live[task.id] = LiveTask(task, merge_key=key)
         if secret is not None:
             self._secrets[task.id] = secret
-        self._merge_keys[task.id] = key
         placed: list[int | None] = []  # its position once queued, before anything can start
 
         def enqueue() -> None:
             self._enqueue(task, keep_seq=True)
             placed.append(self.queue_position(task))
 
-        await self._commit(task, then=enqueue, undo=partial(self._unsubmit, task))
+        await self._journal.commit(task, then=enqueue, undo=partial(self._unsubmit, task))
         return Submission(task.id, TaskStatus.PENDING, placed[0])
 
     def _unsubmit(self, task: DockerTask) -> None:
         """The submit's write failed: as if it had never been made."""
-        self._stats.move(self._counted.pop(task.id, None), None)
-        self._tasks.pop(task.id, None)
+        record = self._live.pop(task.id, None)
+        self._stats.move(record.counted if record is not None else None, None)
         self._secrets.pop(task.id, None)
-        self._merge_keys.pop(task.id, None)
         self._stats.created(task.created_at, -1)
-        self._uncount("enqueued")
+        self._journal.uncount("enqueued")
 
     async def add_task(self, task: DockerTask) -> str:
-        """The seed's API: submit and return the task's id."""
+        """Submit and return the task's id (the Python API's short form of ``submit``)."""
         return (await self.submit(task)).task_id
 
     async def _merge(self, task: DockerTask, twin_id: str) -> Submission:
-        twin = self._tasks[twin_id]
+        twin = self._live[twin_id].task
         now = time.time()
         task.status = TaskStatus.MERGED
         task.current_step = f"Merged into identical task {twin_id}"
@@ -252,13 +254,13 @@ class QueueEngine(TaskControl):
         task.duration_s = 0.0
         self._stats.count("merged")
         self._stats.created(task.created_at)
-        await self._commit(task, undo=partial(self._unmerge, task))
+        await self._journal.commit(task, undo=partial(self._unmerge, task))
         return Submission(task.id, task.status, self.queue_position(twin), merged_into=twin_id)
 
     def _unmerge(self, task: DockerTask) -> None:
         self._stats.move(TaskClass.of(task), None)
         self._stats.created(task.created_at, -1)
-        self._uncount("merged")
+        self._journal.uncount("merged")
 
     # -- scheduling ------------------------------------------------------------------------------
 
@@ -277,7 +279,7 @@ class QueueEngine(TaskControl):
         until that action has decided, so a pause sent with a resume holds it un-started."""
         held: list[DockerTask] = []
         while self._may_start() and (task_id := self._ready.pop()) is not None:
-            task = self._tasks[task_id]
+            task = self._live[task_id].task
             if task_id in self._deciding:
                 held.append(task)
             else:
@@ -297,7 +299,8 @@ class QueueEngine(TaskControl):
         now = time.time()
         while self._delayed and self._delayed[0][0] <= now:
             due, _, task_id = heapq.heappop(self._delayed)
-            task = self._tasks.get(task_id)
+            record = self._live.get(task_id)
+            task = record.task if record is not None else None
             if task is None or task.status is not TaskStatus.PENDING or task.next_attempt_at != due:
                 continue
             task.next_attempt_at = None
@@ -334,23 +337,19 @@ class QueueEngine(TaskControl):
             join_secrets(task.params, secret),
             log_lines=self.settings.task_log_lines,
             loop=asyncio.get_running_loop(),
-            commit_step=self._commit,
-            changed=self._changed,
+            commit_step=self._journal.commit,
+            changed=self._journal.changed,
             hidden=secret_values(secret),
         )
         run = Run(task, ctx, started_s=now)
-        self._running[task.id] = run
+        record = self._live[task.id]
+        record.run = self._running[task.id] = run
         # Queued now, with the change, so no reader sees "running" before it is being written.
         # It is announced once durable, then the events the run reported meanwhile; the
         # executor starts at once (a crash before the write lands leaves the task pending).
-        run.started = self._commit_soon((task,))
-        run.started.add_done_callback(partial(self._release_held, run))
+        run.started = self._journal.commit_soon((task,))
+        self._journal.hold(record, run.started)
         run.job = asyncio.create_task(self._run(run), name=f"ai-admin-task-{task.id}")
-
-    def _release_held(self, run: Run, _: asyncio.Future[None]) -> None:
-        held, run.held = run.held or [], None
-        for event in held:
-            self._events.publish(event)
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -414,11 +413,13 @@ class QueueEngine(TaskControl):
             if outcome.stop in (Stop.CANCEL, Stop.PAUSE):
                 run.final = task.model_copy(deep=True)
             try:
-                await self._commit(task)
+                await self._journal.commit(task)
             except Exception as exc:  # logged; kept and written again by the flusher
                 run.error = exc
         finally:
             self._finishing.pop(task.id, None)
+            if (record := self._live.get(task.id)) is not None and record.run is run:
+                record.run = None
             run.done.set()
             self._update_idle()
 
@@ -482,17 +483,12 @@ class QueueEngine(TaskControl):
         s = self.settings
         return RetryPolicy(s.retry_base_s, s.retry_factor, s.retry_cap_s, s.retry_jitter)
 
-    async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(max(self.settings.progress_write_interval_s, _MIN_FLUSH_INTERVAL_S))
-            await self._flush()
-
     # -- reading ---------------------------------------------------------------------------------
 
     async def get_task(self, task_id: str) -> DockerTask | None:
         """The task as last committed: a live task is returned once its last write is durable."""
         await self.start()
-        await self._landing(task_id)
+        await self._journal.landing(task_id)
         return await self._lookup(task_id)
 
     async def require_task(self, task_id: str) -> DockerTask:
@@ -509,13 +505,13 @@ class QueueEngine(TaskControl):
 
     def pending_tasks(self) -> list[DockerTask]:
         """Waiting tasks in the order they will run."""
-        return [self._tasks[i] for i in self._ready]
+        return [self._live[i].task for i in self._ready]
 
     def running_tasks(self) -> list[DockerTask]:
         return [r.task for r in self._running.values()]
 
     def paused_tasks(self) -> list[DockerTask]:
-        return [t for t in self._tasks.values() if t.status is TaskStatus.PAUSED]
+        return [r.task for r in self._live.values() if r.task.status is TaskStatus.PAUSED]
 
     def reconfigure(self, settings: Settings) -> None:
         """Apply new run-time settings (concurrency, limits, retry policy) at once."""
@@ -525,10 +521,10 @@ class QueueEngine(TaskControl):
     async def list_tasks(self, query: TaskQuery) -> tuple[list[DockerTask], int]:
         await self.start()
         tasks, total = await self._store.list_tasks(query)
-        return [self._tasks.get(t.id, t) for t in tasks], total
+        return [r.task if (r := self._live.get(t.id)) else t for t in tasks], total
 
     async def get_task_summary(self, task_id: str) -> dict[str, Any]:
-        """The seed's detailed view: status, timing, error with advice, retry state, position."""
+        """The detailed view: status, timing, error with advice, retry state, position."""
         task = await self.require_task(task_id)
         return task.summary(self.queue_position(task))
 
@@ -549,7 +545,7 @@ class QueueEngine(TaskControl):
 
     def subscribe(self, task_id: str | None = None) -> Subscription:
         """Every state, progress and log change from now on, in order."""
-        return self._events.subscribe(task_id)
+        return self._journal.subscribe(task_id)
 
     def event_of(self, task: DockerTask, kind: EventKind = EventKind.SNAPSHOT) -> TaskEvent:
         """A task's current state in the shape subscribers receive."""
@@ -557,17 +553,18 @@ class QueueEngine(TaskControl):
 
     def end_subscriptions(self) -> None:
         """End every subscription (a server closing its event streams)."""
-        self._events.close()
+        self._journal.end_subscriptions()
 
     async def wait_for(self, task_id: str, timeout_s: float | None = None) -> DockerTask:
         """Wait until the task has finished (following a merge to its twin) and return it."""
         task = await self.require_task(task_id)
         if task.status is TaskStatus.MERGED and task.merged_into:
             return await self.wait_for(task.merged_into, timeout_s)
-        if task.status.is_finished:
+        record = self._live.get(task_id)
+        if task.status.is_finished or record is None:  # (None: stored, never loaded to run)
             return task
         waiter: asyncio.Future[DockerTask] = asyncio.get_running_loop().create_future()
-        waiters = self._waiters.setdefault(task_id, [])
+        waiters = record.waiters
         waiters.append(waiter)
         try:
             async with asyncio.timeout(timeout_s):
@@ -607,7 +604,7 @@ class QueueEngine(TaskControl):
             statuses |= {TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.TIMEOUT}
         deleted = await self._store.delete(statuses)
         if include_failed:  # kept only so a manual retry could use them; nothing left to retry
-            self._secrets = {k: v for k, v in self._secrets.items() if k in self._tasks}
+            self._secrets = {k: v for k, v in self._secrets.items() if k in self._live}
         # The store counts as of the saves issued so far; what moves while it counts is added.
         before = Counter(self._stats.gauges)
         counts = Counter(await self._store.class_counts())

@@ -10,7 +10,6 @@ from typing import Any
 
 from ai_admin.errors import AiAdminError, ErrorCode, ExecutionError, TaskTimeout
 from ai_admin.queue.context import RunContext
-from ai_admin.queue.events import TaskEvent
 from ai_admin.queue.models import DockerTask, ErrorInfo
 
 
@@ -38,8 +37,6 @@ class Run:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     # The "running" write, queued at launch; the outcome is written after it.
     started: asyncio.Future[None] | None = None
-    # Progress and log events wait here until the "running" state has been announced.
-    held: list[TaskEvent] | None = field(default_factory=list)
     # For the pause or cancel that stopped the run: the state recorded, or the write's error.
     final: DockerTask | None = None
     error: BaseException | None = None

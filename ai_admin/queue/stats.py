@@ -114,7 +114,7 @@ class QueueStats:
         return dict(out)
 
     def snapshot(self, *, max_concurrent: int, running: int, queue_size: int) -> dict[str, Any]:
-        """The statistics in the seed's shape, plus the production counters."""
+        """What clients read (totals, distributions, rates), and the production counters."""
         now = time.time()
         last_24_hours, last_hour = self._recent_activity(now)
         c = self.counters

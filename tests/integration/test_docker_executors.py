@@ -504,7 +504,7 @@ async def test_cancel_a_running_build_removes_its_container(
     async with docker_engine(tmp_path) as engine:
         sub = engine.subscribe()
         task_id = await submit(engine, TaskType.BUILD, {"dockerfile": dockerfile})
-        await wait_event(sub, task_id, lambda e: "Running in" in e.get("line", ""))
+        await wait_event(sub, task_id, lambda e: "Running in" in (e.line or ""))
         assert build_containers(docker_client, marker), "the step's container is not running"
         started = time.monotonic()
         task = await engine.cancel_task(task_id)

@@ -312,7 +312,8 @@ async def assert_consistent(
     for task_id in task_ids:
         stored = await store.get(task_id)
         assert stored is not None, f"{task_id} is not stored"
-        live = engine._tasks.get(task_id)
+        record = engine._live.get(task_id)
+        live = record.task if record is not None else None
         assert (live is not None) == (not stored.status.is_finished), (
             f"{task_id} is {stored.status.value} in the store and "
             f"{'in' if live is not None else 'not in'} memory"

@@ -1,4 +1,4 @@
-"""Statistics in the seed's shape after mixed outcomes, across a restart, and after clear()."""
+"""Statistics as clients read them, after mixed outcomes, across a restart, and after clear()."""
 
 from __future__ import annotations
 
