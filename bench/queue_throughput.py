@@ -3,6 +3,7 @@
     .venv/bin/pip install -e '.[bench]'
     .venv/bin/python bench/queue_throughput.py            # 10,000 tasks, 4 workers, 3 rounds
     .venv/bin/python bench/queue_throughput.py -n 2000 --rounds 5
+    .venv/bin/python bench/queue_throughput.py --only FULL   # ai-admin's FULL rows, and Huey's
 
 Each round runs every contender once, in a fresh database, alternating, so a noisy machine
 hurts them alike; the table shows medians over rounds. Every contender commits every state
@@ -10,6 +11,9 @@ change: ai-admin writes pending, running and completed for each task; Huey write
 and the dequeue. "FULL" fsyncs every commit (Huey's default); "NORMAL" (ai-admin's default)
 survives a crash of the process (kill -9) but not of the machine. Two ratios: to Huey at its
 default, and to Huey at the same synchronous level; much of the first is the fsync.
+
+ai-admin commits its group commits on the event loop or on a writer thread of their own
+(``SqliteStore(writer=...)``); the "writer thread" rows measure the second.
 
 The engine runs on uvloop, as in the agent (``ai-admin serve``), and on asyncio's own loop, which
 a program using the Python API gets unless it chooses otherwise.
@@ -34,7 +38,7 @@ from ai_admin.config import Settings
 from ai_admin.queue.engine import QueueEngine
 from ai_admin.queue.executor import TaskContext
 from ai_admin.queue.models import DockerTask, TaskType
-from ai_admin.queue.sqlite_store import SqliteStore
+from ai_admin.queue.sqlite_store import SqliteStore, Writer
 
 
 @dataclass
@@ -62,9 +66,11 @@ async def _noop(ctx: TaskContext) -> dict[str, Any]:
     return {}
 
 
-async def _ai_admin(n: int, workers: int, producers: int, db: Path, sync: str) -> RunResult:
+async def _ai_admin(
+    n: int, workers: int, producers: int, db: Path, sync: str, writer: Writer
+) -> RunResult:
     settings = Settings(data_dir=db.parent, max_concurrent=workers, max_queue_size=n + 1)
-    store = SqliteStore(db, synchronous="FULL" if sync == "FULL" else "NORMAL")
+    store = SqliteStore(db, synchronous="FULL" if sync == "FULL" else "NORMAL", writer=writer)
     submitted: dict[str, float] = {}
     latencies: list[float] = []
     async with QueueEngine(store, {TaskType.PULL: _noop}, settings) as engine:
@@ -159,9 +165,13 @@ def _huey(n: int, workers: int, producers: int, db: Path, sync: str) -> RunResul
 Runner = Callable[[Path], RunResult]
 
 
-def _table(n: int, workers: int, producers: int, rounds: int) -> None:
-    def engine(sync: str, run: Callable[[Coroutine[Any, Any, RunResult]], RunResult]) -> Runner:
-        return lambda db: run(_ai_admin(n, workers, producers, db, sync))
+def _table(n: int, workers: int, producers: int, rounds: int, only: str | None) -> None:
+    def engine(
+        sync: str,
+        run: Callable[[Coroutine[Any, Any, RunResult]], RunResult],
+        writer: Writer = "loop",
+    ) -> Runner:
+        return lambda db: run(_ai_admin(n, workers, producers, db, sync, writer))
 
     def huey(sync: str) -> Runner:
         return lambda db: _huey(n, workers, producers, db, sync)
@@ -169,11 +179,18 @@ def _table(n: int, workers: int, producers: int, rounds: int) -> None:
     # name: (run, synchronous level)
     contenders: dict[str, tuple[Runner, str]] = {
         "ai-admin NORMAL, uvloop": (engine("NORMAL", loop.run), "NORMAL"),
+        "ai-admin NORMAL, uvloop, writer thread": (
+            engine("NORMAL", loop.run, "thread"),
+            "NORMAL",
+        ),
         "ai-admin NORMAL, asyncio": (engine("NORMAL", asyncio.run), "NORMAL"),
         "ai-admin FULL, uvloop": (engine("FULL", loop.run), "FULL"),
+        "ai-admin FULL, uvloop, writer thread": (engine("FULL", loop.run, "thread"), "FULL"),
         "huey SqliteHuey FULL": (huey("FULL"), "FULL"),
         "huey SqliteHuey NORMAL": (huey("NORMAL"), "NORMAL"),
     }
+    if only:  # Huey's rows stay: the ratios are to them
+        contenders = {k: v for k, v in contenders.items() if only in k or k.startswith("huey")}
     results: dict[str, list[RunResult]] = {name: [] for name in contenders}
     for r in range(rounds):
         for name, (run, _) in contenders.items():
@@ -192,13 +209,13 @@ def _table(n: int, workers: int, producers: int, rounds: int) -> None:
     )
     columns = ("enqueue/s", "tasks/s", "p50 ms", "p99 ms", "vs huey", "same sync")
     widths = (11, 10, 9, 9, 9, 11)
-    header = f"{'queue':<26}" + "".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))
+    header = f"{'queue':<40}" + "".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))
     print(header)
     print("-" * len(header))
     for name, (_, sync) in contenders.items():
         e2e = rate(name)
         print(
-            f"{name:<26}{med(name, 'enqueue_per_s'):>11.0f}{e2e:>10.0f}"
+            f"{name:<40}{med(name, 'enqueue_per_s'):>11.0f}{e2e:>10.0f}"
             f"{med(name, 'p50_ms'):>9.1f}{med(name, 'p99_ms'):>9.1f}"
             f"{e2e / rate('huey SqliteHuey FULL'):>8.2f}x"
             f"{e2e / rate(f'huey SqliteHuey {sync}'):>10.2f}x"
@@ -216,13 +233,14 @@ def main() -> None:
         help="concurrent submitters, one table per value (a script, or many HTTP clients)",
     )
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", help="run only the ai-admin rows whose name holds this text")
     args = parser.parse_args()
     logging.getLogger("huey").setLevel(logging.ERROR)
     from loguru import logger
 
     logger.remove()
     for producers in (int(p) for p in args.producers.split(",")):
-        _table(args.n, args.workers, producers, args.rounds)
+        _table(args.n, args.workers, producers, args.rounds, args.only)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 - the reader runs scans (listings, statistics at start-up); the reads waiting together share
   one snapshot and one wake-up of the loop;
 - the checkpointer copies committed pages from the WAL into the database (a passive checkpoint,
-  which never blocks the writer).
+  which never blocks the writer);
+- the writer, with ``SqliteStore(writer="thread")``, commits the group commits
+  (``sqlite_writer``).
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Callable
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 from loguru import logger
 
-from ai_admin.queue.threads import Call, JobThread, Settled, hand_back
+from ai_admin.queue import sqlite_schema as schema
+from ai_admin.queue.sqlite_writer import WriterThread
+from ai_admin.queue.threads import Call, JobThread, Settled, hand_back, run_calls
 
 Connect = Callable[[], sqlite3.Connection]
 ReaderThread = JobThread[sqlite3.Connection, Call]
@@ -28,6 +34,11 @@ def reader(connect: Connect) -> ReaderThread:
 
 def checkpointer(connect: Connect) -> CheckpointThread:
     return JobThread("ai-admin-sqlite-checkpoint", connect, _checkpoint, sqlite3.Connection.close)
+
+
+def writer(path: Path, synchronous: schema.Synchronous) -> WriterThread:
+    connect = partial(schema.connect_writer, path, synchronous)
+    return JobThread("ai-admin-sqlite-write", connect, run_calls, sqlite3.Connection.close)
 
 
 def _run_reads(conn: sqlite3.Connection, batch: list[Call]) -> None:

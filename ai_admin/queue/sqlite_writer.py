@@ -4,9 +4,15 @@ A write is a function of a connection, queued with ``submit`` and settled when i
 been committed, in call order. Many concurrent saves cost one commit; the queue's counters go
 last in the batch, and are written only if every write they count was.
 
-The commit runs on the loop's own connection, at the end of the turn: in WAL mode with
-``synchronous=NORMAL`` a commit only writes to the OS and takes tens of microseconds, less than
-handing the work to a thread and back.
+Where the commit runs (``SqliteStore(writer=...)``; by default on the loop with ``NORMAL``, on
+the thread with ``FULL``):
+
+- ``"loop"``: on the loop's own connection, at the end of the turn. In WAL mode with
+  ``synchronous=NORMAL`` a commit only writes to the OS and takes tens of microseconds, less than
+  handing the work to a thread and back;
+- ``"thread"``: on one writer thread with its own connection, one batch at a time; while it
+  commits (an fsync with ``synchronous=FULL``), the next batch gathers on the loop and goes as
+  soon as the last one has landed.
 
 Another process holding the write lock must not freeze the loop: ``BEGIN IMMEDIATE`` waits only
 briefly, and the whole batch is tried again later on a timer (every write is an idempotent
@@ -33,12 +39,13 @@ from ai_admin.errors import StoreError
 from ai_admin.queue import sqlite_failures as failures
 from ai_admin.queue import sqlite_queries as queries
 from ai_admin.queue import sqlite_schema as schema
-from ai_admin.queue.threads import settle_all
+from ai_admin.queue.threads import Call, JobThread, settle_all
 
 T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], Any]
 Job = tuple[Work, asyncio.Future[Any]]
 Outcome = tuple[bool, Any]  # (succeeded, result or exception)
+WriterThread = JobThread[sqlite3.Connection, Call]
 CHECKPOINT_EVERY = 64  # commits between background checkpoints
 BUSY_RETRY_S = (0.01, 0.5)  # first and longest wait between attempts
 
@@ -121,30 +128,38 @@ class _Batch:
 
 
 class GroupCommit:
-    """The writes of a store, committed together on the connection given to ``attach``, until
-    ``close``; ``checkpoint`` is asked for every ``CHECKPOINT_EVERY`` commits."""
+    """The writes of a store, committed together on the loop's connection or a writer thread
+    (``attach``), until ``close``; ``checkpoint`` is asked for every ``CHECKPOINT_EVERY``
+    commits."""
 
     def __init__(self, directory: Path, checkpoint: Callable[[], None]) -> None:
         self._directory = directory
         self._checkpoint = checkpoint
-        self._conn: sqlite3.Connection | None = None  # the loop's, which commits
+        self._conn: sqlite3.Connection | None = None  # commits on the loop, or
+        self._thread: WriterThread | None = None  # on this thread
         self._pending: list[Job] = []  # writes issued, not yet handed to a commit
         self._counters: dict[str, float] = {}  # the newest issued since the last commit
         self._counters_written: dict[str, float] = {}
         self._busy_since: float | None = None  # another process held the write lock
         self._retry: asyncio.TimerHandle | None = None  # on the loop
+        self._flusher: asyncio.Task[None] | None = None  # feeds the writer thread
         self._commits = 0  # since the last checkpoint was asked for
         self._disk_full = False  # the last commit failed for want of space
 
-    def attach(self, conn: sqlite3.Connection) -> None:
-        """Commit from now on with ``conn``."""
-        self._conn = conn
+    def attach(
+        self, conn: sqlite3.Connection | None = None, thread: WriterThread | None = None
+    ) -> None:
+        """Commit from now on with ``conn`` on the loop, or on ``thread``."""
+        self._conn, self._thread = conn, thread
         self._counters_written = {}  # what this connection's file holds is not known
 
     def submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
-        if not self._pending and self._retry is None:
+        if self._thread is not None:
+            if self._flusher is None:
+                self._flusher = loop.create_task(self._flush(self._thread))
+        elif not self._pending and self._retry is None:
             loop.call_soon(self._write_pending)
         self._pending.append((fn, fut))
         return fut
@@ -156,6 +171,7 @@ class GroupCommit:
     async def close(self) -> None:
         """What was issued before close() is written (or fails), waiting out a held lock."""
         conn, self._conn = self._conn, None
+        self._thread = None
         if self._retry is not None:  # waited for here instead
             self._retry.cancel()
             self._retry = None
@@ -163,8 +179,10 @@ class GroupCommit:
             # Polled: a lock held by another process signals nothing when it is released.
             while (delay := self._commit_pending(conn)) is not None:  # noqa: ASYNC110
                 await asyncio.sleep(delay)
+        if self._flusher is not None:  # it goes on until nothing is pending
+            await asyncio.wait([self._flusher])
 
-    # -- committing -------------------------------------------------------------------------------
+    # -- on the loop -----------------------------------------------------------------------------
 
     def _write_pending(self) -> None:
         self._retry = None
@@ -184,6 +202,28 @@ class GroupCommit:
         except (CannotBegin, DiskFull) as exc:
             return self._landed(batch, exc)
         return self._landed(batch, outcomes)
+
+    # -- on the writer thread --------------------------------------------------------------------
+
+    async def _flush(self, thread: WriterThread) -> None:
+        """One batch at a time on the thread; what is issued meanwhile goes with the next."""
+        try:
+            # Asked only while writes wait: a take of nothing drops the counters kept for later.
+            while self._pending and (batch := self._take()) is not None:
+                try:
+                    outcomes = await thread.call(batch.runner(self._directory))
+                except (CannotBegin, DiskFull) as exc:
+                    delay = self._landed(batch, exc)
+                except Exception as exc:  # run_batch itself failed: so does each write
+                    self._busy_since = None
+                    settle_all([(fut, False, exc) for _, fut in batch.jobs])
+                    continue
+                else:
+                    delay = self._landed(batch, outcomes)
+                if delay is not None:
+                    await asyncio.sleep(delay)
+        finally:
+            self._flusher = None
 
     # -- a batch ---------------------------------------------------------------------------------
 

@@ -19,11 +19,19 @@ from ai_admin.config import Settings
 from ai_admin.queue.engine import QueueEngine
 from ai_admin.queue.executor import TaskContext
 from ai_admin.queue.models import TaskStatus, TaskType
-from ai_admin.queue.sqlite_store import SqliteStore
+from ai_admin.queue.sqlite_store import SqliteStore, Writer
 
 WORKER = Path(__file__).with_name("crash_worker.py")
 TASKS = 10
 WAIT_S = 60.0
+# Runs the worker with a store that commits on its writer thread.
+WRITER_THREAD = """
+import functools, runpy, sys
+from ai_admin.queue import sqlite_store
+sqlite_store.SqliteStore = functools.partial(sqlite_store.SqliteStore, writer="thread")
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
 
 
 @pytest.fixture(autouse=True)
@@ -41,9 +49,13 @@ def warnings_logged() -> Iterator[list[str]]:
     logger.remove(sink)
 
 
-async def _run_worker_until_ready(db_path: Path) -> tuple[asyncio.subprocess.Process, list[str]]:
+async def _run_worker_until_ready(
+    db_path: Path, writer: Writer
+) -> tuple[asyncio.subprocess.Process, list[str]]:
+    boot = ["-c", WRITER_THREAD] if writer == "thread" else []
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
+        *boot,
         str(WORKER),
         str(db_path),
         str(TASKS),
@@ -59,11 +71,14 @@ async def _run_worker_until_ready(db_path: Path) -> tuple[asyncio.subprocess.Pro
     raise AssertionError(f"the worker exited with {await proc.wait()} before it was ready")
 
 
-async def test_tasks_survive_sigkill(tmp_path: Path, warnings_logged: list[str]) -> None:
+@pytest.mark.parametrize("writer", ["loop", "thread"])
+async def test_tasks_survive_sigkill(
+    tmp_path: Path, warnings_logged: list[str], writer: Writer
+) -> None:
     db_path = tmp_path / "crash.db"
     proc: asyncio.subprocess.Process | None = None
     try:
-        proc, ids = await _run_worker_until_ready(db_path)
+        proc, ids = await _run_worker_until_ready(db_path, writer)
         assert len(ids) == TASKS
         os.kill(proc.pid, signal.SIGKILL)
         assert await asyncio.wait_for(proc.wait(), WAIT_S) == -signal.SIGKILL
@@ -79,7 +94,9 @@ async def test_tasks_survive_sigkill(tmp_path: Path, warnings_logged: list[str])
         return {"ok": True}
 
     settings = Settings(data_dir=tmp_path, max_concurrent=1)
-    engine = QueueEngine(SqliteStore(db_path), dict.fromkeys(TaskType, complete), settings)
+    engine = QueueEngine(
+        SqliteStore(db_path, writer=writer), dict.fromkeys(TaskType, complete), settings
+    )
     try:
         engine.pause_queue()  # look at the recovered queue before anything runs
         await engine.start()

@@ -21,7 +21,7 @@ from spoiled_db import SPOILERS
 from ai_admin.errors import ErrorCode, StoreError
 from ai_admin.queue import sqlite_failures as failures
 from ai_admin.queue.models import DockerTask, TaskStatus, TaskType
-from ai_admin.queue.sqlite_store import SqliteStore
+from ai_admin.queue.sqlite_store import SqliteStore, Writer
 from ai_admin.queue.store import TaskQuery
 
 
@@ -126,9 +126,16 @@ async def disk(tmp_path: Path) -> AsyncIterator[Path]:
         yield mounted
 
 
+@pytest.fixture(params=["loop", "thread"])
+def writer(request: pytest.FixtureRequest) -> Writer:
+    """Where the store commits: the tests of failed writes run with each."""
+    mode: Writer = request.param
+    return mode
+
+
 @pytest.fixture
-async def store_on_disk(disk: Path) -> AsyncIterator[SqliteStore]:
-    store = SqliteStore(disk / "data" / "ai-admin.db")
+async def store_on_disk(disk: Path, writer: Writer) -> AsyncIterator[SqliteStore]:
+    store = SqliteStore(disk / "data" / "ai-admin.db", writer=writer)
     await store.open()
     yield store
     await store.close()
@@ -245,10 +252,12 @@ async def test_opening_on_a_full_disk_says_so_in_one_line(disk: Path) -> None:
 # -- counters --------------------------------------------------------------------------------------
 
 
-async def test_counters_of_a_batch_with_a_failed_write_are_not_written(tmp_path: Path) -> None:
+async def test_counters_of_a_batch_with_a_failed_write_are_not_written(
+    tmp_path: Path, writer: Writer
+) -> None:
     # The counters given with a save count every write of its turn; if one of them failed,
     # they count something that is not stored, and the caller's next save brings new ones.
-    store = SqliteStore(tmp_path / "s.db")
+    store = SqliteStore(tmp_path / "s.db", writer=writer)
     await store.open()
     try:
         await store.save([_task(1)], {"enqueued": 1.0})

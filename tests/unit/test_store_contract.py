@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -17,7 +18,8 @@ from queue_helpers import within
 from ai_admin.errors import StoreError
 from ai_admin.queue import sqlite_writer
 from ai_admin.queue.models import DockerTask, ErrorInfo, TaskPriority, TaskStatus, TaskType
-from ai_admin.queue.sqlite_store import SqliteStore
+from ai_admin.queue.sqlite_schema import Synchronous
+from ai_admin.queue.sqlite_store import SqliteStore, Writer
 from ai_admin.queue.stats import TaskClass
 from ai_admin.queue.store import QueueStore, TaskQuery
 
@@ -298,13 +300,20 @@ class StoreContract:
         assert await store.list_tasks(TaskQuery()) == ([done], 1)
 
 
+@pytest.fixture(params=["loop", "thread"])
+def writer(request: pytest.FixtureRequest) -> Writer:
+    """Where the store commits: every SQLite test runs with each."""
+    mode: Writer = request.param
+    return mode
+
+
 class TestSqliteStore(StoreContract):
     @pytest.fixture
-    async def make_store(self, tmp_path: Path) -> AsyncIterator[StoreFactory]:
+    async def make_store(self, tmp_path: Path, writer: Writer) -> AsyncIterator[StoreFactory]:
         opened: list[SqliteStore] = []
 
         async def make() -> QueueStore:
-            store = SqliteStore(tmp_path / "store.db")
+            store = SqliteStore(tmp_path / "store.db", writer=writer)
             await store.open()
             opened.append(store)
             return store
@@ -326,7 +335,7 @@ class TestSqliteStore(StoreContract):
 
 
 async def test_sqlite_uses_wal_and_groups_concurrent_saves(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer: Writer
 ) -> None:
     transactions: list[int] = []
     original = sqlite_writer.transaction
@@ -336,7 +345,7 @@ async def test_sqlite_uses_wal_and_groups_concurrent_saves(
         return original(conn, jobs)
 
     monkeypatch.setattr(sqlite_writer, "transaction", counting)
-    store = SqliteStore(tmp_path / "wal.db")
+    store = SqliteStore(tmp_path / "wal.db", writer=writer)
     await store.open()
     try:
         await within(asyncio.gather(*(store.save([_task(i)]) for i in range(300))))
@@ -349,8 +358,8 @@ async def test_sqlite_uses_wal_and_groups_concurrent_saves(
         assert conn.execute("SELECT count(*) FROM tasks").fetchone()[0] == 300
 
 
-async def test_a_failing_job_fails_alone(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "s.db")
+async def test_a_failing_job_fails_alone(tmp_path: Path, writer: Writer) -> None:
+    store = SqliteStore(tmp_path / "s.db", writer=writer)
     await store.open()
     try:
         good = store.save([_task(1)])
@@ -366,10 +375,10 @@ async def test_a_failing_job_fails_alone(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_a_save_after_close_fails_instead_of_hanging(tmp_path: Path) -> None:
+async def test_a_save_after_close_fails_instead_of_hanging(tmp_path: Path, writer: Writer) -> None:
     # Regression: a save issued while close() was finishing was queued behind the stop marker
     # and never settled, so its caller waited forever.
-    store = SqliteStore(tmp_path / "s.db")
+    store = SqliteStore(tmp_path / "s.db", writer=writer)
     await store.open()
     await store.save([_task(1)])
     closing = asyncio.create_task(store.close())
@@ -380,7 +389,7 @@ async def test_a_save_after_close_fails_instead_of_hanging(tmp_path: Path) -> No
     with pytest.raises(RuntimeError, match="not open"):
         store.save([_task(3)])
 
-    reopened = SqliteStore(tmp_path / "s.db")
+    reopened = SqliteStore(tmp_path / "s.db", writer=writer)
     await reopened.open()
     try:
         assert (await reopened.list_tasks(TaskQuery()))[1] == 1
@@ -389,8 +398,8 @@ async def test_a_save_after_close_fails_instead_of_hanging(tmp_path: Path) -> No
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = SqliteStore(tmp_path / "s.db")
+async def store(tmp_path: Path, writer: Writer) -> AsyncIterator[SqliteStore]:
+    opened = SqliteStore(tmp_path / "s.db", writer=writer)
     await opened.open()
     yield opened
     await opened.close()
@@ -487,8 +496,10 @@ def _wipe(directory: Path, pattern: str) -> None:
         leftover.unlink()
 
 
-async def test_counters_are_written_again_after_reopening_onto_a_new_file(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "s.db")
+async def test_counters_are_written_again_after_reopening_onto_a_new_file(
+    tmp_path: Path, writer: Writer
+) -> None:
+    store = SqliteStore(tmp_path / "s.db", writer=writer)
     await store.open()
     await store.save([_task(1)], {"completed": 1.0})
     await store.close()
@@ -502,11 +513,11 @@ async def test_counters_are_written_again_after_reopening_onto_a_new_file(tmp_pa
 
 
 async def test_a_store_is_open_only_once_open_has_succeeded(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer: Writer
 ) -> None:
     # A save issued while open() was still starting its threads used to be queued on a store
     # that then failed to open, and left every later save on it waiting forever.
-    store = SqliteStore(tmp_path / "s.db")
+    store = SqliteStore(tmp_path / "s.db", writer=writer)
 
     def slow_and_failing() -> sqlite3.Connection:
         time.sleep(0.1)
@@ -528,3 +539,58 @@ async def test_a_store_is_open_only_once_open_has_succeeded(
         assert await store.get(task.id) == task
     finally:
         await store.close()
+
+
+async def test_a_writer_thread_commits_off_the_loop_while_the_next_batch_gathers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # writer="thread": a slow commit (an fsync with synchronous=FULL) holds the writer thread,
+    # not the loop; what is saved meanwhile waits, and goes in the next commit, all together.
+    commits: list[tuple[str, int]] = []
+    original = sqlite_writer.transaction
+
+    def slow(conn: sqlite3.Connection, jobs: list) -> list:  # type: ignore[type-arg]
+        commits.append((threading.current_thread().name, len(jobs)))
+        time.sleep(0.3)
+        return original(conn, jobs)
+
+    store = SqliteStore(tmp_path / "s.db", synchronous="FULL", writer="thread")
+    await store.open()
+    monkeypatch.setattr(sqlite_writer, "transaction", slow)
+    try:
+        first = store.save([_task(0)])
+        started = time.monotonic()
+        await asyncio.sleep(0.1)  # the first commit is being made meanwhile
+        assert time.monotonic() - started < 0.25  # and it did not hold the loop
+        assert not first.done()
+        later = [store.save([_task(i)]) for i in range(1, 51)]
+        await within(asyncio.gather(first, *later))
+    finally:
+        monkeypatch.undo()
+        await store.close()
+    assert commits == [("ai-admin-sqlite-write", 1), ("ai-admin-sqlite-write", 50)]
+
+
+@pytest.mark.parametrize(
+    ("synchronous", "committer"), [("NORMAL", "MainThread"), ("FULL", "ai-admin-sqlite-write")]
+)
+async def test_by_default_commits_with_an_fsync_go_to_the_writer_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, synchronous: Synchronous, committer: str
+) -> None:
+    # The measured choice (bench/queue_throughput.py): with FULL a commit's fsync would hold
+    # the loop, and a writer thread serves more tasks; with NORMAL the loop commits.
+    threads: set[str] = set()
+    original = sqlite_writer.transaction
+
+    def recording(conn: sqlite3.Connection, jobs: list) -> list:  # type: ignore[type-arg]
+        threads.add(threading.current_thread().name)
+        return original(conn, jobs)
+
+    monkeypatch.setattr(sqlite_writer, "transaction", recording)
+    store = SqliteStore(tmp_path / "s.db", synchronous=synchronous)
+    await store.open()
+    try:
+        await within(store.save([_task(1)]))
+    finally:
+        await store.close()
+    assert threads == {committer}
