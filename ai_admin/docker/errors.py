@@ -21,6 +21,8 @@ can carry credentials, so every string is scrubbed on the way out (``scrub_crede
 from __future__ import annotations
 
 import asyncio
+import errno
+import json
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -44,7 +46,15 @@ from ai_admin.docker.error_meanings import (
     SOCKET_ERRNOS,
     STATUS_CODES,
 )
-from ai_admin.docker.error_rules import ENGINE_RULES, RULES, TABLES, Rule
+from ai_admin.docker.error_rules import (
+    ENGINE_RULES,
+    MALFORMED_STREAM,
+    READ_TIMEOUT,
+    RULES,
+    TABLES,
+    UNREADABLE_CONTEXT_FILE,
+    Rule,
+)
 from ai_admin.docker.reference import read_reference, registry_host, registry_url
 from ai_admin.errors import AiAdminError, ErrorCode, ExecutionError, code_info
 from ai_admin.queue.secrets import scrub_credentials
@@ -56,6 +66,8 @@ DockerOperation = Literal["build", "push", "pull"]
 C = ErrorCode
 _MESSAGE_EXCERPT_CHARS = 300
 _REGISTRY_URL = re.compile(r"https?://(?:[^/\s\"'@]+@)?([^/\s\"']+)/v[12]/")
+# The image a FROM line's pull was refused for (moby daemon/internal/distribution/errors.go).
+_PULLED_IMAGE = re.compile(r"pull access denied for (?P<image>[^\s,]+),")
 _POOL_HOST = re.compile(r"host='(?P<host>[^']+)', port=(?P<port>\d+)")
 _INT_GROUPS = frozenset({"exit_code", "line"})
 
@@ -210,23 +222,28 @@ def _verdict(
 ) -> _Verdict:
     if engine_status in DECISIVE_ENGINE_STATUS:
         return _Verdict(STATUS_CODES[engine_status])
-    found = _transport(error, text, registry) or _match(TABLES.get(operation, RULES), text)
-    if found is None or found.code is C.DOCKER_REGISTRY_ERROR:
+    own = FALLBACK.get(operation, C.UNKNOWN_ERROR)
+    found = _transport(error, text, operation, registry) or _match(
+        TABLES.get(operation, RULES), text, own
+    )
+    decisive = found is not None and found.rule is not None and found.rule.decisive
+    if found is None or (found.code is C.DOCKER_REGISTRY_ERROR and not decisive):
         found = _by_registry_status(registry_status) or found
     if found is None and engine_status in STATUS_CODES:
         found = _Verdict(STATUS_CODES[engine_status])
-    return found or _Verdict(FALLBACK.get(operation, C.UNKNOWN_ERROR))
+    return found or _Verdict(own)
 
 
-def _match(rules: tuple[Rule, ...], text: str) -> _Verdict | None:
+def _match(rules: tuple[Rule, ...], text: str, own: ErrorCode = C.UNKNOWN_ERROR) -> _Verdict | None:
+    """The first rule that matches decides; ``own`` is the code of a rule without one."""
     folded = text.casefold()
     for rule in rules:
         if isinstance(rule.pattern, str):
             if rule.pattern.casefold() in folded:
-                return _Verdict(rule.code, rule)
+                return _Verdict(rule.code or own, rule)
         elif found := rule.pattern.search(text):
             groups = {k: v for k, v in found.groupdict().items() if v is not None}
-            return _Verdict(rule.code, rule, groups)
+            return _Verdict(rule.code or own, rule, groups)
     return None
 
 
@@ -236,10 +253,15 @@ def _by_registry_status(status: int | None) -> _Verdict | None:
     return _Verdict(STATUS_CODES.get(status, C.DOCKER_REGISTRY_ERROR))
 
 
-def _transport(error: object, text: str, registry: str | None) -> _Verdict | None:
+def _transport(error: object, text: str, operation: str, registry: str | None) -> _Verdict | None:
     """The link to the engine, known by exception type: docker-py talks only to the engine."""
-    if isinstance(error, requests.exceptions.ReadTimeout | TimeoutError):
-        return _Verdict(C.SYSTEM_TIMEOUT)
+    if isinstance(
+        error,
+        requests.exceptions.ReadTimeout | urllib3.exceptions.ReadTimeoutError | TimeoutError,
+    ):
+        return _Verdict(C.SYSTEM_TIMEOUT, READ_TIMEOUT)
+    if isinstance(error, docker.errors.StreamParseError | json.JSONDecodeError):
+        return _Verdict(C.UNKNOWN_ERROR, MALFORMED_STREAM)
     if isinstance(
         error,
         requests.exceptions.ConnectionError
@@ -248,13 +270,19 @@ def _transport(error: object, text: str, registry: str | None) -> _Verdict | Non
     ):
         if _is_registry_request(error, text, registry):
             return _Verdict(C.DOCKER_NETWORK_ERROR)
-        return _match(ENGINE_RULES, text) or _Verdict(C.DOCKER_DAEMON_UNAVAILABLE)
+        # requests wraps a read timeout in the middle of a stream in a ConnectionError.
+        engine = _match((*ENGINE_RULES, READ_TIMEOUT), text)
+        return engine or _Verdict(C.DOCKER_DAEMON_UNAVAILABLE)
     if isinstance(error, OSError) and not isinstance(error, requests.RequestException):
-        return _os_error(error)
+        return _os_error(error, operation)
     return None
 
 
-def _os_error(error: OSError) -> _Verdict | None:
+def _os_error(error: OSError, operation: str) -> _Verdict | None:
+    if error.errno in (errno.EACCES, errno.EPERM) and error.filename and operation == "build":
+        # A build context file the agent's user may not read: name it.
+        file = {"file": str(error.filename)}
+        return _Verdict(C.DOCKER_PERMISSION_DENIED, UNREADABLE_CONTEXT_FILE, file)
     if error.errno in ERRNO_CODES:
         return _Verdict(ERRNO_CODES[error.errno])
     if error.filename is None and error.errno in SOCKET_ERRNOS:
@@ -290,11 +318,14 @@ def _transient(verdict: _Verdict, registry_status: int | None) -> bool:
 
 
 def _registry_in(text: str, image: str | None, operation: str) -> str | None:
-    """The registry a message names (``Head "https://reg:5000/v2/…"``), else the image's."""
+    """The registry a message names (``Head "https://reg:5000/v2/…"``), else the image's; a
+    build's failures concern its FROM images, so there the image a message quotes."""
     if found := _REGISTRY_URL.search(text):
         return found.group(1)
-    if image and operation != "build":  # a build's failures concern its FROM images
-        return read_reference(image).registry_name
+    if operation != "build":
+        return read_reference(image).registry_name if image else None
+    if found := _PULLED_IMAGE.search(text):
+        return read_reference(found["image"]).registry_name
     return None
 
 

@@ -267,7 +267,7 @@ EXCEPTIONS = [
         ),
         "pull",
         C.SYSTEM_TIMEOUT,
-        False,
+        True,
         None,
         id="requests-read-timeout",
     ),
