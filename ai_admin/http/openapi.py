@@ -200,9 +200,20 @@ def _mcp() -> dict[str, Any]:
 
 
 @cache
+def _schemas() -> _Schemas:
+    return _Schemas(list(REGISTRY))
+
+
+def success_schema_name(command: str) -> str:
+    """The name, under ``components/schemas``, of ``command``'s success envelope."""
+    schemas = _schemas()
+    return schemas.name(schemas.answers[command])
+
+
+@cache
 def document() -> dict[str, Any]:
     commands = list(REGISTRY)
-    schemas = _Schemas(commands)
+    schemas = _schemas()
     paths: dict[str, Any] = {}
     for route in ROUTES:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(

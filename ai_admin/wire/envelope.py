@@ -24,6 +24,7 @@ __all__ = [
     "Wire",
     "envelope_schema",
     "failure",
+    "sometimes",
     "success",
     "success_of",
 ]
@@ -35,6 +36,16 @@ class Wire(BaseModel):
     """A shape the agent emits: a key it does not name is a bug, not a client's extension."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+def sometimes(description: str | None = None) -> Any:
+    """The field of a key only some answers carry: typed ``T | SkipJsonSchema[None]``, it is
+    not required, never sent as null, and its schema shows no (null) default."""
+    return Field(None, description=description, json_schema_extra=_no_default)
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
 
 
 class Undocumented(BaseModel):

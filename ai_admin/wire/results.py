@@ -11,7 +11,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from ai_admin.config import Settings
 from ai_admin.queue.models import TaskStatus
-from ai_admin.wire.envelope import ErrorBody, Wire
+from ai_admin.wire.envelope import ErrorBody, Wire, sometimes
 from ai_admin.wire.stats import Counters, QueueStats, QueueSummary
 from ai_admin.wire.task import TaskSummary, TaskView
 
@@ -38,9 +38,9 @@ _NOT_CUT = "Present (true) only when the answer was cut to fit max_answer_bytes.
 class Paged(Wire):
     """The keys that tell a client how to get the rest of a cut listing."""
 
-    truncated: bool | SkipJsonSchema[None] = Field(None, description=_NOT_CUT)
-    next_offset: int | SkipJsonSchema[None] = Field(None, description="The offset to ask for next.")
-    note: str | SkipJsonSchema[None] = Field(None, description="How to get the rest.")
+    truncated: bool | SkipJsonSchema[None] = sometimes(_NOT_CUT)
+    next_offset: int | SkipJsonSchema[None] = sometimes("The offset to ask for next.")
+    note: str | SkipJsonSchema[None] = sometimes("How to get the rest.")
 
 
 class LiveTasks(Wire):
@@ -52,15 +52,15 @@ class LiveTasks(Wire):
 class QueueStatus(QueueStats):
     """``queue_status``: the statistics; with detailed, the live tasks too."""
 
-    tasks: LiveTasks | SkipJsonSchema[None] = Field(None, description="With detailed.")
-    truncated: bool | SkipJsonSchema[None] = Field(None, description=_NOT_CUT)
-    note: str | SkipJsonSchema[None] = None
+    tasks: LiveTasks | SkipJsonSchema[None] = sometimes("With detailed.")
+    truncated: bool | SkipJsonSchema[None] = sometimes(_NOT_CUT)
+    note: str | SkipJsonSchema[None] = sometimes()
 
 
 class TaskStatusResult(TaskSummary):
     """``queue_task_status``: the summary; with detailed, the whole record under ``task``."""
 
-    task: TaskView | SkipJsonSchema[None] = Field(None, description="With detailed.")
+    task: TaskView | SkipJsonSchema[None] = sometimes("With detailed.")
 
 
 class TaskList(Paged):
@@ -89,12 +89,12 @@ class QueueMetrics(Counters, QueueSummary):
 
 
 class Export(Paged):
-    metrics: QueueStats | SkipJsonSchema[None] = None
-    config: dict[str, Any] | SkipJsonSchema[None] = Field(
-        None, description="The agent's settings, without its token."
+    metrics: QueueStats | SkipJsonSchema[None] = sometimes()
+    config: dict[str, Any] | SkipJsonSchema[None] = sometimes(
+        "The agent's settings, without its token."
     )
-    jobs: list[TaskView] | SkipJsonSchema[None] = Field(None, description="Newest first.")
-    total_jobs: int | SkipJsonSchema[None] = None
+    jobs: list[TaskView] | SkipJsonSchema[None] = sometimes("Newest first.")
+    total_jobs: int | SkipJsonSchema[None] = sometimes()
 
 
 RUNTIME_SETTINGS = (

@@ -14,7 +14,7 @@ from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 
 from ai_admin.queue.models import TaskStatus, TaskType
-from ai_admin.wire.envelope import Wire
+from ai_admin.wire.envelope import Wire, sometimes
 
 __all__ = [
     "ErrorInfoView",
@@ -64,9 +64,7 @@ class TaskView(Wire):
     status_description: str
     duration: float | None = Field(description="The same as duration_s.")
     can_retry: bool
-    logs: list[str] | SkipJsonSchema[None] = Field(
-        None, description="The task's log lines, when asked for."
-    )
+    logs: list[str] | SkipJsonSchema[None] = sometimes("The task's log lines, when asked for.")
     queue_position: int | None = Field(
         None, description="1 for the next task to start; null unless it is waiting."
     )
@@ -115,6 +113,4 @@ class TaskSummary(Wire):
     retry: RetryView
     result: dict[str, Any] | None
     merged_into: str | None
-    logs: list[str] | SkipJsonSchema[None] = Field(
-        None, description="The task's log lines, when asked for."
-    )
+    logs: list[str] | SkipJsonSchema[None] = sometimes("The task's log lines, when asked for.")

@@ -14,6 +14,7 @@ import pytest
 from agent_process import OPERATOR_TOKEN
 from dockerenv import ImageCleanup
 from http_client import Api
+from wire_check import Validated
 
 from ai_admin.commands import REGISTRY
 from ai_admin.errors import ErrorCode
@@ -24,6 +25,15 @@ CATALOGUE = Path(__file__).resolve().parents[2] / "commands"
 EXAMPLE_ID = "123e4567-e89b-12d3-a456-426614174000"
 UNREACHABLE = "127.0.0.1:1/ai-admin-test/unreachable"  # refused at once: a quick failure
 DEFAULT_CONCURRENCY = 4
+
+
+@pytest.fixture(autouse=True)
+async def _answers_as_documented(api: Api) -> AsyncIterator[None]:
+    """Every answer a test got has the shape the OpenAPI document gives it."""
+    yield
+    validated = Validated()
+    for answer in api.answers:
+        validated.check_http(answer)
 
 
 @pytest.fixture(autouse=True)
@@ -253,6 +263,10 @@ async def test_every_command_through_cmd(api: Api, image_cleanup: ImageCleanup) 
     for name in REGISTRY.names():
         await SCENARIOS[name](api, image_cleanup)
         await api.ok("queue_resume")
+    validated = Validated()
+    for answer in api.answers:
+        validated.check_http(answer)
+    assert validated.successes == set(REGISTRY.names()), "a command's answer was not checked"
 
 
 # -- the catalogue ----------------------------------------------------------------------------

@@ -161,7 +161,13 @@ def test_nothing_is_imported_by_a_string() -> None:
 
 
 @pytest.mark.parametrize(
-    "module", ["ai_admin.queue.task_queue", "ai_admin.queue.engine", "ai_admin.validation"]
+    "module",
+    [
+        "ai_admin.queue.task_queue",
+        "ai_admin.queue.engine",
+        "ai_admin.validation",
+        "ai_admin.wire.results",  # a client reads answers without the commands or Docker
+    ],
 )
 def test_the_queue_loads_without_docker_or_a_door(module: str) -> None:
     code = (

@@ -1,0 +1,156 @@
+"""The wire layer's models and what is derived from them: every command names its result,
+every model forbids keys it does not name, keys only some answers carry are optional (never
+null), each MCP tool publishes its own command's envelope, and the OpenAPI document gives
+every operation an id, a tag and its command's answer.
+
+That real answers fit these schemas is checked against a running agent in
+``tests/integration/test_wire_schemas.py``, ``test_http_cmd.py`` and ``test_http_rest.py``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import Counter
+from typing import Any
+
+import jsonschema
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from ai_admin.commands import REGISTRY
+from ai_admin.commands.queue_commands import ConfigureParams
+from ai_admin.errors import ErrorCode, TaskNotFound
+from ai_admin.http import openapi
+from ai_admin.http.route_table import ROUTES, Params
+from ai_admin.mcp.tools import list_tools, output_schema
+from ai_admin.queue.events import EventKind, TaskEvent
+from ai_admin.queue.models import DockerTask, TaskStatus, TaskType
+from ai_admin.wire import envelope, events, results, stats, task
+from ai_admin.wire.envelope import Failure, Undocumented, Wire, failure, success, success_of
+from ai_admin.wire.results import RUNTIME_SETTINGS, RuntimeSettings, Submitted
+from ai_admin.wire.task import TaskSummary, TaskView
+
+MODULES = (envelope, task, stats, results)
+SUBMITTED = {"task_id": "t", "status": "pending", "queue_position": 1, "merged_into": None}
+
+
+def wire_models() -> list[type[Wire]]:
+    found = {
+        model
+        for module in MODULES
+        for _, model in inspect.getmembers(module, inspect.isclass)
+        if issubclass(model, Wire) and model.__module__ == module.__name__
+    }
+    return sorted(found, key=lambda m: m.__name__)
+
+
+def test_every_command_names_the_model_of_its_result() -> None:
+    assert [c.name for c in REGISTRY if c.result is Undocumented] == []
+
+
+@pytest.mark.parametrize("model", wire_models(), ids=lambda m: m.__name__)
+def test_every_model_refuses_keys_it_does_not_name(model: type[BaseModel]) -> None:
+    assert model.model_config.get("extra") == "forbid"
+    assert model.model_json_schema(mode="serialization")["additionalProperties"] is False
+
+
+def test_queue_configure_takes_the_settings_it_shows() -> None:
+    assert tuple(ConfigureParams.model_fields) == RUNTIME_SETTINGS
+    assert tuple(RuntimeSettings.model_fields) == RUNTIME_SETTINGS
+
+
+def test_a_key_only_some_answers_carry_is_optional_never_null_and_has_no_default() -> None:
+    schema = TaskSummary.model_json_schema(mode="serialization")
+    assert "logs" not in schema["required"]
+    assert schema["properties"]["logs"] == {
+        "description": "The task's log lines, when asked for.",
+        "items": {"type": "string"},
+        "title": "Logs",
+        "type": "array",
+    }
+
+
+def test_the_envelopes_are_built_as_their_models_say() -> None:
+    ok = success("docker_pull", dict(SUBMITTED))
+    assert list(ok) == ["success", "action", "data"]
+    assert success_of(Submitted).model_validate(ok).data == Submitted(**SUBMITTED)
+    refused = failure(TaskNotFound("Task x not found."), "queue_task_status")
+    assert list(refused) == ["success", "action", "error"]
+    assert Failure.model_validate(refused).error.code == ErrorCode.QUEUE_TASK_NOT_FOUND
+    with pytest.raises(ValidationError):
+        Failure.model_validate({**refused, "data": {}})
+
+
+def test_the_queues_views_of_a_task_fit_their_models() -> None:
+    done = DockerTask(task_type=TaskType.PULL, status=TaskStatus.COMPLETED, progress=100.0)
+    TaskView.model_validate({**done.public_dict(), "queue_position": None})
+    TaskSummary.model_validate(done.summary(None))
+
+
+def test_the_event_schema_is_task_events_wire_form() -> None:
+    task = DockerTask(task_type=TaskType.BUILD)
+    schema = events.event_schema()
+    jsonschema.validate(TaskEvent.of(task, EventKind.STATUS).to_dict(), schema)
+    jsonschema.validate(TaskEvent.of(task, EventKind.LOG, "Step 1/2").to_dict(), schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**TaskEvent.of(task, EventKind.STATUS).to_dict(), "x": 1}, schema)
+
+
+def test_each_tool_publishes_its_own_commands_envelope() -> None:
+    tools = {tool.name: tool for tool in list_tools()}
+    assert set(tools) == set(REGISTRY.names())
+    submitted = success("docker_pull", dict(SUBMITTED))
+    for name, tool in tools.items():
+        schema = tool.output_schema
+        assert schema is not None
+        assert schema["type"] == "object", name  # MCP: an outputSchema is an object schema
+        fits = jsonschema.Draft202012Validator(schema).is_valid(submitted)
+        assert fits == name.startswith("docker_"), name
+        refused = failure(TaskNotFound("Task x not found."), name)
+        assert jsonschema.Draft202012Validator(schema).is_valid(refused), name
+
+
+def test_a_submitting_tool_also_publishes_what_waiting_answers() -> None:
+    pull = REGISTRY.get("docker_pull")
+    status = REGISTRY.get("queue_status")
+    assert pull is not None
+    assert status is not None
+    names = set(output_schema(pull)["$defs"])
+    assert {"Success_WaitedTask_", "TaskFailed"} <= names
+    assert "TaskFailed" not in output_schema(status)["$defs"]
+
+
+def operations() -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (method, path, op)
+        for path, item in openapi.document()["paths"].items()
+        for method, op in item.items()
+    ]
+
+
+def test_every_operation_has_a_unique_id_and_a_declared_tag() -> None:
+    document = openapi.document()
+    declared = {tag["name"] for tag in document["tags"]}
+    ids = Counter(op["operationId"] for _, _, op in operations())
+    assert [i for i, n in ids.items() if n > 1] == []
+    for method, path, op in operations():
+        assert op["tags"], f"{method} {path}"
+        assert set(op["tags"]) <= declared, f"{method} {path}"
+
+
+def test_every_route_of_the_table_is_documented_with_its_commands_answer() -> None:
+    paths = openapi.document()["paths"]
+    for route in ROUTES:
+        op = paths[route.path][route.method.lower()]
+        assert op["operationId"] == route.operation_id
+        if route.params in (Params.NONE, Params.MESSAGE):
+            continue
+        names = {openapi.success_schema_name(c) for c in route.commands}
+        schema = op["responses"]["200"]["content"]["application/json"]["schema"]
+        refs = [schema] if "$ref" in schema else schema["anyOf"]
+        assert {r["$ref"].rsplit("/", 1)[-1] for r in refs} == names, route.path
+
+
+def test_the_openapi_document_is_valid_openapi_3_1() -> None:
+    validator = pytest.importorskip("openapi_spec_validator")
+    validator.validate(openapi.document())
