@@ -53,14 +53,15 @@ class Rule(NamedTuple):
     ``code`` None means the operation's own failure (``DOCKER_BUILD_FAILED``,
     ``DOCKER_PUSH_FAILED``, ``DOCKER_PULL_FAILED``). ``reason`` and ``hint`` are templates over
     the regex's named groups and the context (``image``, ``registry``, ``repository``,
-    ``context``, ``engine``); a hint replaces the code's own. ``decisive``: a registry status
+    ``context``, ``engine``); a hint replaces the code's own, and a tuple of hints gives
+    alternatives, the first whose fields the failure knows. ``decisive``: a registry status
     quoted in the text does not refine the code (it does for a generic registry error).
     """
 
     pattern: str | re.Pattern[str]
     code: ErrorCode | None
     reason: str | None = None
-    hint: str | None = None
+    hint: str | tuple[str, ...] | None = None
     transient: bool | None = None
     decisive: bool = False
 
@@ -476,8 +477,12 @@ RULES: tuple[Rule, ...] = (
         "error parsing HTTP 404 response body",
         C.DOCKER_REGISTRY_ERROR,
         "the address answered 404 with a body no registry sends",
-        "Check that {registry} is the registry's own address: what answers there (a proxy, a "
-        "web server, a wrong path prefix) is not a registry API at /v2/.",
+        (
+            "Check that {registry} is the registry's own address: what answers there (a proxy, "
+            "a web server, a wrong path prefix) is not a registry API at /v2/.",
+            "Check the registry addresses on the Dockerfile's FROM lines: one leads to something "
+            "(a proxy, a web server, a wrong path prefix) that is not a registry API at /v2/.",
+        ),
         transient=False,
         decisive=True,
     ),

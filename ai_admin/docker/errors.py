@@ -255,10 +255,8 @@ def _by_registry_status(status: int | None) -> _Verdict | None:
 
 def _transport(error: object, text: str, operation: str, registry: str | None) -> _Verdict | None:
     """The link to the engine, known by exception type: docker-py talks only to the engine."""
-    if isinstance(
-        error,
-        requests.exceptions.ReadTimeout | urllib3.exceptions.ReadTimeoutError | TimeoutError,
-    ):
+    # urllib3's ReadTimeoutError says "Read timed out" itself: the rules read it as a timeout.
+    if isinstance(error, requests.exceptions.ReadTimeout | TimeoutError):
         return _Verdict(C.SYSTEM_TIMEOUT, READ_TIMEOUT)
     if isinstance(error, docker.errors.StreamParseError | json.JSONDecodeError):
         return _Verdict(C.UNKNOWN_ERROR, MALFORMED_STREAM)
@@ -374,11 +372,16 @@ def _one_line(text: str) -> str:
 def _suggestions(verdict: _Verdict, operation: str, fields: Mapping[str, str]) -> list[str]:
     rule = verdict.rule
     if rule is not None and rule.hint:
-        templates: tuple[str, ...] = (rule.hint,)
+        # A rule's alternatives: the first whose fields this failure knows.
+        alternatives = (rule.hint,) if isinstance(rule.hint, str) else rule.hint
+        filled = (s for s in (_fill(t, fields) for t in alternatives) if s)
+        found = next(filled, None)
+        hints = [found] if found else []
     else:
         templates = HINTS.get((verdict.code, operation)) or HINTS.get((verdict.code, None), ())
+        hints = [s for s in (_fill(t, fields) for t in templates) if s]
     # Only the concrete ones quote input that may carry a credential; the catalogue's are ours.
-    concrete = [scrub_credentials(s) for s in (_fill(t, fields) for t in templates) if s]
+    concrete = [scrub_credentials(s) for s in hints]
     return list(dict.fromkeys([*concrete, *code_info(verdict.code).suggestions]))
 
 

@@ -831,11 +831,12 @@ ORDER_DECIDES = [
 # suggestion must name). "here" as above: produced on the test machine against the real engine
 # (20.10.24) and the reference registry run with TLS (a self-signed and an expired certificate)
 # or plain HTTP on the docker0 address 172.17.0.1 (not an insecure registry to the engine);
-# "here, proxy" is the engine's text for what tests/registry_proxy.py answers in front of the
-# open registry (as ECR, Harbor, a token issuer, a web server or a corrupting mirror would);
-# "here, client" is the docker CLI 28.2 or docker-py 7.2 run as user nobody; "here, SDK" is
-# docker-py against a socket that accepts and then stalls or sends broken JSON. The others are
-# quoted from the issue or the source named.
+# "here-standin" is the engine's text for what tests/registry_standin.py answers (as ECR,
+# Harbor, a token issuer, a web server or a corrupting mirror would); "here-client" is the
+# docker CLI 28.2 or docker-py 7.2 run as a user who may not read a context file; "here-sdk" is
+# docker-py against tests/engine_standin.py, a socket that accepts and then stalls or sends
+# broken JSON. tests/integration/test_registry_diagnosis.py produces each of these again. The
+# others are quoted from the issue or the source named.
 _EXPIRED = "Your authorization token has expired. Reauthenticate and try again."
 _CERT_EXPIRED = (
     "x509: certificate has expired or is not yet valid: current time 2026-12-02T00:01:39Z is "
@@ -917,7 +918,7 @@ FAMILY_CASES = [
             False,
             "127.0.0.1:5361/team/app:1",
             "Log in to 127.0.0.1:5361 again",
-            id=f"here-proxy-{operation}-expired-token",
+            id=f"here-standin-{operation}-expired-token",
         )
         for operation in ("pull", "build")
     ),
@@ -928,7 +929,7 @@ FAMILY_CASES = [
         False,
         "127.0.0.1:5361/team/app:1",
         "Log in to 127.0.0.1:5361 again",
-        id="here-proxy-push-expired-token",
+        id="here-standin-push-expired-token",
     ),
     pytest.param(
         # github.com/causify-ai/helpers/issues/20 (Amazon ECR)
@@ -1013,7 +1014,7 @@ FAMILY_CASES = [
         False,
         "127.0.0.1:5362/team/app:1",
         "The tag of 127.0.0.1:5362/team/app:1 already exists in 127.0.0.1:5362",
-        id="here-proxy-ecr-immutable-tag",
+        id="here-standin-ecr-immutable-tag",
     ),
     pytest.param(
         "push",
@@ -1022,7 +1023,7 @@ FAMILY_CASES = [
         False,
         "127.0.0.1:5363/team/app:1",
         "The tag of 127.0.0.1:5363/team/app:1 already exists in 127.0.0.1:5363",
-        id="here-proxy-harbor-immutable-tag",
+        id="here-standin-harbor-immutable-tag",
     ),
     pytest.param(
         # github.com/aws/containers-roadmap/issues/862 (Amazon ECR)
@@ -1067,7 +1068,7 @@ FAMILY_CASES = [
             True,
             "127.0.0.1:5365/team/app:1",
             "Retry: a fresh download usually succeeds",
-            id=f"here-proxy-{operation}-layer-digest-mismatch",
+            id=f"here-standin-{operation}-layer-digest-mismatch",
         )
         for operation, code in (("pull", C.DOCKER_PULL_FAILED), ("build", C.DOCKER_BUILD_FAILED))
     ),
@@ -1104,9 +1105,18 @@ FAMILY_CASES = [
             False,
             "127.0.0.1:5364/team/app:1",
             "Check that 127.0.0.1:5364 is the registry's own address",
-            id=f"here-proxy-{operation}-404-page-not-found",
+            id=f"here-standin-{operation}-404-page-not-found",
         )
         for operation in ("pull", "push")
+    ),
+    pytest.param(
+        "build",
+        _NOT_A_REGISTRY,
+        C.DOCKER_REGISTRY_ERROR,
+        False,
+        "app:1",
+        "Check the registry addresses on the Dockerfile's FROM lines",
+        id="here-standin-build-404-page-not-found",
     ),
     pytest.param(
         "push",
@@ -1115,7 +1125,7 @@ FAMILY_CASES = [
         False,
         "127.0.0.1:5364/team/app:1",
         "Check that 127.0.0.1:5364 is the registry's own address",
-        id="here-proxy-push-404-empty-json",
+        id="here-standin-push-404-empty-json",
     ),
     pytest.param(
         # github.com/goharbor/harbor/issues/4893 (an ingress in front of Harbor)

@@ -124,8 +124,12 @@ def test_an_engine_that_hangs_on_the_version_handshake_stays_unavailable() -> No
             json.JSONDecodeError("Expecting ',' delimiter", '{"a":1 "b"}', 7)
         ),
         lambda: json.JSONDecodeError("Expecting value", "<html>", 0),
+        # Known by its type alone: no rule reads this json error's text.
+        lambda: docker.errors.StreamParseError(
+            json.JSONDecodeError("Invalid \\uXXXX escape", '"\\u12"', 1)
+        ),
     ],
-    ids=["stream-parse-error", "json-decode-error"],
+    ids=["stream-parse-error", "json-decode-error", "stream-parse-error-by-type"],
 )
 @pytest.mark.parametrize("operation", ["pull", "push", "build"])
 def test_a_stream_the_agent_cannot_parse_is_unknown_not_a_guess(make: Any, operation: Any) -> None:
