@@ -75,7 +75,7 @@ class TaskControl(TaskMemory):
                     await self._journal.landing(task_id)
                     continue
                 run = record.run if record is not None else None
-                if run is not None and (run.finishing or run.stop is not None):
+                if run is not None and run.settling:
                     await run.done.wait()
                     continue
                 if record is not None:

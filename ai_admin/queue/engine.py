@@ -45,9 +45,16 @@ from ai_admin.queue.events import EventKind, Subscription, TaskEvent
 from ai_admin.queue.executor import ExecutorMap
 from ai_admin.queue.live import LiveTask
 from ai_admin.queue.models import DockerTask, TaskStatus
+from ai_admin.queue.outcomes import (
+    Outcome,
+    apply_outcome,
+    fail,
+    timeout_error,
+    unknown_error,
+)
 from ai_admin.queue.pause import Durable, QueuePause
 from ai_admin.queue.retry_policy import RetryPolicy
-from ai_admin.queue.runs import Outcome, Run, Stop, set_error, timeout_error, unknown_error
+from ai_admin.queue.runs import Run, Stop
 from ai_admin.queue.secrets import (
     holds_secrets,
     join_secrets,
@@ -151,10 +158,7 @@ class QueueEngine(TaskControl):
             details={"task_id": task.id, "status_before": task.status.value},
             transient=False,
         )
-        set_error(task, error)
-        self._stats.count("failed")
-        task.status = TaskStatus.FAILED
-        task.current_step = f"{TaskStatus.FAILED.description}: {error.code.value}"
+        fail(task, error, self._stats)
         task.completed_at = time.time()
         task.next_attempt_at = None
         task.paused_from = None
@@ -354,7 +358,7 @@ class QueueEngine(TaskControl):
     # -- running ---------------------------------------------------------------------------------
 
     async def _run(self, run: Run) -> None:
-        run.begun = True
+        run.begin()
         task = run.task
         deadline = asyncio.timeout(task.timeout_s)
         started = run.started
@@ -395,7 +399,7 @@ class QueueEngine(TaskControl):
             outcome = Outcome(stop=run.stop)
         elif outcome.error is not None:
             outcome = Outcome(error=run.ctx.hide(outcome.error))
-        run.finishing = True  # decided, with no await since: an action now waits for it
+        run.decide()  # with no await since: an action now waits for the outcome
         await asyncio.shield(self._finish(run, outcome, started))
 
     async def _finish(self, run: Run, outcome: Outcome, started: asyncio.Future[None]) -> None:
@@ -420,68 +424,24 @@ class QueueEngine(TaskControl):
             self._finishing.pop(task.id, None)
             if (record := self._live.get(task.id)) is not None and record.run is run:
                 record.run = None
-            run.done.set()
+            run.end()
             self._update_idle()
 
     def _apply_outcome(
         self, task: DockerTask, outcome: Outcome, now: float, elapsed: float
     ) -> None:
-        if outcome.stop is not None:
-            self._record_stop(task, outcome.stop)
-        elif outcome.error is not None:
-            self._stats.count("processing_s_total", elapsed)
-            self._record_failure(task, outcome.error, now)
-        else:
-            self._stats.count("processing_s_total", elapsed)
-            self._stats.count("completed")
-            task.status = TaskStatus.COMPLETED
-            task.current_step = TaskStatus.COMPLETED.description
-            task.progress = 100.0
-            task.result = outcome.result
-        if task.status.is_finished:
-            task.completed_at = now
-            task.duration_s = round(elapsed, 3)
-            self._dequeue(task)  # takes no more merges
-
-    def _record_stop(self, task: DockerTask, stop: Stop) -> None:
-        self._dequeue(task)
-        if stop is Stop.CANCEL:
-            self._stats.count("cancelled")
-            task.status = TaskStatus.CANCELLED
-            task.current_step = "Cancelled while running"
-        elif stop is Stop.PAUSE:
-            task.status = TaskStatus.PAUSED
-            task.paused_from = TaskStatus.RUNNING
-            task.current_step = "Paused while running; resume runs it again"
-        else:
-            task.status = TaskStatus.PENDING
-            task.current_step = "Re-queued: the agent shut down while this task ran"
-            task.progress = 0.0
-
-    def _record_failure(self, task: DockerTask, error: AiAdminError, now: float) -> None:
-        set_error(task, error)
-        retries_left = task.retry_count < (task.max_retries or 0)
-        # Also while closing: the retry is stored as pending and runs after the restart.
-        if error.transient and retries_left:
-            task.retry_count += 1
-            self._stats.count("retried")
-            delay = self._retry_policy().delay_s(task.retry_count, self._rng)
-            task.status = TaskStatus.PENDING
-            task.next_attempt_at = now + delay
-            task.current_step = (
-                f"Retry {task.retry_count} of {task.max_retries} in {delay:.1f} s "
-                f"after {error.code.value}"
-            )
+        again = apply_outcome(
+            task, outcome, now=now, elapsed_s=elapsed, stats=self._stats, backoff_s=self._backoff_s
+        )
+        if again:
             self._enqueue(task, keep_seq=True)
-            return
-        is_timeout = error.code is ErrorCode.SYSTEM_TIMEOUT
-        self._stats.count("timed_out" if is_timeout else "failed")
-        task.status = TaskStatus.TIMEOUT if is_timeout else TaskStatus.FAILED
-        task.current_step = f"{task.status.description}: {error.code.value}"
+        else:
+            self._dequeue(task)  # finished (takes no more merges), held or stopped
 
-    def _retry_policy(self) -> RetryPolicy:
+    def _backoff_s(self, retry: int) -> float:
         s = self.settings
-        return RetryPolicy(s.retry_base_s, s.retry_factor, s.retry_cap_s, s.retry_jitter)
+        policy = RetryPolicy(s.retry_base_s, s.retry_factor, s.retry_cap_s, s.retry_jitter)
+        return policy.delay_s(retry, self._rng)
 
     # -- reading ---------------------------------------------------------------------------------
 

@@ -1,16 +1,20 @@
-"""One run of one task: what the engine keeps while the executor works, and how an outcome
-becomes error fields on the task."""
+"""One run of one task: what the engine keeps while the executor works, as a small state machine.
+
+    LAUNCHED ──begin()──▶ RUNNING ──decide()──▶ FINISHING ──end()──▶ DONE
+
+A stop (cancel, pause, shutdown) may be requested while the run is launched or running: it
+cancels the job once the executor has begun, else the executor never starts. Once the outcome
+is decided, nothing can stop the run; an action waits for ``done`` instead.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any
+from enum import IntEnum, StrEnum
 
-from ai_admin.errors import AiAdminError, ErrorCode, ExecutionError, TaskTimeout
 from ai_admin.queue.context import RunContext
-from ai_admin.queue.models import DockerTask, ErrorInfo
+from ai_admin.queue.models import DockerTask
 
 
 class Stop(StrEnum):
@@ -21,6 +25,13 @@ class Stop(StrEnum):
     SHUTDOWN = "shutdown"
 
 
+class RunPhase(IntEnum):
+    LAUNCHED = 0  # its job exists; the executor has not begun
+    RUNNING = 1  # the executor works (or was told to stop)
+    FINISHING = 2  # the outcome is decided and being recorded; the slot is free
+    DONE = 3  # the outcome is recorded (or its write failed: ``error``)
+
+
 @dataclass(slots=True, eq=False)
 class Run:
     """A task while its executor works: how to stop it, and what a stopping action learns."""
@@ -29,11 +40,8 @@ class Run:
     ctx: RunContext
     started_s: float
     job: asyncio.Task[None] | None = None
+    phase: RunPhase = RunPhase.LAUNCHED
     stop: Stop | None = None
-    # Set once ``_run`` executes: a job cancelled before that would never record an outcome.
-    begun: bool = False
-    # Set once the outcome is decided: an action then waits for it instead of stopping the run.
-    finishing: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
     # The "running" write, queued at launch; the outcome is written after it.
     started: asyncio.Future[None] | None = None
@@ -41,46 +49,28 @@ class Run:
     final: DockerTask | None = None
     error: BaseException | None = None
 
+    @property
+    def settling(self) -> bool:
+        """Stopping or recording its outcome: an action must wait for ``done``."""
+        return self.stop is not None or self.phase >= RunPhase.FINISHING
+
+    def begin(self) -> None:
+        self.phase = RunPhase.RUNNING
+
+    def decide(self) -> None:
+        """The outcome is decided (with no await since): from now on nothing stops the run."""
+        self.phase = RunPhase.FINISHING
+
+    def end(self) -> None:
+        self.phase = RunPhase.DONE
+        self.done.set()
+
     def request_stop(self, reason: Stop) -> bool:
         """Tell the run to stop, unless it is stopping or recording its outcome already."""
-        if self.stop is not None or self.finishing or self.job is None:
+        if self.settling or self.job is None:
             return False
         self.stop = reason
         self.ctx.stop()
-        if self.begun:  # else ``_run`` sees ``stop`` when it begins and skips the executor
+        if self.phase is RunPhase.RUNNING:  # else ``_run`` sees ``stop`` and skips the executor
             self.job.cancel()
         return True
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How a run ended: a result, an error, or a stop."""
-
-    result: dict[str, Any] | None = None
-    error: AiAdminError | None = None
-    stop: Stop | None = None
-
-
-def set_error(task: DockerTask, error: AiAdminError) -> None:
-    """The error fields a client reads: message, code, details and advice."""
-    task.error = error.message
-    task.error_code = error.code.value
-    task.error_details = error.details or None
-    task.error_info = ErrorInfo(
-        description=error.description, suggestions=error.suggestions, transient=error.transient
-    )
-
-
-def timeout_error(task: DockerTask) -> TaskTimeout:
-    return TaskTimeout(
-        f"Task {task.id} ran longer than its timeout of {task.timeout_s:g} s.",
-        details={"timeout_s": task.timeout_s},
-    )
-
-
-def unknown_error(exc: BaseException) -> ExecutionError:
-    return ExecutionError(
-        f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
-        code=ErrorCode.UNKNOWN_ERROR,
-        transient=False,
-    )
