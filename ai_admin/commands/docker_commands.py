@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 
 from ai_admin.commands.registry import REGISTRY
 from ai_admin.docker.build_context import read_dockerignore, resolve_context, resolve_dockerfile
@@ -42,15 +42,10 @@ _QUEUE_KEYS = frozenset(QueueOptions.model_fields)
 
 
 class DockerBuildCommand(BuildParams, QueueOptions):
-    # The model's own check, in the schema too: a build needs a source.
-    model_config = ConfigDict(
-        json_schema_extra={
-            "anyOf": [
-                {"required": [key], "properties": {key: {"type": "string"}}}
-                for key in ("context_path", "dockerfile")
-            ]
-        }
-    )
+    # A build needs context_path, dockerfile or both: the model checks it and the command's
+    # description says it. The schema does not (an anyOf at its root): assistants' tool APIs
+    # refuse a tool list that holds such a schema.
+    pass
 
 
 class DockerPushCommand(PushParams, QueueOptions):
@@ -99,6 +94,7 @@ _SUBMIT_RETURNS = (
     "docker_build",
     DockerBuildCommand,
     result=Submitted,
+    destructive=True,  # with push: true it replaces the registry's tags
     example={
         "dockerfile": 'FROM busybox\nRUN echo "hello"\n',
         "tags": ["127.0.0.1:5000/team/app:1.4"],
@@ -108,8 +104,9 @@ _SUBMIT_RETURNS = (
 )
 async def docker_build(agent: Agent, p: DockerBuildCommand) -> dict[str, Any]:
     """Queue an image build from a directory under the agent's allowed roots (context_path)
-    and/or inline Dockerfile text, with tags, build args, labels and target; push: true also
-    pushes every tag afterwards. Progress follows the build's steps."""
+    and/or inline Dockerfile text (give at least one of the two), with tags, build args,
+    labels and target; push: true also pushes every tag afterwards, replacing what the
+    registry held under it. Progress follows the build's steps."""
     # Refused now rather than queued to fail: the build checks again when it runs.
     check_network_mode(p.network_mode, agent.settings.allowed_network_modes)
     if p.context_path is not None:  # file system reads: off the loop
@@ -129,13 +126,14 @@ def _check_context(p: DockerBuildCommand, allowed_roots: Sequence[Path]) -> None
     "docker_push",
     DockerPushCommand,
     result=Submitted,
+    destructive=True,  # it replaces what the registry held under the tag
     example={"image_name": "username/myapp", "tag": "latest"},
     description_suffix=_SUBMIT_RETURNS,
 )
 async def docker_push(agent: Agent, p: DockerPushCommand) -> dict[str, Any]:
-    """Queue a push of a local image tag (or all_tags) to its registry, with per-task
-    credentials in auth or the agent's Docker login. Progress counts the bytes of all layers;
-    the result carries the pushed digest."""
+    """Queue a push of a local image tag (or all_tags) to its registry, replacing what the
+    registry held under that tag, with per-task credentials in auth or the agent's Docker
+    login. Progress counts the bytes of all layers; the result carries the pushed digest."""
     return await submit(agent, TaskType.PUSH, p)
 
 

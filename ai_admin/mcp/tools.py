@@ -22,6 +22,7 @@ from ai_admin.wire.envelope import Failure, Success, envelope_schema, success_of
 from ai_admin.wire.results import TaskFailed, WaitedTask
 
 __all__ = [
+    "ROOT_REFUSED",
     "WAIT_KEYS",
     "WAIT_LIMIT_S",
     "ToolFormat",
@@ -35,6 +36,8 @@ __all__ = [
 ]
 
 WAIT_LIMIT_S = 3600.0
+# Keywords no input schema may have at its root (assistants' tool APIs refuse them there).
+ROOT_REFUSED = frozenset({"anyOf", "oneOf", "allOf", "not", "enum"})
 _OPEN_WORLD_PREFIX = "docker_"
 
 
@@ -78,8 +81,18 @@ def submits_task(command: Command[Any]) -> bool:
 
 
 def input_schema(command: Command[Any], *, with_wait: bool = True) -> dict[str, Any]:
-    """The params model's JSON schema, plus the wait options for a task-submitting tool."""
+    """The params model's JSON schema, plus the wait options for a task-submitting tool.
+
+    Its root is a plain object schema: assistants' tool APIs refuse a whole tool list in which
+    one input schema has a combinator or an enum at its root (the Anthropic API among them),
+    so such a command is refused here rather than breaking every tool at once."""
     schema = command.schema()
+    refused = ROOT_REFUSED.intersection(schema)
+    if schema.get("type") != "object" or refused:
+        raise ValueError(
+            f"{command.name}'s params schema must be an object with no {sorted(refused)} at its"
+            " root: write such a rule in the description and check it in the params model"
+        )
     if not (with_wait and submits_task(command)):
         return schema
     properties = dict(schema.get("properties", {}))

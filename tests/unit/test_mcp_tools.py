@@ -7,11 +7,13 @@ from typing import Any
 
 import pytest
 import typer
+from pydantic import BaseModel, ConfigDict
 from typer.testing import CliRunner
 
 from ai_admin.cli.mcp_commands import register
 from ai_admin.commands import REGISTRY, Command
 from ai_admin.mcp.tools import (
+    ROOT_REFUSED,
     WAIT_KEYS,
     WAIT_LIMIT_S,
     ToolFormat,
@@ -49,6 +51,46 @@ def test_annotations_are_the_commands_flags() -> None:
         assert tool.annotations.destructive_hint is command.destructive
         assert tool.annotations.idempotent_hint is command.idempotent
         assert tool.annotations.open_world_hint is tool.name.startswith("docker_")
+
+
+def _exported_schema(fmt: ToolFormat, tool: dict[str, Any]) -> dict[str, Any]:
+    if fmt is ToolFormat.MCP:
+        return dict(tool["inputSchema"])
+    if fmt is ToolFormat.OPENAI:
+        return dict(tool["function"]["parameters"])
+    return dict(tool["input_schema"])
+
+
+@pytest.mark.parametrize("fmt", list(ToolFormat))
+def test_every_exported_input_schema_is_a_plain_object_at_its_root(fmt: ToolFormat) -> None:
+    """The Anthropic API refuses a whole tool list if one input schema has anyOf, oneOf or
+    allOf at its root; other assistants refuse not and enum there."""
+    exported = export_tools(fmt)
+    assert len(exported) == len(REGISTRY.names())
+    for tool in exported:
+        schema = _exported_schema(fmt, tool)
+        assert schema["type"] == "object", tool
+        assert isinstance(schema["properties"], dict), tool
+        assert not ROOT_REFUSED & schema.keys(), tool
+
+
+def test_a_command_with_a_combinator_at_its_schemas_root_is_refused() -> None:
+    class EitherOr(BaseModel):
+        model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": ["a"]}]})
+        a: str | None = None
+
+    async def handler(agent: Any, p: EitherOr) -> dict[str, Any]:
+        return {}
+
+    with pytest.raises(ValueError, match="anyOf"):
+        input_schema(Command("either_or", "d", EitherOr, handler))
+
+
+def test_a_push_and_a_build_that_may_push_are_destructive() -> None:
+    hints = {t.name: t.annotations.destructive_hint for t in list_tools() if t.annotations}
+    assert hints["docker_push"] is True
+    assert hints["docker_build"] is True  # push: true replaces the registry's tags
+    assert hints["docker_pull"] is False
 
 
 def test_wait_options_only_on_the_task_submitting_tools() -> None:
