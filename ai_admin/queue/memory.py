@@ -18,9 +18,10 @@ from ai_admin.errors import QueueFull
 from ai_admin.queue.journal import Journal
 from ai_admin.queue.live import LiveTask
 from ai_admin.queue.models import RETRYABLE_STATUSES, DockerTask, TaskStatus
+from ai_admin.queue.pause import QueuePause
 from ai_admin.queue.ready import ReadyQueue
 from ai_admin.queue.runs import Run
-from ai_admin.queue.store import QueueStore
+from ai_admin.queue.store import QueueStore, SetAside
 
 
 class TaskMemory:
@@ -44,6 +45,8 @@ class TaskMemory:
         self._closing = False
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
+        self._pause = QueuePause(self._wakeup.set)
+        self._set_aside: list[SetAside] = []  # stored tasks that failed to load, at start
 
     # -- queueing --------------------------------------------------------------------------------
 
@@ -93,6 +96,17 @@ class TaskMemory:
                 f"The queue already holds {waiting} waiting tasks (max_queue_size {limit}).",
                 details={"waiting": waiting, "max_queue_size": limit},
             )
+
+    def _update_idle(self) -> None:
+        if (
+            not self._running
+            and not self._finishing
+            and not self._delayed
+            and (not self._ready or self._pause.paused)
+        ):
+            self._idle.set()
+        else:
+            self._idle.clear()
 
     # -- leaving memory --------------------------------------------------------------------------
 

@@ -1,0 +1,152 @@
+"""Reading the queue and acting on all of it: tasks as last committed, positions, listings,
+statistics, subscriptions, waiting for an end; the whole-queue pause and clear."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable
+from typing import Any
+
+from ai_admin.config import Settings
+from ai_admin.errors import TaskNotFound
+from ai_admin.queue.control import TaskControl
+from ai_admin.queue.events import EventKind, Subscription, TaskEvent
+from ai_admin.queue.models import DockerTask, TaskStatus
+from ai_admin.queue.pause import Durable
+from ai_admin.queue.store import TaskQuery
+
+_SET_ASIDE_SHOWN = 20  # in queue_status; the log and the set_aside table hold them all
+
+
+class QueueViews(TaskControl):
+    # -- reading ---------------------------------------------------------------------------------
+
+    async def get_task(self, task_id: str) -> DockerTask | None:
+        """The task as last committed: a live task is returned once its last write is durable."""
+        await self.start()
+        await self._journal.landing(task_id)
+        return await self._lookup(task_id)
+
+    async def require_task(self, task_id: str) -> DockerTask:
+        task = await self.get_task(task_id)
+        if task is None:
+            raise TaskNotFound(task_id)
+        return task
+
+    def queue_position(self, task: DockerTask) -> int | None:
+        """1 for the task that runs next; None unless the task is waiting in the ready queue."""
+        if task.status is not TaskStatus.PENDING:
+            return None
+        return self._ready.position(task.priority, task.seq)
+
+    def pending_tasks(self) -> list[DockerTask]:
+        """Waiting tasks in the order they will run."""
+        return [self._live[i].task for i in self._ready]
+
+    def running_tasks(self) -> list[DockerTask]:
+        return [r.task for r in self._running.values()]
+
+    def paused_tasks(self) -> list[DockerTask]:
+        return [r.task for r in self._live.values() if r.task.status is TaskStatus.PAUSED]
+
+    def reconfigure(self, settings: Settings) -> None:
+        """Apply new run-time settings (concurrency, limits, retry policy) at once."""
+        self.settings = settings
+        self._wakeup.set()
+
+    async def list_tasks(self, query: TaskQuery) -> tuple[list[DockerTask], int]:
+        await self.start()
+        tasks, total = await self._store.list_tasks(query)
+        return [r.task if (r := self._live.get(t.id)) else t for t in tasks], total
+
+    async def get_task_summary(self, task_id: str) -> dict[str, Any]:
+        """The detailed view: status, timing, error with advice, retry state, position."""
+        task = await self.require_task(task_id)
+        return task.summary(self.queue_position(task))
+
+    async def get_queue_stats(self) -> dict[str, Any]:
+        await self.start()
+        stats = self._stats.snapshot(
+            max_concurrent=self.settings.max_concurrent,
+            running=len(self._running),
+            queue_size=len(self._ready) + len(self._delayed),
+        )
+        stats["queue"] = {"paused": self._pause.paused, "accepting": not self._closing}
+        # An operator must learn that tasks did not load without reading the log.
+        stats["set_aside"] = {
+            "count": len(self._set_aside),
+            "tasks": [a.to_dict() for a in self._set_aside[:_SET_ASIDE_SHOWN]],
+        }
+        return stats
+
+    def subscribe(self, task_id: str | None = None) -> Subscription:
+        """Every state, progress and log change from now on, in order."""
+        return self._journal.subscribe(task_id)
+
+    def event_of(self, task: DockerTask, kind: EventKind = EventKind.SNAPSHOT) -> TaskEvent:
+        """A task's current state in the shape subscribers receive."""
+        return TaskEvent.of(task, kind)
+
+    def end_subscriptions(self) -> None:
+        """End every subscription (a server closing its event streams)."""
+        self._journal.end_subscriptions()
+
+    async def wait_for(self, task_id: str, timeout_s: float | None = None) -> DockerTask:
+        """Wait until the task has finished (following a merge to its twin) and return it."""
+        task = await self.require_task(task_id)
+        if task.status is TaskStatus.MERGED and task.merged_into:
+            return await self.wait_for(task.merged_into, timeout_s)
+        record = self._live.get(task_id)
+        if task.status.is_finished or record is None:  # (None: stored, never loaded to run)
+            return task
+        waiter: asyncio.Future[DockerTask] = asyncio.get_running_loop().create_future()
+        waiters = record.waiters
+        waiters.append(waiter)
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await waiter
+        finally:
+            if waiter in waiters:
+                waiters.remove(waiter)
+
+    async def join(self) -> None:
+        """Wait until nothing runs and nothing is waiting to run (a paused queue counts as idle)."""
+        await self.start()
+        self._update_idle()
+        await self._idle.wait()
+
+    # -- the whole queue -------------------------------------------------------------------------
+
+    def pause_queue(self) -> Awaitable[None]:
+        """Nothing new starts (at once); running tasks finish. The pause is kept across
+        restarts: await the result to know it is durable (called before ``start``, it is
+        written when the store opens; awaiting it opens the store)."""
+        return Durable(self.start, self._pause.set(True))
+
+    def resume_queue(self) -> Awaitable[None]:
+        """Waiting tasks start again (at once); await the result to know it is durable."""
+        return Durable(self.start, self._pause.set(False))
+
+    @property
+    def paused(self) -> bool:
+        return self._pause.paused
+
+    async def clear(self, *, include_failed: bool = False) -> int:
+        """Delete finished tasks (completed and merged; also failed, cancelled and timed-out
+        ones with ``include_failed``). Returns how many were deleted."""
+        await self.start()
+        statuses = {TaskStatus.COMPLETED, TaskStatus.MERGED}
+        if include_failed:
+            statuses |= {TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.TIMEOUT}
+        deleted = await self._store.delete(statuses)
+        if include_failed:  # kept only so a manual retry could use them; nothing left to retry
+            self._secrets = {k: v for k, v in self._secrets.items() if k in self._live}
+        # The store counts as of the saves issued so far; what moves while it counts is added.
+        before = Counter(self._stats.gauges)
+        counts = Counter(await self._store.class_counts())
+        counts.update(self._stats.gauges)
+        counts.subtract(before)
+        self._stats.gauges.clear()
+        self._stats.gauges.update(+counts)
+        return deleted
