@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 
@@ -42,10 +42,11 @@ _QUEUE_KEYS = frozenset(QueueOptions.model_fields)
 
 
 class DockerBuildCommand(BuildParams, QueueOptions):
-    # A build needs context_path, dockerfile or both: the model checks it and the command's
-    # description says it. The schema does not (an anyOf at its root): assistants' tool APIs
-    # refuse a tool list that holds such a schema.
-    pass
+    # A build needs context_path, dockerfile or both: the model checks it, the command's
+    # description says it, and the OpenAPI document's request schema states it (as an anyOf
+    # at its root). The params schema does not: assistants' tool APIs refuse a tool list in
+    # which one input schema has a combinator at its root.
+    AT_LEAST_ONE_OF: ClassVar[tuple[str, ...]] = ("context_path", "dockerfile")
 
 
 class DockerPushCommand(PushParams, QueueOptions):

@@ -376,7 +376,9 @@ async def queue_export(agent: Agent, p: ExportParams) -> dict[str, Any]:
 async def queue_configure(agent: Agent, p: ConfigureParams) -> dict[str, Any]:
     """Show the queue's run-time settings, or change some of them: max_concurrent,
     max_queue_size, default_timeout_s, max_retries and the retry backoff (retry_base_s,
-    retry_factor, retry_cap_s, retry_jitter). Changes apply at once and last until restart."""
+    retry_factor, retry_cap_s, retry_jitter). Changes apply at once and last until restart.
+    retry_cap_s may not fall below retry_base_s, counting the current value of the one not
+    given (a rule across the call and the agent's state, so no schema can state it)."""
     changes = p.model_dump(exclude_none=True)
     if changes:
         agent.reconfigure(changes)

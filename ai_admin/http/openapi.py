@@ -14,7 +14,9 @@ from ai_admin import __version__
 from ai_admin.commands import REGISTRY, Command
 from ai_admin.http.route_table import ROUTES, Params, Route
 from ai_admin.mcp import MCP_METHODS, MCP_PATH
+from ai_admin.queue.events import EventKind
 from ai_admin.wire.envelope import Failure, success_of
+from ai_admin.wire.events import event_schema
 
 _REF = "#/components/schemas/{model}"
 _ERRORS = {
@@ -53,8 +55,12 @@ _OWN_RESPONSES: dict[str, dict[str, Any]] = {
     },
     "streamEvents": {
         "200": {
-            "description": "An event stream: each event's data is a TaskEvent",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": (
+                "An event stream: each event is named after its kind and its data is a "
+                "TaskEvent as JSON; a stream cut off for falling behind ends with a lagged "
+                'event whose data is {"event": "lagged"}.'
+            ),
+            "content": {"text/event-stream": {"schema": {"$ref": _REF.format(model="Event")}}},
         },
         **_ERRORS,
         **_LIMITED,
@@ -73,6 +79,41 @@ _OWN_RESPONSES: dict[str, dict[str, Any]] = {
 _TASK_ID_QUERY = {"name": "task_id", "in": "query", "required": False, "schema": {"type": "string"}}
 
 
+# One server-sent event as a client's parser sees it: its name and its data.
+_EVENT = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": [*(k.value for k in EventKind), "lagged"]},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {
+                "anyOf": [
+                    {"$ref": _REF.format(model="TaskEvent")},
+                    {
+                        "type": "object",
+                        "required": ["event"],
+                        "properties": {"event": {"const": "lagged"}},
+                        "additionalProperties": False,
+                    },
+                ]
+            },
+        },
+    },
+}
+
+
+def _require_one_of(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """A request schema as strict as its model: ``AT_LEAST_ONE_OF`` (a rule the params
+    model checks, kept out of the params schema for assistants' sake) becomes an anyOf."""
+    keys = getattr(model, "AT_LEAST_ONE_OF", ())
+    if keys:
+        schema["anyOf"] = [
+            {"required": [key], "properties": {key: {"type": "string"}}} for key in keys
+        ]
+
+
 class _Schemas:
     """The components' schemas: each command's params model and each answer model, by name."""
 
@@ -86,9 +127,21 @@ class _Schemas:
         ]
         refs, top = models_json_schema(wanted, ref_template=_REF)
         self.schemas: dict[str, Any] = dict(top.get("$defs", {}))
+        for model in self.params.values():
+            _require_one_of(
+                self.schemas[refs[(model, "validation")]["$ref"].rsplit("/", 1)[-1]], model
+            )
+        self._add(event_schema(ref_template=_REF))
+        self.schemas["Event"] = _EVENT
         self._names: dict[Any, str] = {
             model: str(ref["$ref"]).rsplit("/", 1)[-1] for (model, _), ref in refs.items()
         }
+
+    def _add(self, schema: dict[str, Any]) -> None:
+        """A schema made apart (with its own ``$defs``) into the components, by its title."""
+        for name, definition in schema.pop("$defs", {}).items():
+            assert self.schemas.setdefault(name, definition) == definition, name
+        self.schemas[schema["title"]] = schema
 
     def name(self, model: type[BaseModel]) -> str:
         return self._names[model]

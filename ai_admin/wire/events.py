@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import TypeAdapter
+from pydantic.json_schema import DEFAULT_REF_TEMPLATE
 
 from ai_admin.queue.events import TaskEvent
 
@@ -13,8 +14,9 @@ __all__ = ["EVENT", "event_schema"]
 EVENT: TypeAdapter[TaskEvent] = TypeAdapter(TaskEvent)
 
 
-def event_schema() -> dict[str, Any]:
+def event_schema(ref_template: str = DEFAULT_REF_TEMPLATE) -> dict[str, Any]:
     """The JSON schema of one event as the doors send it. ``line`` defaults to None, so it is
     not required: ``to_dict`` sends it on log events only. A stdlib dataclass takes no pydantic
     config, so the schema forbids other keys here."""
-    return {**EVENT.json_schema(mode="serialization"), "additionalProperties": False}
+    schema = EVENT.json_schema(mode="serialization", ref_template=ref_template)
+    return {**schema, "additionalProperties": False}

@@ -28,7 +28,7 @@ from http_client import client
 from inprocess_agent import Served, serve_agent
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from wire_check import Validated, check_event
+from wire_check import Validated, check_event, check_frame
 
 from ai_admin.commands import REGISTRY
 from ai_admin.mcp import MCP_PATH
@@ -213,13 +213,15 @@ async def test_the_events_of_a_real_pull_are_as_documented(
             assert response.status == 200
             await api.ok("queue_resume")
             text = await response.text()  # the stream ends with the task
-    events = [
-        json.loads(line.removeprefix("data: "))
-        for line in text.splitlines()
-        if line.startswith("data: ")
+    frames = [
+        dict(line.split(": ", 1) for line in block.splitlines())
+        for block in text.split("\n\n")
+        if block.strip()
     ]
-    for event in events:
-        check_event(event)
+    events = [json.loads(frame["data"]) for frame in frames]
+    for frame, event in zip(frames, events, strict=True):
+        check_frame(frame)  # as the OpenAPI document describes the stream
+        check_event(event)  # as TaskEvent's own schema does
     kinds = {event["event"] for event in events}
     assert {"snapshot", "status", "progress", "log"} <= kinds, kinds
     assert events[-1]["status"] == "completed"

@@ -96,6 +96,16 @@ def _validator_for(schema: dict[str, Any]) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator({**schema, "components": _COMPONENTS})
 
 
+def check_frame(frame: dict[str, str]) -> None:
+    """One server-sent event (its ``event`` name and ``data`` text) against the stream's
+    schema in the OpenAPI document."""
+    operation = _operation("GET", "/api/events")
+    assert operation is not None
+    schema = operation["responses"]["200"]["content"]["text/event-stream"]["schema"]
+    errors = list(_validator_for(schema).iter_errors(frame))
+    assert not errors, f"{frame}\n{errors[0]}"
+
+
 def check_event(data: dict[str, Any]) -> None:
     """One server-sent event's data, against ``TaskEvent``'s schema."""
     errors = list(jsonschema.Draft202012Validator(event_schema()).iter_errors(data))

@@ -10,6 +10,7 @@ That real answers fit these schemas is checked against a running agent in
 from __future__ import annotations
 
 import inspect
+import json
 from collections import Counter
 from typing import Any
 
@@ -22,7 +23,7 @@ from ai_admin.commands.queue_commands import ConfigureParams
 from ai_admin.errors import ErrorCode, TaskNotFound
 from ai_admin.http import openapi
 from ai_admin.http.route_table import ROUTES, Params
-from ai_admin.mcp.tools import list_tools, output_schema
+from ai_admin.mcp.tools import input_schema, list_tools, output_schema
 from ai_admin.queue.events import EventKind, TaskEvent
 from ai_admin.queue.models import DockerTask, TaskStatus, TaskType
 from ai_admin.wire import envelope, events, results, stats, task
@@ -149,6 +150,38 @@ def test_every_route_of_the_table_is_documented_with_its_commands_answer() -> No
         schema = op["responses"]["200"]["content"]["application/json"]["schema"]
         refs = [schema] if "$ref" in schema else schema["anyOf"]
         assert {r["$ref"].rsplit("/", 1)[-1] for r in refs} == names, route.path
+
+
+def test_a_rule_kept_out_of_a_tool_schema_is_in_the_openapi_request_schema() -> None:
+    """docker_build needs context_path or dockerfile: the tool says it in words (assistants
+    refuse an anyOf at a tool schema's root), the OpenAPI request schema as an anyOf."""
+    build = REGISTRY.get("docker_build")
+    assert build is not None
+    assert "anyOf" not in input_schema(build)
+    assert "at least one" in build.description
+    schemas = openapi.document()["components"]["schemas"]
+    request = {
+        "$ref": "#/components/schemas/DockerBuildCommand",
+        "components": {"schemas": schemas},
+    }
+    validator = jsonschema.Draft202012Validator(request)
+    assert not validator.is_valid({"tags": ["app:1"]})
+    assert not validator.is_valid({"dockerfile": None, "context_path": None})
+    assert validator.is_valid({"dockerfile": "FROM scratch\n"})
+    assert validator.is_valid({"context_path": "/src"})
+
+
+def test_an_event_stream_documents_each_events_name_and_data() -> None:
+    document = openapi.document()
+    stream = document["paths"]["/api/events"]["get"]["responses"]["200"]["content"]
+    schema = {**stream["text/event-stream"]["schema"], "components": document["components"]}
+    validator = jsonschema.Draft202012Validator(schema)
+    event = TaskEvent.of(DockerTask(task_type=TaskType.PULL), EventKind.STATUS)
+    assert validator.is_valid({"event": "status", "data": json.dumps(event.to_dict())})
+    assert validator.is_valid({"event": "lagged", "data": '{"event": "lagged"}'})
+    assert not validator.is_valid({"event": "other", "data": "{}"})
+    data = {"$ref": "#/components/schemas/TaskEvent", "components": document["components"]}
+    jsonschema.validate(event.to_dict(), data)
 
 
 def test_the_openapi_document_is_valid_openapi_3_1() -> None:
