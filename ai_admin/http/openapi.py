@@ -240,13 +240,87 @@ def _operation(route: Route, schemas: _Schemas, commands: list[Command[Any]]) ->
     return op
 
 
+# MCP's streamable HTTP transport: JSON-RPC messages, not command envelopes. OpenAPI cannot
+# describe its sessions (a request is valid only within one), so the MCP tests drive it with
+# the SDK's client; this says what goes over the wire.
+_JSON_RPC = {
+    "JsonRpcMessage": {
+        "type": "object",
+        "description": "A JSON-RPC 2.0 request, notification or response of the MCP protocol.",
+        "required": ["jsonrpc"],
+        "properties": {
+            "jsonrpc": {"const": "2.0"},
+            "id": {"type": ["string", "integer", "null"]},
+            "method": {"type": "string"},
+            "params": {"type": "object"},
+            "result": {"type": "object"},
+        },
+    },
+    "JsonRpcError": {
+        "type": "object",
+        "description": "The MCP transport's refusal, as a JSON-RPC 2.0 error.",
+        "required": ["jsonrpc", "error"],
+        "properties": {
+            "jsonrpc": {"const": "2.0"},
+            "id": {"type": ["string", "integer", "null"]},
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "integer"},
+                    "message": {"type": "string"},
+                    "data": {},
+                },
+            },
+        },
+    },
+}
+_MCP_ERROR = {"$ref": "#/components/responses/McpError"}
+_JSON_RPC_ERROR_REF = {"$ref": _REF.format(model="JsonRpcError")}
+_MCP_ERROR_TEXT = (
+    "The agent's error envelope (a 400 REQUEST_HOST_NOT_ALLOWED for a Host it does not serve, "
+    "a 403 REQUEST_ORIGIN_NOT_ALLOWED for a browser Origin not in allowed_origins), or the MCP "
+    "transport's JSON-RPC error (no or an unknown session, a wrong Accept or Content-Type "
+    "header); a request without a JSON Content-Type is refused in plain text."
+)
+_MCP_RESPONSES = {
+    "200": {
+        "description": "JSON-RPC answers: one as JSON, or a stream of them as server-sent events",
+        "content": {
+            "application/json": {"schema": {"$ref": _REF.format(model="JsonRpcMessage")}},
+            "text/event-stream": {"schema": {"type": "object"}},
+        },
+    },
+    "202": {"description": "A notification or response accepted (no body)"},
+    **{status: _MCP_ERROR for status in ("400", "403", "404", "405", "406", "409", "415")},
+    **{status: _ERRORS[status] for status in ("401", "413", "500", "503")},
+    **_LIMITED,
+}
+
+
 def _mcp() -> dict[str, Any]:
+    session = {
+        "name": "Mcp-Session-Id",
+        "in": "header",
+        "description": "The session the server gave in its answer to initialize.",
+        "schema": {"type": "string"},
+    }
+    body = _json_body(
+        {
+            "anyOf": [
+                {"$ref": _REF.format(model="JsonRpcMessage")},
+                {"type": "array", "items": {"$ref": _REF.format(model="JsonRpcMessage")}},
+            ]
+        }
+    )
     return {
         method.lower(): {
             "operationId": f"mcp{method.capitalize()}",
             "tags": ["mcp"],
             "summary": "MCP over streamable HTTP: every command as a tool.",
-            "responses": {"200": {"description": "MCP transport"}, **_ERRORS, **_LIMITED},
+            "parameters": [{**session, "required": method != "POST"}],
+            **({"requestBody": body} if method == "POST" else {}),
+            "responses": _MCP_RESPONSES,
         }
         for method in MCP_METHODS
     }
@@ -274,6 +348,10 @@ def document() -> dict[str, Any]:
         )
     paths[MCP_PATH] = _mcp()
     failure = {"application/json": {"schema": schemas.ref(Failure)}}
+    mcp_error = {
+        "application/json": {"schema": {"anyOf": [schemas.ref(Failure), _JSON_RPC_ERROR_REF]}},
+        "application/octet-stream": {"schema": {"type": "string"}},
+    }
     return {
         "openapi": "3.1.0",
         "info": {"title": "ai-admin", "version": __version__},
@@ -289,11 +367,14 @@ def document() -> dict[str, Any]:
         ],
         "paths": paths,
         "components": {
-            "schemas": schemas.schemas,
+            "schemas": {**schemas.schemas, **_JSON_RPC},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "responses": {
-                name: {"description": description, "content": failure}
-                for name, description in _RESPONSES.items()
+                **{
+                    name: {"description": description, "content": failure}
+                    for name, description in _RESPONSES.items()
+                },
+                "McpError": {"description": _MCP_ERROR_TEXT, "content": mcp_error},
             },
         },
     }

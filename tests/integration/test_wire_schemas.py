@@ -1,6 +1,7 @@
 """Real answers against the published schemas, for every command: through MCP (each tool's
 ``outputSchema``, waiting included), through HTTP when answers are cut to fit
-``max_answer_bytes``, and the server-sent events of a real pull (``TaskEvent``'s schema).
+``max_answer_bytes``, the server-sent events of a real pull (``TaskEvent``'s schema), and the
+MCP transport's own refusals against the OpenAPI document.
 
 ``POST /cmd`` and the REST routes are checked against the OpenAPI document in
 ``test_http_cmd.py`` and ``test_http_rest.py`` (every answer of every test there).
@@ -31,6 +32,7 @@ from mcp.client.streamable_http import streamable_http_client
 from wire_check import Validated, check_event, check_frame
 
 from ai_admin.commands import REGISTRY
+from ai_admin.http import openapi
 from ai_admin.mcp import MCP_PATH
 from ai_admin.wire.envelope import Failure, envelope_schema
 
@@ -225,3 +227,27 @@ async def test_the_events_of_a_real_pull_are_as_documented(
     kinds = {event["event"] for event in events}
     assert {"snapshot", "status", "progress", "log"} <= kinds, kinds
     assert events[-1]["status"] == "completed"
+
+
+async def test_the_mcp_transports_refusals_are_as_documented(tmp_path: Path) -> None:
+    """/mcp answers JSON-RPC errors of its own beside the agent's envelopes: both documented."""
+    document = openapi.document()
+    operations = document["paths"][MCP_PATH]
+    async with (
+        serve_agent(tmp_path / "data") as agent,
+        client(agent.url, OPERATOR_TOKEN) as api,
+    ):
+        sent = [
+            ("POST", {"Content-Type": "application/json"}, b'{"jsonrpc": "2.0", "id": 1}'),
+            ("GET", {"Mcp-Session-Id": "no-such-session"}, None),
+            ("DELETE", {}, None),
+            ("POST", {"Content-Type": "application/json", "Host": "elsewhere.example"}, b"{}"),
+        ]
+        for method, headers, body in sent:
+            answer = await api.request(method, MCP_PATH, data=body, headers=headers, envelope=False)
+            assert answer.status in (400, 404), answer.describe()
+            response = operations[method.lower()]["responses"][str(answer.status)]
+            name = response["$ref"].rsplit("/", 1)[-1]
+            content = document["components"]["responses"][name]["content"]
+            schema = content[answer.content_type]["schema"]
+            jsonschema.validate(answer.body, {**schema, "components": document["components"]})
