@@ -31,13 +31,14 @@ def settle_heap() -> None:
 
 
 async def serve(settings: Settings) -> None:
-    logger.info("configuration file: {}", settings.config_file or "none (defaults)")
     tokens, generated = load_tokens(settings)
     if generated:
         path = settings.data_dir / TOKEN_FILE
         print(f"ai-admin: generated an API token (saved in {path}, shown once): {tokens.operator}")
     agent = Agent(settings)
     await agent.start()
+    # Once started: a start-up that fails says so in its one line, and nothing else.
+    logger.info("configuration file: {}", settings.config_file or "none (defaults)")
     try:
         async with app_runner(agent, tokens) as runner:
             settle_heap()
