@@ -181,9 +181,19 @@ class Api:
         return await self.wait_for(task_id, lambda s: s["status"]["value"] in finished, timeout_s)
 
 
+# The agent closes a connection idle for request_head_timeout_s (10 s by default); a client
+# that keeps idle connections longer (aiohttp's default is 15 s) may send a request on one the
+# agent is closing at that moment and see "Server disconnected". Reuse only what the agent keeps.
+CLIENT_KEEPALIVE_S = 5.0
+
+
 def session() -> aiohttp.ClientSession:
     """A session that never goes through a proxy from the environment."""
-    return aiohttp.ClientSession(trust_env=False, timeout=aiohttp.ClientTimeout(total=WAIT_S))
+    return aiohttp.ClientSession(
+        trust_env=False,
+        timeout=aiohttp.ClientTimeout(total=WAIT_S),
+        connector=aiohttp.TCPConnector(keepalive_timeout=CLIENT_KEEPALIVE_S),
+    )
 
 
 @asynccontextmanager
