@@ -136,3 +136,23 @@ def test_health_fails_when_the_engine_is_out_of_reach_or_nothing_answers(tmp_pat
     gone = _run("health", "--timeout", "2", env={"AI_ADMIN_PORT": port})
     assert gone.returncode == 1
     assert gone.stderr.startswith(f"http://127.0.0.1:{port}/health: ")
+
+
+def test_python_dash_m_ai_admin_is_the_same_command() -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AI_ADMIN_")}
+    version = subprocess.run(
+        [sys.executable, "-m", "ai_admin", "--version"],
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (version.returncode, version.stdout) == (0, ai_admin.__version__ + "\n")
+    usage = subprocess.run(
+        [sys.executable, "-m", "ai_admin", "--help"],
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "Usage: ai-admin [OPTIONS] COMMAND" in usage.stdout  # named as the command, not __main__
