@@ -15,7 +15,7 @@ SUFFIX = ".json"
 
 
 def catalogue(registry: Registry = REGISTRY) -> dict[str, str]:
-    """File name → text: each command's example message, pretty-printed like the seed's."""
+    """File name → text: each command's example message, pretty-printed as the README shows them."""
     return {
         f"{command.name}{SUFFIX}": json.dumps(command.example_message(), indent=2) + "\n"
         for command in registry

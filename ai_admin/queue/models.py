@@ -180,7 +180,7 @@ class DockerTask(BaseModel):
 
     @property
     def duration(self) -> float | None:
-        """The seed's name for ``duration_s``."""
+        """Another name for ``duration_s`` (the Python API's ``task.duration``)."""
         return self.duration_s
 
     @property
@@ -188,7 +188,7 @@ class DockerTask(BaseModel):
         return self.status in RETRYABLE_STATUSES and self.retry_count < (self.max_retries or 0)
 
     def summary(self, queue_position: int | None) -> dict[str, Any]:
-        """The seed's detailed view: status, timing, error with advice, retry state, position."""
+        """The detailed view: status, timing, error with advice, retry state, position."""
         error = None
         if self.error_code is not None:
             info = self.error_info

@@ -21,11 +21,11 @@ CATALOGUE = ROOT / "commands"
 SCRIPT = ROOT / "scripts" / "write-command-catalogue"
 FIX = "run scripts/write-command-catalogue"
 
-# The seed's three messages, as it writes them (queue_manage's action is one of four).
-SEED_EXAMPLE_ID = "123e4567-e89b-12d3-a456-426614174000"
-SEED = {
+# The three example messages the project started from, as written (queue_manage: one of four).
+FIRST_EXAMPLE_ID = "123e4567-e89b-12d3-a456-426614174000"
+FIRST_EXAMPLES = {
     "queue_status": {"include_logs": False, "detailed": True},
-    "queue_task_status": {"task_id": SEED_EXAMPLE_ID, "include_logs": True, "detailed": True},
+    "queue_task_status": {"task_id": FIRST_EXAMPLE_ID, "include_logs": True, "detailed": True},
 }
 
 
@@ -53,13 +53,13 @@ def test_every_example_is_valid_for_its_command(name: str) -> None:
         assert message["params"], f"{name} takes params; its example should show some"
 
 
-def test_the_seed_examples_are_kept_as_the_seed_writes_them() -> None:
-    for name, params in SEED.items():
+def test_the_original_examples_are_kept_as_written() -> None:
+    for name, params in FIRST_EXAMPLES.items():
         text = (CATALOGUE / f"{name}.json").read_text()
         assert json.loads(text) == {"action": name, "params": params}
         assert text == json.dumps({"action": name, "params": params}, indent=2) + "\n"
     manage = json.loads((CATALOGUE / "queue_manage.json").read_text())
-    assert manage["params"]["task_id"] == SEED_EXAMPLE_ID
+    assert manage["params"]["task_id"] == FIRST_EXAMPLE_ID
     assert manage["params"]["action"] in {"pause", "resume", "retry", "cancel"}
 
 

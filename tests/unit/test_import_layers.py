@@ -17,8 +17,9 @@ Third-party boundaries: only ``ai_admin/docker`` imports ``docker``, only ``ai_a
 imports ``aiohttp``, only ``ai_admin/cli`` imports ``typer``, and the MCP SDK is imported by
 ``ai_admin/mcp`` and ``http/mcp_route.py`` only.
 
-One import of a higher layer is allowed, named below: the Python API's ``TaskQueue()`` with no
-executors builds the Docker ones, importing them when it does, never when the module loads.
+Two imports of a higher layer are allowed, named below, both made in a function: the Python
+API's ``TaskQueue()`` with no executors builds the Docker ones, importing them when it does; and
+the package root hands out the Python API (``from ai_admin import TaskQueue``) on first use.
 """
 
 from __future__ import annotations

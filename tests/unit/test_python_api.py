@@ -1,4 +1,4 @@
-"""The seed's Python API, used exactly as the seed's usage examples write it."""
+"""The Python API, used exactly as the README's usage examples write it."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from queue_helpers import Work, make_settings, within
 
 from ai_admin.errors import ErrorCode, ExecutionError
 
-# The names the seed imports, from where it imports them.
+# The names the README's examples import, from where they import them.
 from ai_admin.queue.task_queue import DockerTask, TaskQueue, TaskType
 
 
-async def test_the_seeds_usage_examples(tmp_path: Path) -> None:
+async def test_the_readmes_usage_examples(tmp_path: Path) -> None:
     work = Work()
     queue = TaskQueue(executors=dict.fromkeys(TaskType, work), settings=make_settings(tmp_path))
     try:
