@@ -85,6 +85,11 @@ class CodeInfo:
     suggestions: tuple[str, ...]
     transient: bool = False
     http_status: int = 500
+    # Advice that holds only when retrying can help: left out of a failure known not to be.
+    if_transient: tuple[str, ...] = ()
+
+    def suggestions_for(self, transient: bool) -> tuple[str, ...]:
+        return (*self.suggestions, *self.if_transient) if transient else self.suggestions
 
 
 _CATALOGUE: dict[ErrorCode, CodeInfo] = {
@@ -121,11 +126,9 @@ _CATALOGUE: dict[ErrorCode, CodeInfo] = {
     ),
     ErrorCode.DOCKER_REGISTRY_ERROR: CodeInfo(
         "The registry answered with an error of its own.",
-        (
-            "Check the registry's status and logs.",
-            "Retry later; server-side errors are often temporary.",
-        ),
+        ("Check the registry's status and logs.",),
         transient=True,
+        if_transient=("Retry later; server-side errors are often temporary.",),
     ),
     ErrorCode.DOCKER_BUILD_FAILED: CodeInfo(
         "The image build failed.",
@@ -368,8 +371,8 @@ class AiAdminError(Exception):
         info = _CATALOGUE[self.code]
         self.message = message
         self.details: dict[str, Any] = dict(details or {})
-        self.suggestions: list[str] = list(suggestions or info.suggestions)
         self.transient = info.transient if transient is None else transient
+        self.suggestions: list[str] = list(suggestions or info.suggestions_for(self.transient))
 
     @property
     def description(self) -> str:

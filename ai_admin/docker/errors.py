@@ -127,11 +127,12 @@ def classify(
     named = registry_host(registry) if registry else _registry_in(text, image, operation)
     context = _Context(operation, image, named, path, engine)
     fields = _fields(context, verdict.groups)
+    transient = _transient(verdict, registry_status)
     return Classification(
         code=verdict.code,
-        transient=_transient(verdict, registry_status),
+        transient=transient,
         description=code_info(verdict.code).description,
-        suggestions=_suggestions(verdict, operation, fields),
+        suggestions=_suggestions(verdict, operation, fields, transient),
         message=_message(verdict, text, context, fields),
         details=_details(
             verdict.code, error, text, context, engine_status, registry_status, verdict.groups
@@ -369,7 +370,9 @@ def _one_line(text: str) -> str:
     return flat
 
 
-def _suggestions(verdict: _Verdict, operation: str, fields: Mapping[str, str]) -> list[str]:
+def _suggestions(
+    verdict: _Verdict, operation: str, fields: Mapping[str, str], transient: bool
+) -> list[str]:
     rule = verdict.rule
     if rule is not None and rule.hint:
         # A rule's alternatives: the first whose fields this failure knows.
@@ -382,7 +385,8 @@ def _suggestions(verdict: _Verdict, operation: str, fields: Mapping[str, str]) -
         hints = [s for s in (_fill(t, fields) for t in templates) if s]
     # Only the concrete ones quote input that may carry a credential; the catalogue's are ours.
     concrete = [scrub_credentials(s) for s in hints]
-    return list(dict.fromkeys([*concrete, *code_info(verdict.code).suggestions]))
+    generic = code_info(verdict.code).suggestions_for(transient)
+    return list(dict.fromkeys([*concrete, *generic]))
 
 
 def _details(

@@ -54,7 +54,7 @@ def test_real_message(operation: Any, message: str, code: ErrorCode, transient: 
     assert clf.details["operation"] == operation
     assert "\n" not in clf.message
     assert clf.message.startswith(f"{operation.capitalize()} of {IMAGE} failed: ")
-    generic = list(code_info(code).suggestions)
+    generic = list(code_info(code).suggestions_for(transient))  # retry advice only if it helps
     assert clf.suggestions[-len(generic) :] == generic
 
 
@@ -797,3 +797,17 @@ def test_a_missing_build_target_names_it() -> None:
     clf = classify("failed to reach build target nope in Dockerfile", "build")
     assert clf.code is ErrorCode.DOCKER_BUILD_FAILED
     assert "`nope`" in clf.message
+
+
+def test_advice_to_retry_is_given_only_where_retrying_can_help() -> None:
+    tls = "x509: certificate signed by unknown authority"
+    refused = classify(Exception(tls), "pull", image="reg.example:5000/app:1")
+    busy = classify(
+        Exception("received unexpected HTTP status: 503 Service Unavailable"),
+        "pull",
+        image="reg.example:5000/app:1",
+    )
+    assert (refused.code, busy.code) == (ErrorCode.DOCKER_REGISTRY_ERROR,) * 2
+    assert (refused.transient, busy.transient) == (False, True)
+    assert not any("Retry" in s for s in refused.suggestions)
+    assert any(s.startswith("Retry later") for s in busy.suggestions)
