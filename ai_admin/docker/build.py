@@ -1,8 +1,15 @@
-"""``docker_build``: validating → preparing (context) → building (steps) → uploading (push)."""
+"""``docker_build``: validating → preparing (context) → building (steps) → uploading (push).
+
+The numbers a build reports: while the engine takes in a context directory, the bytes sent
+(phase ``sending context``; the total is known only once it is all sent); then the step and
+the steps in all (phase ``building``); then the bytes pushed, if it pushes. An inline
+Dockerfile's context is a few bytes, so it reports no bytes.
+"""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
@@ -20,6 +27,7 @@ from ai_admin.queue.models import TaskStatus
 from ai_admin.validation import parse
 
 _BUILD_SHARE_WHEN_PUSHING = 60.0
+_CONTEXT_REPORT_BYTES = 256 * 1024  # the context's bytes are reported every this many
 
 
 class _BuildProgress:
@@ -34,7 +42,13 @@ class _BuildProgress:
         for line in self.steps.update(chunk):
             self.ctx.log(line)
         if self.steps.step != step:
-            self.ctx.progress(self._end * self.steps.fraction(), self.steps.describe())
+            self.ctx.progress(
+                self._end * self.steps.fraction(),
+                self.steps.describe(),
+                phase="building",
+                step=self.steps.step,
+                steps_total=self.steps.total,
+            )
         if error_of(chunk) is not None:
             raise self._failed(chunk)
 
@@ -61,7 +75,30 @@ def _tag(client: StreamingClient, image_id: str, ref: Reference) -> bool:
     return bool(client.tag(image_id, ref.repository, ref.tag))
 
 
-def _build_source(params: BuildParams, settings: Settings) -> dict[str, Any]:
+def _counted(chunks: Iterator[bytes], ctx: TaskContext) -> Iterator[bytes]:
+    """``chunks`` as they are sent, reporting the bytes gone so far (from the sending thread)."""
+    sent = reported = 0
+    try:
+        for chunk in chunks:
+            sent += len(chunk)
+            if sent - reported >= _CONTEXT_REPORT_BYTES:
+                reported = sent
+                ctx.progress(0.0, _sending(sent), phase="sending context", bytes_done=sent)
+            yield chunk
+        ctx.progress(
+            0.0, _sending(sent), phase="sending context", bytes_done=sent, bytes_total=sent
+        )
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()  # the archive's generator closes its directory descriptor
+
+
+def _sending(sent: int) -> str:
+    return f"Sending the build context: {sent / 1_000_000:.1f} MB"
+
+
+def _build_source(params: BuildParams, settings: Settings, ctx: TaskContext) -> dict[str, Any]:
     """docker-py's arguments for the context: a directory (streamed), inline text, or both."""
     if params.context_path is None:
         return {"fileobj": io.BytesIO((params.dockerfile or "").encode())}
@@ -70,7 +107,7 @@ def _build_source(params: BuildParams, settings: Settings) -> dict[str, Any]:
         name, stream = stream_context(context, resolve_dockerfile(context, params.dockerfile_name))
     else:  # sent under a private name, as docker-py does with a Dockerfile outside the context
         name, stream = stream_context(context, "Dockerfile", inline=params.dockerfile)
-    return {"fileobj": stream, "custom_context": True, "dockerfile": name}
+    return {"fileobj": _counted(stream, ctx), "custom_context": True, "dockerfile": name}
 
 
 async def build(ctx: TaskContext, settings: Settings) -> dict[str, Any]:
@@ -80,7 +117,7 @@ async def build(ctx: TaskContext, settings: Settings) -> dict[str, Any]:
     check_network_mode(params.network_mode, settings.allowed_network_modes)
     refs = [parse_reference(t, default_tag="latest") for t in params.tags]
     first = str(refs[0]) if refs else None
-    source = _build_source(params, settings)
+    source = _build_source(params, settings, ctx)
     await ctx.step(TaskStatus.PREPARING, "Preparing the build context")
     session = DockerSession("build", settings.docker_host, image=first, path=params.context_path)
     async with session:

@@ -79,6 +79,56 @@ class LayerBytes:
         )
 
 
+_LAYER_STATUSES = frozenset(
+    {
+        "Pulling fs layer",
+        "Waiting",
+        "Downloading",
+        "Verifying Checksum",
+        "Download complete",
+        "Extracting",
+        "Pull complete",
+        "Already exists",
+        "Preparing",
+        "Pushing",
+        "Pushed",
+        "Layer already exists",
+    }
+)
+_MOUNTED = "Mounted from "  # a push's layer the registry took from another repository
+PULL_FETCHED = frozenset({"Download complete", "Already exists", "Pull complete"})
+PULL_EXTRACTED = frozenset({"Already exists", "Pull complete"})
+PUSHED = frozenset({"Pushed", "Layer already exists"})
+
+
+@dataclass
+class LayerCount:
+    """How many of the image's layers a pull or push has seen, and how many are through the
+    phase whose end ``done_statuses`` name (layers that already existed count as done)."""
+
+    done_statuses: frozenset[str]
+    seen: set[str] = field(default_factory=set)
+    finished: set[str] = field(default_factory=set)
+
+    def update(self, chunk: Chunk) -> None:
+        layer_id, status = chunk.get("id"), chunk.get("status")
+        if not isinstance(layer_id, str) or not isinstance(status, str):
+            return
+        mounted = status.startswith(_MOUNTED)
+        if status in _LAYER_STATUSES or mounted:  # not "Pulling from <tag>", whose id is a tag
+            self.seen.add(layer_id)
+        if status in self.done_statuses or mounted:
+            self.finished.add(layer_id)
+
+    @property
+    def done(self) -> int:
+        return len(self.finished)
+
+    @property
+    def total(self) -> int:
+        return len(self.seen)
+
+
 def _mb(n: int) -> str:
     return f"{n / 1_000_000:.1f} MB"
 

@@ -7,7 +7,13 @@ from typing import Any
 from ai_admin.config import Settings
 from ai_admin.docker.client import Chunk, DockerSession
 from ai_admin.docker.params import PullParams
-from ai_admin.docker.progress import LayerBytes, pull_digest
+from ai_admin.docker.progress import (
+    PULL_EXTRACTED,
+    PULL_FETCHED,
+    LayerBytes,
+    LayerCount,
+    pull_digest,
+)
 from ai_admin.queue.executor import TaskContext
 from ai_admin.queue.models import TaskStatus
 from ai_admin.validation import parse
@@ -16,7 +22,7 @@ _DOWNLOAD_SHARE = 80.0  # percent of the bar for downloading; extracting takes t
 
 
 _FETCHING = frozenset({"Pulling fs layer", "Waiting", "Downloading", "Verifying Checksum"})
-_FETCHED = frozenset({"Download complete", "Already exists", "Pull complete"})
+_FETCHED = PULL_FETCHED
 
 
 class _PullProgress:
@@ -25,13 +31,16 @@ class _PullProgress:
     The engine starts extracting the first layer while later ones still download, so the task
     stays ``downloading`` until every layer is fetched and only then moves on to ``pulling``
     (extracting), never back. The bar counts downloaded and extracted bytes against the bytes
-    of all layers together: a layer extracted early does not fill it.
+    of all layers together: a layer extracted early does not fill it. The numbers follow the
+    step: the bytes and layers downloaded while ``downloading``, then those extracted.
     """
 
     def __init__(self, ctx: TaskContext) -> None:
         self.ctx = ctx
         self.download = LayerBytes("Downloading")
         self.extract = LayerBytes("Extracting")
+        self.fetched = LayerCount(PULL_FETCHED)
+        self.extracted = LayerCount(PULL_EXTRACTED)
         self.digest: str | None = None
         self._phase = TaskStatus.PULLING
         self._fetching: set[str] = set()
@@ -50,14 +59,35 @@ class _PullProgress:
                 await self._enter(TaskStatus.DOWNLOADING, "Downloading layers")
         elif isinstance(layer, str) and status in _FETCHED:
             self._fetching.discard(layer)
+        finished = self.fetched.done + self.extracted.done
         downloaded = self.download.update(chunk)
         extracted = self.extract.update(chunk)
+        self.fetched.update(chunk)
+        self.extracted.update(chunk)
+        # A layer's end counts too: it brings the bytes up to the layer's size.
+        moving = bool(self.download.layers or self.extract.layers)
+        layer_ended = moving and self.fetched.done + self.extracted.done != finished
+        if downloaded or extracted or layer_ended:
+            self._report()  # before the step moves on: the download's last numbers are its own
         if self.extract.layers and not self._fetching:
             await self._enter(TaskStatus.PULLING, "Extracting layers")
-        if downloaded or extracted:
-            self.ctx.progress(self._percent(), self._describe())
         if isinstance(status, str) and not chunk.get("id"):
             self.ctx.log(status)
+
+    def _report(self) -> None:
+        if self._phase is TaskStatus.DOWNLOADING:
+            phase, moved, layers = "downloading", self.download, self.fetched
+        else:
+            phase, moved, layers = "extracting", self.extract, self.extracted
+        self.ctx.progress(
+            self._percent(),
+            self._describe(),
+            phase=phase,
+            bytes_done=moved.bytes_done,
+            bytes_total=moved.bytes_total,
+            layers_done=layers.done,
+            layers_total=layers.total,
+        )
 
     def _percent(self) -> float:
         total = max(self.download.bytes_total, self.extract.bytes_total)

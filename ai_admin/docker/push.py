@@ -7,7 +7,7 @@ from typing import Any
 from ai_admin.config import Settings
 from ai_admin.docker.client import Chunk, DockerSession
 from ai_admin.docker.params import PushParams, RegistryAuth
-from ai_admin.docker.progress import LayerBytes, push_digest
+from ai_admin.docker.progress import PUSHED, LayerBytes, LayerCount, push_digest
 from ai_admin.docker.reference import Reference
 from ai_admin.errors import ErrorCode, ExecutionError
 from ai_admin.queue.executor import TaskContext
@@ -16,18 +16,31 @@ from ai_admin.validation import parse
 
 
 class PushProgress:
-    """Bytes pushed, mapped onto [start, end] percent of the task's bar."""
+    """Bytes pushed, mapped onto [start, end] percent of the task's bar, and reported as
+    numbers (phase ``uploading``: bytes and layers of this push)."""
 
     def __init__(self, ctx: TaskContext, start: float = 0.0, end: float = 100.0) -> None:
         self.ctx = ctx
         self.upload = LayerBytes("Pushing")
+        self.layers = LayerCount(PUSHED)
         self.digests: dict[str, str] = {}
         self._start, self._end = start, end
 
     async def on_chunk(self, chunk: Chunk) -> None:
-        if self.upload.update(chunk):
+        finished = self.layers.done
+        self.layers.update(chunk)
+        # A layer's end counts too: it brings the bytes up to the layer's size.
+        if self.upload.update(chunk) or self.layers.done != finished:
             share = (self._end - self._start) * self.upload.fraction()
-            self.ctx.progress(self._start + share, self.upload.describe("Uploaded"))
+            self.ctx.progress(
+                self._start + share,
+                self.upload.describe("Uploaded"),
+                phase="uploading",
+                bytes_done=self.upload.bytes_done,
+                bytes_total=self.upload.bytes_total,
+                layers_done=self.layers.done,
+                layers_total=self.layers.total,
+            )
         if found := push_digest(chunk):
             tag, digest = found
             self.digests[tag] = digest

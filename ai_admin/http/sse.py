@@ -14,6 +14,16 @@ when the agent is quiet). A stream's handler just waits for its end. A stream of
 others. A client that stops reading is cut off once ``_MAX_UNSENT_BYTES`` wait for it (a
 ``lagged`` event, then the connection closes); one that has gone is noticed within
 ``_TEND_S``, which frees its slot.
+
+Resuming. Every event goes out with its ``id:`` (``TaskEvent.id``, numbered by the queue's event
+bus), and every stream opens with ``retry:`` (``RETRY_MS``). A client that reconnects with
+``Last-Event-ID`` first gets the events after that id that it missed (of its task only, on a
+one-task stream), from the bus's replay buffer (the last ``REPLAY_EVENTS`` events of the agent),
+then the stream goes on live: nothing lost, nothing twice. If the buffer no longer holds them
+(the id is too old, from before the agent restarted, or not an id at all), the stream says so
+with a ``reset`` event, then sends the current state as ``snapshot`` events (the task's, or
+every unfinished task's on the stream of all tasks: finished ones are in ``/api/tasks``), each
+carrying the id to resume after next time.
 """
 
 from __future__ import annotations
@@ -22,13 +32,14 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import replace
 
 from aiohttp import HttpVersion11, web
 from loguru import logger
 
 from ai_admin.agent import Agent
 from ai_admin.http.guard import TokenSlots, principal
-from ai_admin.queue.events import Subscription, SubscriptionLagged, TaskEvent
+from ai_admin.queue.events import EventKind, Subscription, SubscriptionLagged, TaskEvent
 from ai_admin.queue.follow import follow
 
 _FLUSH_S = 0.05  # the most often frames are written to every stream
@@ -39,12 +50,40 @@ _MAX_UNSENT_BYTES = 4 * 1_048_576
 _LAGGED_GRACE_S = 5.0  # for a cut stream's last frame to leave before the socket is dropped
 _KEEPALIVE = b": keep-alive\n\n"
 _LAGGED = b'event: lagged\ndata: {"event": "lagged"}\n\n'
-Numbered = tuple[int, TaskEvent]  # (the event's number in the shared subscription, the event)
+RETRY_MS = 2_000  # how long a client waits before reconnecting (the ``retry:`` field)
+_RETRY = b"retry: %d\n\n" % RETRY_MS
+LAST_EVENT_ID = "Last-Event-ID"
+_NOT_AN_ID = -1  # a Last-Event-ID that is no id: never in the replay buffer, so a reset
 
 
 def frame(event: TaskEvent) -> bytes:
-    """The event as one server-sent-events frame."""
-    return f"event: {event.event.value}\ndata: {json.dumps(event.to_dict())}\n\n".encode()
+    """The event as one server-sent-events frame, with its id when it has one."""
+    head = f"id: {event.id}\n" if event.id is not None else ""
+    return f"{head}event: {event.event.value}\ndata: {json.dumps(event.to_dict())}\n\n".encode()
+
+
+def reset_frame(last_event_id: int, resume_id: int) -> bytes:
+    """The ``reset`` event: the events after ``last_event_id`` are no longer kept; the current
+    state follows as snapshots. Its id is the one to resume after."""
+    data = json.dumps({"event": "reset", "last_event_id": last_event_id})
+    return f"id: {resume_id}\nevent: reset\ndata: {data}\n\n".encode()
+
+
+def last_event_id(request: web.Request) -> int | None:
+    """The id a reconnecting client saw last; ``_NOT_AN_ID`` if it sent something else."""
+    value = request.headers.get(LAST_EVENT_ID)
+    if value is None:
+        return None
+    try:
+        return int(value.strip())
+    except ValueError:
+        return _NOT_AN_ID
+
+
+def _id(event: TaskEvent) -> int:
+    """A published event's id (the bus numbers every event it hands out)."""
+    assert event.id is not None
+    return event.id
 
 
 def _chunk(data: bytes) -> bytes:
@@ -64,12 +103,11 @@ class _Stream:
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def start(self, chunked: bool) -> None:
-        """The headers (and snapshot) are out: send what waited (even if that included the
+        """The headers are out: send ``retry:`` and what waited (even if that included the
         task's end), then write as events come."""
         self.chunked = chunked
         held, self.held = self.held or [], None
-        if held:
-            self._write(b"".join(held), None)
+        self._write(b"".join([_RETRY, *held]), None)
 
     def send(self, data: bytes, chunked_data: bytes | None = None) -> None:
         """Write ``data`` (``chunked_data``: the same, framed as a chunk, if already made)."""
@@ -92,9 +130,15 @@ class _Stream:
         else:
             transport.write(chunked_data if self.chunked and chunked_data else self._framed(data))
 
-    def send_frames(self, events: Iterable[Numbered]) -> None:
+    def send_frames(self, events: Iterable[TaskEvent]) -> None:
         """The frames of ``events`` newer than the stream."""
-        frames = [event.encoded(frame) for n, event in events if n > self.since]
+        frames = [event.encoded(frame) for event in events if _id(event) > self.since]
+        if frames:
+            self.send(b"".join(frames))
+
+    def send_frames_since(self, events: Iterable[TaskEvent], after: int) -> None:
+        """The frames of ``events`` after id ``after`` (a resumed stream's replay)."""
+        frames = [event.encoded(frame) for event in events if _id(event) > after]
         if frames:
             self.send(b"".join(frames))
 
@@ -118,8 +162,7 @@ class EventStreams:
         self._agent = agent
         self._streams: set[_Stream] = set()
         self._subscription: Subscription | None = None
-        self._taken = 0  # events taken from the subscription: the last one's number
-        self._pending: list[Numbered] = []
+        self._pending: list[TaskEvent] = []
         self._last_flush = 0.0
         self._flush_handle: asyncio.TimerHandle | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -142,14 +185,32 @@ class EventStreams:
         if self._subscription is not None:
             self._subscription.close()
 
-    def open(self, request: web.Request, task_id: str | None) -> _Stream:
-        """A stream that receives every event from now on (hold frames until ``start``)."""
-        delivered = self._subscription.delivered if self._subscription is not None else 0
-        stream = _Stream(request, task_id, since=delivered)
+    def open(self, request: web.Request, task_id: str | None, after: int | None = None) -> _Stream:
+        """A stream that receives every event from now on (hold frames until ``start``).
+
+        ``after`` (a stream of all tasks resumed with Last-Event-ID): first the events after
+        it, or a ``reset`` and the unfinished tasks' snapshots if they are no longer kept."""
+        subscription = self._subscription
+        latest = subscription.latest_id if subscription is not None else 0
+        stream = _Stream(request, task_id, since=latest)
         if self._ended:
             stream.end()
+        elif after is not None and subscription is not None:
+            missed = subscription.backlog(after, until=latest)
+            if missed is not None:
+                stream.send_frames_since(missed, after)
+            else:
+                stream.send(reset_frame(after, latest) + self._snapshots(latest))
         self._streams.add(stream)
         return stream
+
+    def _snapshots(self, latest: int) -> bytes:
+        """Every unfinished task's state, as of event ``latest``, as snapshot frames."""
+        queue = self._agent.queue
+        tasks = [*queue.running_tasks(), *queue.paused_tasks(), *queue.pending_tasks()]
+        return b"".join(
+            frame(replace(TaskEvent.of(task, EventKind.SNAPSHOT), id=latest)) for task in tasks
+        )
 
     def close(self, stream: _Stream) -> None:
         stream.end()
@@ -165,7 +226,7 @@ class EventStreams:
             except SubscriptionLagged:
                 logger.warning("event streams fell behind the queue; open streams are ended")
                 self._lagged_all()
-                self._subscription, self._taken = self._agent.queue.subscribe(), 0
+                self._subscription = self._agent.queue.subscribe()
                 continue
             for event in batch:
                 if event is None:  # the queue ended its subscriptions: the agent stops
@@ -173,8 +234,7 @@ class EventStreams:
                     self._ended = True
                     self._end_all()
                     return
-                self._taken += 1
-                self._pending.append((self._taken, event))
+                self._pending.append(event)
             self._schedule_flush()
 
     def _schedule_flush(self) -> None:
@@ -196,8 +256,8 @@ class EventStreams:
         batch, self._pending = self._pending, []
         if not batch or not self._streams:
             return
-        first = batch[0][0]
-        everything = b"".join(event.encoded(frame) for _, event in batch)
+        first = _id(batch[0])
+        everything = b"".join(event.encoded(frame) for event in batch)
         chunked = _chunk(everything)
         for stream in list(self._streams):
             if stream.task_id is not None:
@@ -233,10 +293,11 @@ class EventStreams:
 async def stream_events(
     request: web.Request, agent: Agent, streams: EventStreams, task_id: str | None
 ) -> web.StreamResponse:
+    after = last_event_id(request)
     with streams.slots.hold(principal(request)):
         if task_id is not None:
-            return await _stream_task(request, agent, streams, task_id)
-        stream = streams.open(request, None)  # before the headers go: nothing is missed
+            return await _stream_task(request, agent, streams, task_id, after)
+        stream = streams.open(request, None, after)  # before the headers go: nothing is missed
         try:
             response, chunked = await _prepare(request)
             # Once the headers are sent, no error envelope can follow: the stream just ends.
@@ -248,17 +309,22 @@ async def stream_events(
 
 
 async def _stream_task(
-    request: web.Request, agent: Agent, streams: EventStreams, task_id: str
+    request: web.Request, agent: Agent, streams: EventStreams, task_id: str, after: int | None
 ) -> web.StreamResponse:
-    async with contextlib.aclosing(follow(agent.queue, task_id)) as events:
-        snapshot = await anext(events)  # an unknown task: TaskNotFound, a 404 envelope
+    async with contextlib.aclosing(follow(agent.queue, task_id, after)) as events:
+        # The snapshot, or the first event missed (an unknown task: TaskNotFound, a 404
+        # envelope); nothing if a resuming client had already seen the task end.
+        first = await anext(events, None)
         response, chunked = await _prepare(request)
         stream = streams.open(request, task_id)  # tended, and ended when the agent stops
         forwarding: asyncio.Task[None] | None = None
         try:
             stream.start(chunked)
-            stream.send(snapshot.encoded(frame))
-            if snapshot.finishes:
+            if first is not None and after is not None and first.event is EventKind.SNAPSHOT:
+                stream.send(reset_frame(after, _id(first)))  # too much missed: start over
+            if first is not None:
+                stream.send(first.encoded(frame))
+            if first is None or first.finishes:
                 stream.end()
             else:
                 forwarding = asyncio.create_task(forward(events, stream))
@@ -285,7 +351,11 @@ async def forward(events: AsyncIterator[TaskEvent], stream: _Stream) -> None:
 async def _prepare(request: web.Request) -> tuple[web.StreamResponse, bool]:
     """The stream's headers, sent; whether its body is chunked."""
     response = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",  # a reverse proxy (nginx) passes each event on at once
+        }
     )
     chunked = request.version >= HttpVersion11
     if chunked:

@@ -3,8 +3,9 @@
 Every call goes through ``Dispatcher.run``, so a tool validates, refuses read-only tokens and
 reports errors exactly as ``POST /cmd`` does. Waiting follows the task
 (``ai_admin.queue.follow``): each change of its percentage becomes an MCP progress
-notification (``progress`` = percent, ``total`` = 100, ``message`` = status and step) until
-the task finishes or the wait limit passes.
+notification (``progress`` = percent, ``total`` = 100, ``message`` = status and step, then the
+numbers where known: "downloading: Downloaded 12.0 MB of 30.0 MB (2 layers) [4.1 MB/s, 4 s
+left]") until the task finishes or the wait limit passes.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ai_admin.mcp.results import submitted_headline, task_result, tool_result
 from ai_admin.mcp.tools import WAIT_KEYS, WaitOptions, submits_task
 from ai_admin.queue.events import SubscriptionLagged
 from ai_admin.queue.follow import follow
-from ai_admin.queue.models import DockerTask
+from ai_admin.queue.models import DockerTask, ProgressDetail
 from ai_admin.validation import parse
 from ai_admin.wire.envelope import failure
 
@@ -91,10 +92,21 @@ async def _follow(agent: Agent, task_id: str, reporter: _Reporter) -> DockerTask
     try:
         async with contextlib.aclosing(follow(agent.queue, task_id)) as events:
             async for event in events:
-                await reporter(event.progress, event.status.value, event.current_step)
+                step = event.current_step + _numbers(event.progress_detail)
+                await reporter(event.progress, event.status.value, step)
     except SubscriptionLagged:
         pass  # too far behind to report; wait_for still sees the end
     return await agent.queue.wait_for(task_id)
+
+
+def _numbers(detail: ProgressDetail | None) -> str:
+    """The rate and time left, as a message's tail (" [4.1 MB/s, 4 s left]"), where known."""
+    if detail is None or detail.rate_bps is None:
+        return ""
+    parts = [f"{detail.rate_bps / 1_000_000:.1f} MB/s"]
+    if detail.eta_s is not None:
+        parts.append(f"{detail.eta_s:.0f} s left")
+    return f" [{', '.join(parts)}]"
 
 
 class _Reporter:

@@ -6,21 +6,34 @@ its iterator then ends with ``SubscriptionLagged``.
 
 Every subscriber receives the same read-only ``TaskEvent``: a door that sends events on the wire
 encodes each one once (``TaskEvent.encoded``), however many subscribers there are.
+
+Ids and replay. The bus numbers every event it publishes (``TaskEvent.id``), one more than the
+last, and keeps the last ``REPLAY_EVENTS`` in memory, so a client that lost its connection can
+ask for what came after the last id it saw (``Subscription.backlog``). The first id of a run is
+the time the bus was made, in microseconds since the Unix epoch: a later run's ids are all
+higher than an earlier run's (unless the agent published more than a million events a second),
+so an id from before a restart is never mistaken for one of this run; it is older than the
+replay buffer, and the client is told to start over from the current state. An id above the last
+one published (a clock set back between runs) is treated the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import itertools
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
-from ai_admin.queue.models import DockerTask, TaskStatus
+from ai_admin.queue.models import DockerTask, ProgressDetail, TaskStatus
 
 _BUFFER = 10_000
+REPLAY_EVENTS = 20_000  # the most recent published events kept for clients that reconnect
 
 Encoder = Callable[["TaskEvent"], bytes]
 
@@ -55,6 +68,10 @@ class TaskEvent:
     error_code: str | None
     at: float
     line: str | None = None
+    progress_detail: ProgressDetail | None = None
+    # Set by the bus when it publishes the event. A snapshot is not published: ``follow`` gives
+    # it the id of the last event before it was taken (resume after that), others have None.
+    id: int | None = None
 
     @classmethod
     def of(cls, task: DockerTask, kind: EventKind, line: str | None = None) -> TaskEvent:
@@ -69,6 +86,7 @@ class TaskEvent:
             task.error_code,
             time.time(),
             line,
+            task.progress_detail,
         )
 
     @property
@@ -78,7 +96,9 @@ class TaskEvent:
 
     def to_dict(self) -> dict[str, Any]:
         """The event as it goes on the wire (``line`` only on log events)."""
+        detail = self.progress_detail
         data: dict[str, Any] = {
+            "id": self.id,
             "event": self.event.value,
             "task_id": self.task_id,
             "task_type": self.task_type,
@@ -87,6 +107,7 @@ class TaskEvent:
             "current_step": self.current_step,
             "error_code": self.error_code,
             "at": self.at,
+            "progress_detail": detail.model_dump() if detail is not None else None,
         }
         if self.line is not None:
             data["line"] = self.line
@@ -115,6 +136,7 @@ class Subscription:
         # Unbounded so a closing marker always fits; the bound is enforced by the bus.
         self._inbox: asyncio.Queue[TaskEvent | None] = asyncio.Queue()
         self._bus = bus
+        self.start_id = bus.last_id  # events after this one are delivered to the subscription
         self.lagged = False
         self.closed = False
         self.delivered = 0  # events put in the inbox so far: the n-th one taken out is the n-th
@@ -143,6 +165,27 @@ class Subscription:
             found.append(self._received(self._inbox.get_nowait()))
         return found
 
+    @property
+    def waiting(self) -> int:
+        """Events delivered and not yet taken."""
+        return self._inbox.qsize()
+
+    @property
+    def latest_id(self) -> int:
+        """The id of the last event published so far (to any subscriber)."""
+        return self._bus.last_id
+
+    def backlog(self, after: int, until: int | None = None) -> list[TaskEvent] | None:
+        """The events published after id ``after`` up to ``until`` (by default, until this
+        subscription began), of its task if it has one: what a client that saw ``after``
+        missed, oldest first.
+
+        None if the bus no longer holds them all (``after`` is older than the replay buffer,
+        from another run, or an id never given out): the client must start over from the
+        current state. Call it before awaiting anything, or events may leave the buffer.
+        """
+        return self._bus.replay(after, self.start_id if until is None else until, self.task_id)
+
     def _received(self, event: TaskEvent | None) -> TaskEvent | None:
         if event is None:
             self.closed = True
@@ -170,8 +213,24 @@ class Subscription:
 
 
 class EventBus:
-    def __init__(self) -> None:
+    def __init__(self, first_id: int | None = None, replay_events: int = REPLAY_EVENTS) -> None:
         self._subscribers: set[Subscription] = set()
+        # The id before the first: see the module's docstring.
+        self.last_id = time.time_ns() // 1_000 if first_id is None else first_id - 1
+        self._recent: deque[TaskEvent] = deque(maxlen=replay_events)
+
+    def replay(self, after: int, until: int, task_id: str | None = None) -> list[TaskEvent] | None:
+        """The kept events with ``after < id <= until`` (of ``task_id`` only, if given); None
+        unless every event after ``after`` is still kept and ``after`` was given out."""
+        recent = self._recent
+        oldest = recent[0].id if recent else self.last_id + 1
+        assert oldest is not None
+        if not oldest - 1 <= after <= self.last_id:
+            return None
+        first = after - oldest + 1  # ids are consecutive: the position of the first one missed
+        last = until - oldest  # and of the last one wanted
+        found = itertools.islice(recent, first, max(first, last + 1))
+        return [e for e in found if task_id is None or e.task_id == task_id]
 
     def subscribe(self, task_id: str | None = None) -> Subscription:
         """Events from now on, for one task or all."""
@@ -184,13 +243,18 @@ class EventBus:
             self._subscribers.discard(sub)
             sub._deliver(None)
 
-    def publish(self, event: TaskEvent) -> None:
-        """Hand ``event`` to every interested subscriber (the same object to each)."""
+    def publish(self, event: TaskEvent) -> TaskEvent:
+        """Number ``event``, keep it for replay and hand it to every interested subscriber (the
+        same object to each); returns the numbered event."""
+        self.last_id += 1
+        event = dataclasses.replace(event, id=self.last_id)
+        self._recent.append(event)
         for sub in list(self._subscribers):
             if sub.task_id is not None and sub.task_id != event.task_id:
                 continue
             if not sub._deliver(event):
                 self.unsubscribe(sub)
+        return event
 
     def close(self) -> None:
         """End every subscription (agent shutdown)."""

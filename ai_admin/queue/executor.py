@@ -46,8 +46,27 @@ class TaskContext(Protocol):
     async def step(self, status: TaskStatus, description: str | None = None) -> None:
         """Enter a step (validating, preparing, building, ...); durable once it returns."""
 
-    def progress(self, percent: float, description: str | None = None) -> None:
+    def progress(
+        self,
+        percent: float,
+        description: str | None = None,
+        *,
+        phase: str | None = None,
+        bytes_done: int | None = None,
+        bytes_total: int | None = None,
+        layers_done: int | None = None,
+        layers_total: int | None = None,
+        step: int | None = None,
+        steps_total: int | None = None,
+    ) -> None:
         """Report progress 0-100; only increases within an attempt; coalesced before storage.
+
+        The counts behind it, where the executor knows them, become the task's
+        ``progress_detail``: ``phase`` names what is being counted ("downloading",
+        "uploading", ...), ``bytes_done`` of ``bytes_total`` moved in it, layers and build steps.
+        The context derives the smoothed rate and the time left from the bytes (a new phase
+        starts a new rate). Counts given once are kept until a report of the same phase
+        changes them.
 
         Thread-safe: may be called from a worker thread.
         """

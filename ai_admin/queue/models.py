@@ -126,6 +126,32 @@ class ErrorInfo(BaseModel):
     transient: bool = False
 
 
+class ProgressDetail(BaseModel):
+    """Where a running task is, as numbers a progress bar can draw (``DockerTask.progress_detail``).
+
+    The executor reports the counts (bytes, layers, build steps); the run context derives
+    ``rate_bps``, smoothed over time, and ``eta_s`` from them. A value nobody knows is None:
+    no rate before bytes move, no ``eta_s`` without a total and a rate. ``phase`` names what the
+    bytes count ("downloading", "extracting", "uploading", "building").
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    phase: str | None = Field(None, description="What the numbers count, e.g. downloading.")
+    bytes_done: int | None = Field(None, description="Bytes moved so far in this phase.")
+    bytes_total: int | None = Field(None, description="Bytes the phase moves; null if unknown.")
+    rate_bps: float | None = Field(
+        None, description="Bytes per second, smoothed over a few seconds; null before any move."
+    )
+    eta_s: float | None = Field(
+        None, description="Seconds left at that rate; null without a total or a rate."
+    )
+    layers_done: int | None = Field(None, description="Image layers through this phase.")
+    layers_total: int | None = Field(None, description="Image layers seen so far.")
+    step: int | None = Field(None, description="The build step running (1-based).")
+    steps_total: int | None = Field(None, description="The build's steps in all.")
+
+
 class DockerTask(BaseModel):
     """One unit of work and everything known about it.
 
@@ -144,6 +170,9 @@ class DockerTask(BaseModel):
 
     status: TaskStatus = TaskStatus.PENDING
     progress: float = 0.0
+    # The numbers behind ``progress`` in the current (or last) attempt; None until an executor
+    # reports some, and cleared when a new attempt starts.
+    progress_detail: ProgressDetail | None = None
     current_step: str = STATUS_DESCRIPTIONS[TaskStatus.PENDING]
     created_at: float = Field(default_factory=_now_s)
     started_at: float | None = None
@@ -205,6 +234,7 @@ class DockerTask(BaseModel):
             "task_type": self.task_type.value,
             "status": {"value": self.status.value, "description": self.status.description},
             "progress": self.progress,
+            "progress_detail": self.progress_detail_dict(),
             "current_step": self.current_step,
             "priority": self.priority.name.lower(),
             "queue_position": queue_position,
@@ -225,6 +255,10 @@ class DockerTask(BaseModel):
             "merged_into": self.merged_into,
             "logs": list(self.logs),
         }
+
+    def progress_detail_dict(self) -> dict[str, Any] | None:
+        detail = self.progress_detail
+        return detail.model_dump() if detail is not None else None
 
     def public_dict(self, *, include_logs: bool = True) -> dict[str, Any]:
         """The task as clients see it (status with description, can_retry, no internals)."""

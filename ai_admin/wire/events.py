@@ -16,7 +16,9 @@ EVENT: TypeAdapter[TaskEvent] = TypeAdapter(TaskEvent)
 
 def event_schema(ref_template: str = DEFAULT_REF_TEMPLATE) -> dict[str, Any]:
     """The JSON schema of one event as the doors send it. ``line`` defaults to None, so it is
-    not required: ``to_dict`` sends it on log events only. A stdlib dataclass takes no pydantic
+    not required: ``to_dict`` sends it on log events only. ``id`` (null on a snapshot that no
+    change precedes) and ``progress_detail`` (null until an executor reports numbers) are
+    always sent. A stdlib dataclass takes no pydantic
     config, so the schema forbids other keys here."""
     schema = EVENT.json_schema(mode="serialization", ref_template=ref_template)
     return {**schema, "additionalProperties": False}

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 
-from ai_admin.queue.models import TaskStatus, TaskType
+from ai_admin.queue.models import ProgressDetail, TaskStatus, TaskType
 from ai_admin.wire.envelope import Wire, sometimes
 
 __all__ = [
@@ -48,6 +48,9 @@ class TaskView(Wire):
     max_retries: int | None
     status: TaskStatus
     progress: float = Field(ge=0, le=100)
+    progress_detail: ProgressDetail | None = Field(
+        description="The numbers behind progress (bytes, rate, time left, layers, steps)."
+    )
     current_step: str
     created_at: float
     started_at: float | None
@@ -105,6 +108,9 @@ class TaskSummary(Wire):
     task_type: TaskType
     status: StatusView
     progress: float = Field(ge=0, le=100)
+    progress_detail: ProgressDetail | None = Field(
+        description="The numbers behind progress (bytes, rate, time left, layers, steps)."
+    )
     current_step: str
     priority: Priority
     queue_position: int | None

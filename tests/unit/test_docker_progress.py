@@ -10,13 +10,16 @@ the others still download.
 from __future__ import annotations
 
 from itertools import pairwise
+from typing import Any
 
 import pytest
 
 from ai_admin.docker.progress import (
+    PUSHED,
     BuildSteps,
     Chunk,
     LayerBytes,
+    LayerCount,
     error_of,
     pull_digest,
     push_digest,
@@ -443,12 +446,14 @@ class FakeContext:
         self.reported: list[float] = []
         self.shown: list[float] = []
         self.descriptions: list[str | None] = []
+        self.numbers: list[dict[str, Any]] = []  # the counts given with each report
         self.lines: list[str] = []
 
     async def step(self, status: TaskStatus, description: str | None = None) -> None:
         self.steps.append(status)
 
-    def progress(self, percent: float, description: str | None = None) -> None:
+    def progress(self, percent: float, description: str | None = None, **numbers: Any) -> None:
+        self.numbers.append(numbers)
         self.reported.append(percent)
         self.shown.append(max([percent, *self.shown]))
         self.descriptions.append(description)
@@ -678,3 +683,50 @@ async def test_push_progress_maps_bytes_onto_its_share_of_the_bar() -> None:
     assert progress.digests == {"1": DIGEST}
     assert ctx.lines[0] == "The push refers to repository [127.0.0.1:5333/rec/app]"
     assert all(d and d.startswith("Uploaded") for d in ctx.descriptions)
+
+
+# --- the numbers behind the bar ----------------------------------------------------------
+
+
+async def test_pull_numbers_follow_the_step_and_end_with_every_byte_and_layer() -> None:
+    ctx, _ = await _pull(PULL_INTERLEAVED)
+    phases = [n["phase"] for n in ctx.numbers]
+    assert phases == sorted(phases)  # "downloading" reports, then "extracting" ones, never back
+    for phase in ("downloading", "extracting"):
+        numbers = [n for n in ctx.numbers if n["phase"] == phase]
+        done = [n["bytes_done"] for n in numbers]
+        assert done == sorted(done), f"{phase}: bytes went down"
+        assert all(n["bytes_done"] <= n["bytes_total"] for n in numbers)
+        last = numbers[-1]
+        assert last["bytes_done"] == last["bytes_total"] == 300_285 + 2_500_945 + 2_000_811
+        assert last["layers_done"] == last["layers_total"] == 6  # 3 of them already there
+    assert ctx.numbers[0]["layers_total"] >= 1
+
+
+async def test_push_numbers_end_with_every_byte_and_layer() -> None:
+    ctx = FakeContext()
+    progress = PushProgress(ctx)  # type: ignore[arg-type]
+    for chunk in PUSH:
+        await progress.on_chunk(chunk)
+    last = ctx.numbers[-1]
+    assert last["phase"] == "uploading"
+    assert last["bytes_done"] == last["bytes_total"] == progress.upload.bytes_total
+    assert last["layers_done"] == last["layers_total"] == 4
+    done = [n["bytes_done"] for n in ctx.numbers]
+    assert done == sorted(done)
+
+
+def test_layers_that_exist_or_were_mounted_count_as_done() -> None:
+    layers = LayerCount(PUSHED)
+    for chunk in [
+        {"status": "The push refers to repository [r/app]"},
+        {"status": "Preparing", "id": "a"},
+        {"status": "Preparing", "id": "b"},
+        {"status": "Preparing", "id": "c"},
+        {"status": "Layer already exists", "id": "a"},
+        {"status": "Mounted from library/busybox", "id": "b"},
+        {"status": "Pushing", "id": "c", "progressDetail": {"current": 1, "total": 2}},
+        {"status": "1: digest: sha256:x size: 1", "progressDetail": {}},
+    ]:
+        layers.update(chunk)
+    assert (layers.done, layers.total) == (2, 3)

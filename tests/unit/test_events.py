@@ -1,4 +1,5 @@
-"""The event bus behind subscriptions: ordered delivery, filters, lagging readers, shutdown."""
+"""The event bus behind subscriptions: ordered delivery, filters, lagging readers, shutdown;
+ids and the replay buffer a reconnecting client resumes from."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from queue_helpers import within
 
 from ai_admin.queue import events as events_module
 from ai_admin.queue.events import EventBus, EventKind, SubscriptionLagged, TaskEvent
-from ai_admin.queue.models import TaskStatus
+from ai_admin.queue.models import DockerTask, ProgressDetail, TaskStatus, TaskType
 
 
 def event(task_id: str, n: int) -> TaskEvent:
@@ -103,3 +104,70 @@ async def test_ready_hands_over_what_is_waiting_without_waiting() -> None:
     rest = sub.ready(10)
     assert [e.progress if e is not None else None for e in rest] == [3, 4, None]
     assert await sub.next() is None
+
+
+# --- ids and replay -----------------------------------------------------------------------
+
+
+async def test_published_events_are_numbered_one_more_each_and_delivered_numbered() -> None:
+    bus = EventBus(first_id=7)
+    sub = bus.subscribe()
+    published = [bus.publish(event("a", n)) for n in range(3)]
+    assert [e.id for e in published] == [7, 8, 9]
+    assert [(await within(sub.next())) for _ in range(3)] == published
+    assert bus.last_id == 9
+
+
+def test_a_later_runs_ids_are_all_higher_than_an_earlier_runs() -> None:
+    """Ids start from the time the bus was made (microseconds): a client holding an id from
+    before a restart is never given a wrong replay."""
+    earlier = EventBus()
+    for n in range(1000):
+        earlier.publish(event("a", n))
+    later = EventBus()
+    assert later.publish(event("a", 0)).id > earlier.last_id  # type: ignore[operator]
+
+
+def test_what_a_client_missed_is_replayed_from_the_buffer() -> None:
+    bus = EventBus(first_id=1)
+    for n in range(1, 6):
+        bus.publish(event("a" if n % 2 else "b", n))  # ids 1..5: a, b, a, b, a
+    sub = bus.subscribe()
+    assert [e.id for e in sub.backlog(2) or []] == [3, 4, 5]
+    assert [e.id for e in sub.backlog(0) or []] == [1, 2, 3, 4, 5]
+    assert sub.backlog(5) == []  # saw everything
+    assert [e.id for e in bus.subscribe("a").backlog(1) or []] == [3, 5]  # its task only
+    bus.publish(event("a", 6))
+    assert [e.id for e in sub.backlog(2) or []] == [3, 4, 5]  # up to where it began
+    assert [e.id for e in sub.backlog(2, until=bus.last_id) or []] == [3, 4, 5, 6]
+
+
+def test_an_id_the_buffer_no_longer_covers_gets_no_replay() -> None:
+    bus = EventBus(first_id=1, replay_events=3)
+    for n in range(1, 7):
+        bus.publish(event("a", n))  # keeps 4, 5, 6
+    sub = bus.subscribe()
+    assert [e.id for e in sub.backlog(3) or []] == [4, 5, 6]
+    assert sub.backlog(2) is None  # 3 is gone: replaying from 4 would lose it
+    assert sub.backlog(7) is None  # never given out (a clock set back between runs)
+    assert sub.backlog(-1) is None
+
+
+def test_the_replay_buffer_holds_the_documented_number_of_events() -> None:
+    bus = EventBus(first_id=1)
+    for n in range(events_module.REPLAY_EVENTS + 10):
+        bus.publish(event("a", n))
+    sub = bus.subscribe()
+    assert sub.backlog(10) is not None
+    assert len(sub.backlog(10) or []) == events_module.REPLAY_EVENTS
+    assert sub.backlog(9) is None
+
+
+def test_an_event_goes_on_the_wire_with_its_id_and_numbers() -> None:
+    task = DockerTask(task_type=TaskType.PULL)
+    task.progress_detail = ProgressDetail(phase="downloading", bytes_done=1, bytes_total=2)
+    bus = EventBus(first_id=41)
+    data = bus.publish(TaskEvent.of(task, EventKind.PROGRESS)).to_dict()
+    assert data["id"] == 41
+    assert data["progress_detail"]["bytes_done"] == 1
+    assert data["progress_detail"]["rate_bps"] is None

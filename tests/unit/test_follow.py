@@ -3,7 +3,8 @@
 A small fake queue (an event bus and a table of tasks) makes each rule visible: the snapshot
 comes first, other tasks' events are not seen, the stream ends with the task, a change made
 between subscribing and reading the state is not lost, and the subscription is closed as soon
-as the reader stops.
+as the reader stops. A follow resumed after an event id replays what was missed instead of the
+snapshot, or gives the snapshot when the buffer no longer covers it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ai_admin.queue.models import DockerTask, TaskStatus, TaskType
 
 class FakeQueue:
     def __init__(self) -> None:
-        self.bus = EventBus()
+        self.bus = EventBus(first_id=1)
         self.tasks: dict[str, DockerTask] = {}
         self.on_read: list[TaskEvent] = []  # published while the task is being read
 
@@ -51,8 +52,8 @@ def seen(events: list[TaskEvent]) -> list[tuple[str, str, str]]:
     return [(e.event.value, e.task_id, e.status.value) for e in events]
 
 
-async def collect(queue: FakeQueue, task_id: str) -> list[TaskEvent]:
-    async with contextlib.aclosing(follow(queue, task_id)) as events:
+async def collect(queue: FakeQueue, task_id: str, after: int | None = None) -> list[TaskEvent]:
+    async with contextlib.aclosing(follow(queue, task_id, after)) as events:
         return [e async for e in events]
 
 
@@ -134,3 +135,56 @@ async def test_a_reader_too_far_behind_is_told(
         async for _ in events:
             pass
     assert queue.subscribers == 0
+
+
+# --- resuming after an event id -------------------------------------------------------------
+
+
+async def test_a_resumed_follow_replays_what_was_missed_then_goes_on_live(
+    queue: FakeQueue,
+) -> None:
+    queue.add("a", TaskStatus.RUNNING)
+    queue.bus.publish(event("a", TaskStatus.RUNNING))  # 1: the client saw this one
+    queue.bus.publish(event("b", TaskStatus.RUNNING))  # 2: another task's
+    queue.bus.publish(event("a", TaskStatus.DOWNLOADING))  # 3: missed
+    events = follow(queue, "a", after=1)
+    first = await within(anext(events))
+    queue.bus.publish(event("a", TaskStatus.COMPLETED))  # 4: live
+    rest = [e async for e in events]
+    assert [(e.id, e.status.value) for e in [first, *rest]] == [
+        (3, "downloading"),
+        (4, "completed"),
+    ]
+    assert queue.subscribers == 0
+
+
+async def test_a_resumed_follow_of_a_task_that_ended_unseen_ends_with_its_end(
+    queue: FakeQueue,
+) -> None:
+    queue.add("a", TaskStatus.COMPLETED)
+    queue.bus.publish(event("a", TaskStatus.RUNNING))  # 1
+    queue.bus.publish(event("a", TaskStatus.COMPLETED))  # 2
+    assert [e.id for e in await within(collect(queue, "a", after=1))] == [2]
+    # A client that had seen the end gets nothing more.
+    assert await within(collect(queue, "a", after=2)) == []
+
+
+async def test_an_end_published_while_the_state_is_read_is_not_missed_on_resume(
+    queue: FakeQueue,
+) -> None:
+    queue.add("a", TaskStatus.COMPLETED)  # read as completed: it ended after subscribing
+    queue.bus.publish(event("a", TaskStatus.RUNNING))  # 1: seen
+    queue.on_read = [event("a", TaskStatus.COMPLETED)]  # 2: arrives in the subscription
+    assert [(e.id, e.status.value) for e in await within(collect(queue, "a", after=1))] == [
+        (2, "completed")
+    ]
+
+
+async def test_a_follow_resumed_beyond_the_buffer_starts_over_with_the_snapshot(
+    queue: FakeQueue,
+) -> None:
+    queue.add("a", TaskStatus.COMPLETED)
+    queue.bus.publish(event("a", TaskStatus.COMPLETED))  # 1
+    got = await within(collect(queue, "a", after=123_456))  # an id of another run
+    assert seen(got) == [("snapshot", "a", "completed")]
+    assert got[0].id == 1  # the state as of event 1: a later resume starts after it

@@ -3,7 +3,9 @@
 Requests and transports are small fakes recording what was written, so each rule is seen in
 the bytes: one write per stream per flush, a task's stream fed by its own ``follow`` (its
 task only, to its end, nothing lost before it is written), frames held until the stream has
-started, a client that stops reading cut off, and every stream ended at shutdown.
+started, a client that stops reading cut off, and every stream ended at shutdown. Every
+frame carries its id and every stream opens with ``retry:``; a stream resumed with an id gets
+what it missed and then goes on live, or a ``reset`` and the unfinished tasks' snapshots.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ class FakeRequest:
 
 class FakeQueue:
     def __init__(self) -> None:
-        self.bus = EventBus()
+        self.bus = EventBus(first_id=1)  # ids 1, 2, 3, ... in the order of publishing
         self.tasks = {"a": DockerTask(id="a", task_type=TaskType.PULL)}
 
     def subscribe(self, task_id: str | None = None) -> Subscription:
@@ -65,6 +67,15 @@ class FakeQueue:
 
     async def require_task(self, task_id: str) -> DockerTask:
         return self.tasks[task_id]
+
+    def running_tasks(self) -> list[DockerTask]:
+        return [t for t in self.tasks.values() if t.status.is_active]
+
+    def paused_tasks(self) -> list[DockerTask]:
+        return [t for t in self.tasks.values() if t.status is TaskStatus.PAUSED]
+
+    def pending_tasks(self) -> list[DockerTask]:
+        return [t for t in self.tasks.values() if t.status is TaskStatus.PENDING]
 
 
 class FakeAgent:
@@ -79,13 +90,14 @@ def event(task_id: str, status: str, n: int = 0) -> TaskEvent:
     )
 
 
-def frame_of(task_id: str, status: str, n: int = 0) -> bytes:
+def frame_of(task_id: str, status: str, n: int = 0, *, id: int) -> bytes:
+    """The frame of ``event(task_id, status, n)`` published as the ``id``-th event."""
     data = (
-        f'{{"event": "status", "task_id": "{task_id}", "task_type": "docker_pull", '
+        f'{{"id": {id}, "event": "status", "task_id": "{task_id}", "task_type": "docker_pull", '
         f'"status": "{status}", "progress": {n}, "current_step": "{status}", '
-        '"error_code": null, "at": 0.0}'
+        '"error_code": null, "at": 0.0, "progress_detail": null}'
     )
-    return f"event: status\ndata: {data}\n\n".encode()
+    return f"id: {id}\nevent: status\ndata: {data}\n\n".encode()
 
 
 @pytest.fixture
@@ -99,10 +111,16 @@ async def streams(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[EventS
     await hub.stop(app)
 
 
-def opened(hub: EventStreams, task_id: str | None = None) -> tuple[Any, FakeTransport]:
+def opened(
+    hub: EventStreams, task_id: str | None = None, after: int | None = None
+) -> tuple[Any, FakeTransport]:
+    """A started stream whose first write (``retry:`` and anything replayed) is forgotten."""
     transport = FakeTransport()
-    stream = hub.open(cast(web.Request, FakeRequest(transport)), task_id)
+    stream = hub.open(cast(web.Request, FakeRequest(transport)), task_id, after)
     stream.start(chunked=False)
+    assert transport.writes[0].startswith(sse._RETRY)
+    transport.writes.clear()
+    transport.written.clear()
     return stream, transport
 
 
@@ -113,10 +131,15 @@ async def test_every_stream_gets_each_flush_in_one_write(
     all_tasks = [opened(hub) for _ in range(3)]
     bus.publish(event("a", "pending"))
     bus.publish(event("b", "running"))
-    expected = frame_of("a", "pending") + frame_of("b", "running")
+    expected = frame_of("a", "pending", id=1) + frame_of("b", "running", id=2)
     for _, transport in all_tasks:
         assert await transport.next_write() == expected
         assert len(transport.writes) == 1
+
+
+async def until_written(transport: FakeTransport, data: bytes) -> None:
+    while data not in b"".join(transport.writes):
+        await transport.next_write()
 
 
 def followed(hub: EventStreams, task_id: str) -> AsyncGenerator[TaskEvent, None]:
@@ -137,7 +160,9 @@ async def test_a_task_stream_gets_its_task_only_and_ends_with_it(
     bus.publish(event("a", "pending", 1))  # a retry after the end: not this stream's business
     await within(stream.done)
     await within(forwarding)
-    assert b"".join(transport.writes) == frame_of("a", "running") + frame_of("a", "failed")
+    assert b"".join(transport.writes) == frame_of("a", "running", id=2) + frame_of(
+        "a", "failed", id=3
+    )
 
 
 async def test_frames_wait_for_the_start_and_are_sent_even_if_the_task_ended(
@@ -153,7 +178,7 @@ async def test_frames_wait_for_the_start_and_are_sent_even_if_the_task_ended(
     await within(stream.done)
     assert transport.writes == []
     stream.start(chunked=True)
-    data = frame_of("a", "completed")
+    data = sse._RETRY + frame_of("a", "completed", id=1)
     assert transport.writes == [b"%x\r\n%b\r\n" % (len(data), data)]
 
 
@@ -165,8 +190,10 @@ async def test_a_stream_does_not_get_events_from_before_it_opened(
     bus.publish(event("a", "pending"))  # published, not yet written when the next one opens
     _, late = opened(hub)
     bus.publish(event("a", "running"))
-    assert await early.next_write() == frame_of("a", "pending") + frame_of("a", "running")
-    assert await late.next_write() == frame_of("a", "running")
+    assert await early.next_write() == frame_of("a", "pending", id=1) + frame_of(
+        "a", "running", id=2
+    )
+    assert await late.next_write() == frame_of("a", "running", id=2)
 
 
 async def test_a_client_that_stops_reading_is_cut_off_with_a_lagged_event(
@@ -191,3 +218,54 @@ async def test_closing_the_queue_subscriptions_ends_every_stream(
         await within(stream.done)
     late = opened(hub)[0]
     assert late.done.done()  # nothing more will come
+
+
+async def test_a_resumed_stream_gets_what_it_missed_then_the_rest_once(
+    streams: tuple[EventStreams, EventBus],
+) -> None:
+    hub, bus = streams
+    _, steady = opened(hub)
+    for status in ("pending", "running", "pulling"):
+        bus.publish(event("a", status))  # ids 1, 2, 3
+    transport = FakeTransport()
+    stream = hub.open(cast(web.Request, FakeRequest(transport)), None, after=1)
+    stream.start(chunked=False)
+    transport.written.clear()
+    assert transport.writes == [
+        sse._RETRY + frame_of("a", "running", id=2) + frame_of("a", "pulling", id=3)
+    ]
+    bus.publish(event("a", "completed"))  # 4
+    assert await transport.next_write() == frame_of("a", "completed", id=4)
+    await within(until_written(steady, b"id: 4\n"))
+    resumed = b"".join(transport.writes).removeprefix(sse._RETRY)
+    assert b"".join(steady.writes).endswith(resumed)  # the same frames, none twice
+
+
+async def test_a_stream_resumed_beyond_the_buffer_is_reset_to_the_current_state(
+    streams: tuple[EventStreams, EventBus],
+) -> None:
+    hub, bus = streams
+    agent = cast(FakeAgent, hub._agent)
+    agent.queue.tasks["b"] = DockerTask(id="b", task_type=TaskType.PUSH, status=TaskStatus.FAILED)
+    bus.publish(event("a", "pending"))  # 1
+    transport = FakeTransport()
+    stream = hub.open(cast(web.Request, FakeRequest(transport)), None, after=999)
+    stream.start(chunked=False)
+    transport.written.clear()
+    sent = transport.writes[0].removeprefix(sse._RETRY).decode()
+    reset, snapshot = sent.split("\n\n")[:2]
+    assert reset == 'id: 1\nevent: reset\ndata: {"event": "reset", "last_event_id": 999}'
+    assert snapshot.startswith("id: 1\nevent: snapshot\n")  # "a" only: "b" has finished
+    assert '"task_id": "a"' in snapshot
+    assert sent.count("event: snapshot") == 1
+    bus.publish(event("a", "running"))  # 2: then live
+    assert await transport.next_write() == frame_of("a", "running", id=2)
+
+
+def test_last_event_id_is_read_from_the_header() -> None:
+    def request(headers: dict[str, str]) -> web.Request:
+        return cast(web.Request, type("R", (), {"headers": headers})())
+
+    assert sse.last_event_id(request({})) is None
+    assert sse.last_event_id(request({"Last-Event-ID": " 42 "})) == 42
+    assert sse.last_event_id(request({"Last-Event-ID": "yesterday"})) == -1  # a reset
