@@ -56,9 +56,12 @@ def apply_outcome(
 
 
 def fail(task: DockerTask, error: AiAdminError, stats: QueueStats) -> None:
-    """End the task with ``error`` (failed, or timed out), counted."""
+    """End the task with ``error`` (failed, or timed out), counted.
+
+    Timed out means the task ran past its own ``timeout_s``; a timeout inside the work (the
+    Docker SDK waiting on the engine) is a failure with its code, not the task's timeout."""
     set_error(task, error)
-    is_timeout = error.code is ErrorCode.SYSTEM_TIMEOUT
+    is_timeout = isinstance(error, TaskTimeout)
     stats.count("timed_out" if is_timeout else "failed")
     task.status = TaskStatus.TIMEOUT if is_timeout else TaskStatus.FAILED
     task.current_step = f"{task.status.description}: {error.code.value}"

@@ -36,7 +36,7 @@ def test_a_family_message_is_named_and_its_fix_is_concrete(
 
     assert (clf.code, clf.transient) == (code, transient), clf.message
     assert names in clf.suggestions[0], clf.suggestions
-    assert clf.suggestions[1:] == list(code_info(code).suggestions)
+    assert clf.suggestions[1:] == list(code_info(code).suggestions_for(transient))
     assert clf.message.startswith(f"{operation.capitalize()} of {image} failed: ")
 
 

@@ -65,6 +65,14 @@ def test_a_permanent_error_fails_at_once_and_a_timeout_times_out() -> None:
     assert (stats.counters["failed"], stats.counters["timed_out"]) == (1, 1)
 
 
+def test_a_timeout_inside_the_work_fails_the_task_rather_than_timing_it_out() -> None:
+    stats, task = QueueStats(), make_task("a", max_retries=0)
+    engine_slow = ExecutionError("Read timed out.", code=ErrorCode.SYSTEM_TIMEOUT, transient=True)
+    assert run_ends(task, Outcome(error=engine_slow), stats) is False
+    assert (task.status, task.error_code) == (TaskStatus.FAILED, "SYSTEM_TIMEOUT")
+    assert (stats.counters["failed"], stats.counters["timed_out"]) == (1, 0)
+
+
 @pytest.mark.parametrize(
     ("stop", "status", "finished"),
     [
