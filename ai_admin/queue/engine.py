@@ -307,6 +307,7 @@ class QueueEngine(QueueViews):
         now = time.time()
         self._stats.count("dequeued")
         self._stats.count("wait_s_total", max(0.0, now - (task.queued_at or task.created_at)))
+        self._stats.run_started(task, now)
         task.status = TaskStatus.RUNNING
         task.current_step = f"Starting (attempt {task.retry_count + 1})"
         task.started_at = now
@@ -333,7 +334,9 @@ class QueueEngine(QueueViews):
         # executor starts at once (a crash before the write lands leaves the task pending).
         run.started = self._journal.commit_soon((task,))
         self._journal.hold(record, run.started)
-        run.job = asyncio.create_task(self._run(run), name=f"ai-admin-task-{task.id}")
+        # The run's log lines name its task: the job copies this context as it is created.
+        with logger.contextualize(task_id=task.id, task_type=task.task_type.value):
+            run.job = asyncio.create_task(self._run(run), name=f"ai-admin-task-{task.id}")
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -413,6 +416,7 @@ class QueueEngine(QueueViews):
         again = apply_outcome(
             task, outcome, now=now, elapsed_s=elapsed, stats=self._stats, backoff_s=self._backoff_s
         )
+        self._stats.run_ended(task, elapsed)
         if again:
             self._enqueue(task, keep_seq=True)
         else:

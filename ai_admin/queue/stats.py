@@ -5,13 +5,26 @@ Two kinds of numbers:
   moved by the engine at every transition and rebuilt from the store on start-up;
 - counters: monotonic totals in the style of a production queue (enqueued, completed, ...),
   persisted with the tasks so they survive restarts.
+
+And, since the agent started, what a histogram or a total by task type needs (``/metrics``
+reads them at scrape time; nothing here knows Prometheus):
+- each run's wait (queued → started) and run time (started → its outcome), as bucketed
+  counts (``Durations``) by task type, and by outcome for the run time;
+- tasks stored (submitted or merged) and tasks that reached a final status, by task type.
+
+The engine tells ``run_started`` and ``run_ended`` about each run; both also write the run's
+line to the log, with ``task_id`` and ``task_type`` (and ``error_code``) as fields.
 """
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+
+from loguru import logger
 
 from ai_admin.queue.models import DockerTask, TaskStatus
 
@@ -28,8 +41,49 @@ COUNTER_NAMES = (
     "processing_s_total",
 )
 ERROR_STATUSES = frozenset({TaskStatus.FAILED, TaskStatus.TIMEOUT})
+_FINAL = frozenset(s.value for s in TaskStatus if s.is_finished)
+_ERROR_OUTCOMES = frozenset({"failed", "timeout", "retried"})
 _BUCKET_S = 60
 _DAY_BUCKETS = 24 * 60
+# Upper bounds (seconds) of the wait and run time histograms: from a pull the engine has cached
+# (tens of milliseconds) to an hour-long build.
+DURATION_BOUNDS_S = (
+    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+    3600.0,
+)  # fmt: skip
+
+
+@dataclass(slots=True)
+class Durations:
+    """A histogram in plain Python: how many observations fell under each bound, and their sum."""
+
+    counts: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BOUNDS_S) + 1))
+    sum_s: float = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(DURATION_BOUNDS_S, seconds)] += 1
+        self.sum_s += seconds
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        """``(upper bound, observations at or under it)``, the last bound ``inf``."""
+        out, seen = [], 0
+        for bound, n in zip((*DURATION_BOUNDS_S, float("inf")), self.counts, strict=True):
+            seen += n
+            out.append((bound, seen))
+        return out
+
+
+def run_outcome(task: DockerTask) -> str:
+    """How a run ended, read from the task once its outcome is applied: its final status, or
+    ``retried`` (failed, to run again after a backoff), ``paused``, ``interrupted`` (the agent
+    shut down; it runs again after the restart)."""
+    if task.status is TaskStatus.PENDING:
+        return "retried" if task.next_attempt_at is not None else "interrupted"
+    return task.status.value
 
 
 class TaskClass(NamedTuple):
@@ -59,6 +113,11 @@ class QueueStats:
         self._created_per_minute: Counter[int] = Counter()
         # (minute it was summed in, last 24 h, last hour): re-summed once a minute at most
         self._recent: tuple[int, int, int] | None = None
+        # Since the agent started (not stored):
+        self.waits: dict[str, Durations] = {}  # by task type
+        self.runs: dict[tuple[str, str], Durations] = {}  # by (task type, outcome)
+        self.stored: Counter[str] = Counter()  # tasks stored (submitted or merged), by type
+        self.finished: Counter[tuple[str, str]] = Counter()  # by (task type, final status)
 
     # -- updates -------------------------------------------------------------------------------
 
@@ -71,6 +130,44 @@ class QueueStats:
                 del self.gauges[before]
         if after is not None:
             self.gauges[after] += 1
+        self._count_transition(before, after)
+
+    def _count_transition(self, before: TaskClass | None, after: TaskClass | None) -> None:
+        """The totals by type. A task is stored when it enters the gauges; one whose first
+        write failed leaves them (the submit is undone) and is taken back, as ``enqueued`` is."""
+        if before is None and after is not None:
+            self.stored[after.task_type] += 1
+        elif after is None and before is not None:
+            self.stored[before.task_type] -= 1
+        if (
+            after is not None
+            and after.status in _FINAL
+            and (before is None or before.status != after.status)
+        ):
+            self.finished[after.task_type, after.status] += 1
+
+    def run_started(self, task: DockerTask, now_s: float) -> None:
+        """``task`` starts a run now: its wait observed, and a line in the log."""
+        wait_s = max(0.0, now_s - (task.queued_at or task.created_at))
+        kind = task.task_type.value
+        self.waits.setdefault(kind, Durations()).observe(wait_s)
+        logger.bind(task_id=task.id, task_type=kind, attempt=task.retry_count + 1).info(
+            "task {} started ({}, attempt {}, waited {:.3f} s)",
+            task.id,
+            kind,
+            task.retry_count + 1,
+            wait_s,
+        )
+
+    def run_ended(self, task: DockerTask, run_s: float) -> None:
+        """``task``'s run ended after ``run_s`` and its outcome is applied: the run time
+        observed by outcome, and a line in the log (with the error's code, never its text)."""
+        kind, outcome = task.task_type.value, run_outcome(task)
+        self.runs.setdefault((kind, outcome), Durations()).observe(max(0.0, run_s))
+        code = task.error_code if outcome in _ERROR_OUTCOMES else None
+        logger.bind(
+            task_id=task.id, task_type=kind, outcome=outcome, error_code=code, run_s=run_s
+        ).info("task {} {} after {:.3f} s{}", task.id, outcome, run_s, f": {code}" if code else "")
 
     def count(self, name: str, amount: float = 1.0) -> None:
         self.counters[name] += amount
