@@ -23,7 +23,7 @@ from loguru import logger
 from ai_admin.docker.errors import DockerOperation, classify, docker_errors
 from ai_admin.docker.progress import error_of
 from ai_admin.errors import ExecutionError
-from ai_admin.queue.threads import in_thread
+from ai_admin.threads import in_thread
 
 T = TypeVar("T")
 Chunk = dict[str, Any]

@@ -11,7 +11,7 @@ from docker.errors import DockerException
 
 from ai_admin.docker.client import client_settings
 from ai_admin.errors import ErrorCode
-from ai_admin.queue.threads import in_thread
+from ai_admin.threads import in_thread
 
 _PROBE_TIMEOUT_S = 3
 

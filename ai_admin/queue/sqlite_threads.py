@@ -21,7 +21,7 @@ from loguru import logger
 
 from ai_admin.queue import sqlite_schema as schema
 from ai_admin.queue.sqlite_writer import WriterThread
-from ai_admin.queue.threads import Call, JobThread, Settled, hand_back, run_calls
+from ai_admin.threads import Call, JobThread, Settled, hand_back, run_calls
 
 Connect = Callable[[], sqlite3.Connection]
 ReaderThread = JobThread[sqlite3.Connection, Call]

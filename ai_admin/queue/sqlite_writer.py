@@ -39,7 +39,7 @@ from ai_admin.errors import StoreError
 from ai_admin.queue import sqlite_failures as failures
 from ai_admin.queue import sqlite_queries as queries
 from ai_admin.queue import sqlite_schema as schema
-from ai_admin.queue.threads import Call, JobThread, settle_all
+from ai_admin.threads import Call, JobThread, settle_all
 
 T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], Any]

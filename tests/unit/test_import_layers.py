@@ -2,7 +2,8 @@
 
 The layers, innermost first, and what each may import:
 
-- base (``errors``, ``config``, ``private_files``, ``validation``): nothing of the agent's;
+- base (``errors``, ``config``, ``private_files``, ``threads``, ``validation``): nothing of the
+  agent's;
 - ``queue``: base only (it knows nothing about Docker, nor about any door);
 - ``wire``: base and the queue (the models of what crosses the doors describe the queue's
   tasks, statistics and events; a client may import them without the commands or Docker);
@@ -39,6 +40,7 @@ LAYER_OF = {
     "ai_admin.errors": BASE,
     "ai_admin.config": BASE,
     "ai_admin.private_files": BASE,
+    "ai_admin.threads": BASE,
     "ai_admin.validation": BASE,
     "ai_admin.queue": "queue",
     "ai_admin.wire": "wire",

@@ -1,4 +1,4 @@
-"""The thread runner the store and the Docker client share (``ai_admin.queue.threads``)."""
+"""The thread runner the store and the Docker client share (``ai_admin.threads``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from queue_helpers import within
 
-from ai_admin.queue.threads import JobThread, in_thread, run_calls
+from ai_admin.threads import JobThread, in_thread, run_calls
 
 
 async def test_in_thread_runs_on_a_named_daemon_thread_and_hands_back_the_result() -> None:
