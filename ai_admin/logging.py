@@ -10,7 +10,12 @@ No line may carry a secret, whatever fails:
 - the secrets the agent knows for its whole life (its tokens, see ``hide``) are replaced by
   ``***`` in every line, a traceback's exception message included;
 - an HTTP parser error quotes the raw request line or header it choked on (a bearer token, a
-  wrong one too), so it is logged by its type and status only.
+  wrong one too), so it is logged by its type and status only;
+- aiohttp's own access log quotes the request line, query string included, so it is off: the
+  agent writes its own line per request (``ai_admin.http.access_log``), without the query.
+
+Fields bound to a line (``logger.bind``/``contextualize``: a task's ``task_id``, an access
+line's ``status``, ...) are fields of its JSON object; the text format shows the message only.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ __all__ = ["REDACTED", "hide", "redact", "setup_logging"]
 _MIN_HIDDEN_CHARS = 6
 # HTTP parser errors (aiohttp.http_exceptions) carry the raw bytes they refused.
 _QUOTES_THE_REQUEST = "aiohttp.http_exceptions"
+# aiohttp's access logger: replaced by the agent's own (ai_admin.http.access_log).
+_AIOHTTP_ACCESS_LOG = "aiohttp.access"
 
 _TEXT_FORMAT = (
     "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> <level>{level: <7}</level> "
@@ -144,3 +151,4 @@ def setup_logging(
     logging.basicConfig(handlers=[_InterceptHandler()], level=0, force=True)
     for noisy in ("urllib3", "docker", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger(_AIOHTTP_ACCESS_LOG).disabled = True

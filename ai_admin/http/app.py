@@ -1,5 +1,5 @@
-"""The aiohttp application: middlewares (errors, Host/Origin guard, auth) and routes over the
-dispatcher."""
+"""The aiohttp application: middlewares (access log, errors, Host/Origin guard, auth, metrics)
+and routes over the dispatcher."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from ai_admin.agent import Agent
 from ai_admin.commands import Dispatcher
 from ai_admin.commands.dispatcher import error_reply
 from ai_admin.errors import AiAdminError, BadRequest, ErrorCode
+from ai_admin.http.access_log import access_log_middleware
 from ai_admin.http.auth import Tokens
 from ai_admin.http.guard import HostPolicy, OriginPolicy, guard_middleware
 from ai_admin.http.mcp_route import mount_mcp
+from ai_admin.http.metrics import METRICS, AgentMetrics, metrics_middleware
 from ai_admin.http.routes import (
     ACCESS,
     AGENT,
@@ -112,9 +114,16 @@ def create_app(agent: Agent, tokens: Tokens) -> web.Application:
     )
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[errors_middleware, guard, auth_middleware(tokens)],
+        middlewares=[
+            access_log_middleware,  # outermost: every request's line, whatever answered it
+            errors_middleware,
+            guard,
+            auth_middleware(tokens),
+            metrics_middleware,  # /metrics with this app's registry, once authenticated
+        ],
     )
     app[AGENT] = agent
+    app[METRICS] = AgentMetrics(agent)
     app[EVENT_STREAMS] = streams = EventStreams(agent, settings.max_event_streams_per_token)
     app.on_startup.append(streams.start)
     app.on_cleanup.append(streams.stop)

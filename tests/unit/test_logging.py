@@ -224,3 +224,22 @@ def test_the_json_sink_hides_a_token_that_json_would_escape() -> None:
         logger.remove()
     line = json.loads(buffer.getvalue())
     assert line["message"] == "presented ***"
+
+
+def test_bound_fields_are_json_fields(logs: Logs) -> None:
+    buffer = logs("json")
+    with logger.contextualize(task_id="task-1", task_type="docker_pull"):
+        logger.bind(error_code="DOCKER_NETWORK_ERROR").warning("task task-1 failed")
+    logger.info("no task here")
+    told, after = _lines(buffer, "json")
+    assert told["task_id"] == "task-1"
+    assert told["task_type"] == "docker_pull"
+    assert told["error_code"] == "DOCKER_NETWORK_ERROR"
+    assert "task_id" not in after
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_aiohttp_access_log_with_its_query_string_is_off(logs: Logs, fmt: str) -> None:
+    buffer = logs(fmt)
+    logging.getLogger("aiohttp.access").info('"GET /api/tasks?token=%s HTTP/1.1" 200', TOKEN)
+    assert buffer.getvalue() == ""
