@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(default_factory=default_data_dir)
+    # normal: a commit survives the agent's crash (kill -9), not the machine's; full: also a
+    # power loss, at the cost of an fsync per commit (made on a writer thread, off the loop).
+    db_synchronous: Literal["normal", "full"] = "normal"
     host: str = Field("127.0.0.1", min_length=1)
     port: int = Field(8060, ge=0, le=65535)
 

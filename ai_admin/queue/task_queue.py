@@ -60,7 +60,10 @@ class TaskQueue(QueueEngine):
         if settings is None:
             settings = load_settings(overrides={"data_dir": data_dir})
         if store is None:
-            store = SqliteStore(settings.db_path)
+            store = SqliteStore(
+                settings.db_path,
+                synchronous="FULL" if settings.db_synchronous == "full" else "NORMAL",
+            )
         if executors is None:
             executors = default_executors(settings)
         super().__init__(store, executors, settings)

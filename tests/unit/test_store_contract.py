@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from queue_helpers import within
 
+from ai_admin.config import Settings
 from ai_admin.errors import StoreError
 from ai_admin.queue import sqlite_writer
 from ai_admin.queue.models import DockerTask, ErrorInfo, TaskPriority, TaskStatus, TaskType
@@ -22,6 +23,7 @@ from ai_admin.queue.sqlite_schema import Synchronous
 from ai_admin.queue.sqlite_store import SqliteStore, Writer
 from ai_admin.queue.stats import TaskClass
 from ai_admin.queue.store import QueueStore, TaskQuery
+from ai_admin.queue.task_queue import TaskQueue
 
 S = TaskStatus
 P = TaskPriority
@@ -591,4 +593,26 @@ async def test_by_default_commits_with_an_fsync_go_to_the_writer_thread(
         await within(store.save([_task(1)]))
     finally:
         await store.close()
+    assert threads == {committer}
+
+
+@pytest.mark.parametrize(
+    ("setting", "committer"), [("normal", "MainThread"), ("full", "ai-admin-sqlite-write")]
+)
+async def test_the_agents_db_synchronous_setting_chooses_the_stores_durability(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str, committer: str
+) -> None:
+    """``db_synchronous = "full"`` in the configuration reaches the store the Python API (and
+    so the agent) opens: its commits go to the writer thread that makes them with an fsync."""
+    threads: set[str] = set()
+    original = sqlite_writer.transaction
+
+    def recording(conn: sqlite3.Connection, jobs: list) -> list:  # type: ignore[type-arg]
+        threads.add(threading.current_thread().name)
+        return original(conn, jobs)
+
+    monkeypatch.setattr(sqlite_writer, "transaction", recording)
+    settings = Settings(data_dir=tmp_path, db_synchronous=setting)  # type: ignore[arg-type]
+    async with TaskQueue(settings=settings, executors={}) as queue:
+        await within(queue.submit(_task(1)))
     assert threads == {committer}
