@@ -21,6 +21,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,11 @@ import dockerenv
 import pytest
 from docker.errors import ImageNotFound
 from executor_harness import (
+    BIG_MB,
     BLOB_BYTES,
     BUILD_PUSH_STEPS,
     BUILD_STEPS,
+    PROXY_RATE,
     PULL_STEPS,
     PUSH_STEPS,
     STOP_S,
@@ -39,6 +42,7 @@ from executor_harness import (
     BigImage,
     Flow,
     RegistryProxy,
+    Run,
     assert_completed,
     assert_failed,
     big_image_behind_a_proxy,
@@ -59,7 +63,7 @@ from executor_harness import (
 )
 from loguru import logger
 
-from ai_admin.queue.models import TaskStatus, TaskType
+from ai_admin.queue.models import ProgressDetail, TaskStatus, TaskType
 from ai_admin.queue.store import TaskQuery
 
 
@@ -127,6 +131,85 @@ def test_pull_reports_download_then_extraction_and_the_same_digest(
     assert docker_client.images.get(flow.ref).id == result["image_id"]
     downloading = [e for e in flow.pull.events if e.status == "downloading"]
     assert any(0 < e.progress < 80 for e in downloading)
+
+
+# --- the numbers behind the bar: bytes, rate, time left ----------------------------------------
+
+
+def numbers(run: Run, phase: str) -> list[ProgressDetail]:
+    """The run's progress numbers of one phase, in the order they were published."""
+    found = [e.progress_detail for e in run.events if e.event == "progress"]
+    return [d for d in found if d is not None and d.phase == phase]
+
+
+def assert_moved_to_the_end(details: list[ProgressDetail], at_least: int) -> None:
+    """Bytes only rose, ended at the total; a rate once bytes moved; the time left ended at 0."""
+    assert details, "no numbers were reported"
+    done = [d.bytes_done or 0 for d in details]
+    assert done == sorted(done), "bytes went down"
+    assert all(d.bytes_total is not None and (d.bytes_done or 0) <= d.bytes_total for d in details)
+    last = details[-1]
+    assert last.bytes_done == last.bytes_total
+    assert (last.bytes_done or 0) >= at_least
+    assert last.layers_done == last.layers_total
+    assert any(d.rate_bps and d.rate_bps > 0 for d in details), "no rate while bytes moved"
+    assert all(d.rate_bps is None for d in details if not d.bytes_done)  # none before a move
+    assert last.eta_s == 0.0
+
+
+def test_push_reports_bytes_rate_and_time_left(flow: Flow) -> None:
+    uploading = numbers(flow.push, "uploading")
+    assert_moved_to_the_end(uploading, BLOB_BYTES)
+    assert flow.push.task.progress_detail == uploading[-1]  # kept with the task
+
+
+def test_pull_reports_bytes_rate_and_time_left_of_download_then_extraction(flow: Flow) -> None:
+    assert_moved_to_the_end(numbers(flow.pull, "downloading"), BLOB_BYTES)
+    extracting = numbers(flow.pull, "extracting")
+    assert extracting, "no numbers while extracting"
+    assert extracting[-1].bytes_done == extracting[-1].bytes_total
+    phases = [d.phase for e in flow.pull.events if (d := e.progress_detail) is not None]
+    assert phases.index("extracting") > len(phases) - 1 - phases[::-1].index("downloading")
+
+
+def test_build_reports_its_steps_as_numbers(flow: Flow) -> None:
+    building = numbers(flow.build, "building")
+    steps = [(d.step, d.steps_total) for d in building]
+    assert list(dict.fromkeys(steps)) == [(1, 3), (2, 3), (3, 3)]  # ("Built" keeps the last)
+
+
+async def test_a_slow_pull_reads_the_registrys_rate_and_a_falling_time_left(
+    tmp_path: Path, docker_client: docker.DockerClient, big_image: BigImage
+) -> None:
+    """60 MB through a proxy that serves 20 MB/s: the rate reads about that, and the time left
+    falls as the bytes come, to 0."""
+    remove_image(docker_client, big_image.ref)
+    try:
+        async with docker_engine(tmp_path) as engine:
+            run = await run_task(
+                engine, TaskType.PULL, {"image_name": big_image.repository, "tag": big_image.tag}
+            )
+    finally:
+        remove_image(docker_client, big_image.ref)
+    assert run.task.status is TaskStatus.COMPLETED, run.task.error
+    downloading = numbers(run, "downloading")
+    assert_moved_to_the_end(downloading, BIG_MB * 1_000_000)
+    rates = [d.rate_bps for d in downloading if d.rate_bps]
+    settled = rates[len(rates) // 2 :]  # after the first second or so
+    # The proxy sleeps after each 64 kB it forwards, so it serves a little under its rate.
+    assert all(0.4 * PROXY_RATE < r < 1.5 * PROXY_RATE for r in settled), settled
+    etas = [d.eta_s for d in downloading if d.eta_s is not None]
+    assert etas[0] > 1.0
+    # It falls as the bytes come; a report may read a little more than the one before it (the
+    # rate settles in the first seconds, the proxy's pace wobbles), never much more.
+    assert all(b < a + 0.5 for a, b in pairwise(etas)), etas
+    quarter = len(etas) // 4
+    assert max(etas[-quarter:]) < min(etas[:quarter]) - 1.0, etas
+    print(
+        f"\nslow pull: {len(downloading)} reports, rate {min(settled) / 1e6:.1f}-"
+        f"{max(settled) / 1e6:.1f} MB/s (median {sorted(settled)[len(settled) // 2] / 1e6:.1f}),"
+        f" eta {etas[0]:.1f} s -> {etas[-1]:.1f} s: {etas}"
+    )
 
 
 async def test_push_of_all_tags(
@@ -216,6 +299,10 @@ async def test_build_from_a_context_directory(
             },
         )
     result = assert_completed(run, BUILD_STEPS)
+    sent = numbers(run, "sending context")
+    assert sent, "the context's bytes were not reported"
+    assert sent[-1].bytes_done == sent[-1].bytes_total
+    assert (sent[-1].bytes_total or 0) > len(f"payload {nonce}\n")  # a tar of the files
     assert "greeting=hello" in run.lines
     assert f"payload {nonce}" in run.lines
     assert not any("never-built" in line for line in run.lines)

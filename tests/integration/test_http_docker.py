@@ -1,5 +1,7 @@
 """Real Docker work over HTTP: a pull whose steps arrive over server-sent events while it runs,
-and a credential canary that never comes back out of any door, log or file."""
+event streams cut mid-pull and resumed with Last-Event-ID (nothing lost, nothing twice, even
+across a restart of the agent), and a credential canary that never comes back out of any door,
+log or file."""
 
 from __future__ import annotations
 
@@ -13,15 +15,18 @@ from typing import Any
 import aiohttp
 import docker
 import pytest
-from agent_process import AgentProcess
+from agent_process import AgentProcess, serving
 from dockerenv import ImageCleanup, build_random_data_image, push_image
-from http_client import WAIT_S, Api
+from executor_harness import RegistryProxy
+from http_client import WAIT_S, Api, client
 
 from ai_admin.errors import ErrorCode
 
 pytestmark = pytest.mark.docker
 
 PULL_MB = 24
+RESUME_MB = 40
+RESUME_RATE = 10_000_000  # bytes/s through the proxy: the resumed pull takes about 4 s
 FINISHED = {"completed", "failed", "cancelled", "timeout", "merged"}
 
 
@@ -43,10 +48,12 @@ class EventStream:
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self.response = response
         self.raw: list[str] = []
+        self.last_id: str | None = None  # what a client sends back as Last-Event-ID
+        self.retry_ms: int | None = None
 
     async def next(self, timeout_s: float = WAIT_S) -> dict[str, Any] | None:
         """The next event, or None when the agent has closed the stream."""
-        kind, data = None, None
+        kind, data, frame_id = None, None, None
         async with asyncio.timeout(timeout_s):
             while True:
                 line_bytes = await self.response.content.readline()
@@ -57,12 +64,18 @@ class EventStream:
                 line = line.rstrip("\n")
                 if line.startswith(":"):
                     continue  # keep-alive comment
-                if line.startswith("event: "):
+                if line.startswith("id: "):
+                    self.last_id = frame_id = line.removeprefix("id: ")
+                elif line.startswith("retry: "):
+                    self.retry_ms = int(line.removeprefix("retry: "))
+                elif line.startswith("event: "):
                     kind = line.removeprefix("event: ")
                 elif line.startswith("data: "):
                     data = json.loads(line.removeprefix("data: "))
                 elif line == "" and data is not None:
                     assert data["event"] == kind, (kind, data)
+                    if "id" in data:  # an event's id: is its own (reset frames carry none)
+                        assert frame_id == str(data["id"]), (frame_id, data)
                     return dict(data)
 
     async def until_closed(self, timeout_s: float = WAIT_S) -> list[dict[str, Any]]:
@@ -72,11 +85,24 @@ class EventStream:
             events.append(event)
         return events
 
+    async def until(self, predicate: Any, timeout_s: float = WAIT_S) -> list[dict[str, Any]]:
+        """The events up to and including the first that satisfies ``predicate``."""
+        events = []
+        while True:
+            event = await self.next(timeout_s)
+            assert event is not None, f"the stream ended after {events[-3:]}"
+            events.append(event)
+            if predicate(event):
+                return events
 
-async def open_events(api: Api, query: str = "") -> EventStream:
+
+async def open_events(api: Api, query: str = "", last_event_id: str | None = None) -> EventStream:
+    headers = {"Authorization": f"Bearer {api.token}"}
+    if last_event_id is not None:
+        headers["Last-Event-ID"] = last_event_id
     response = await api.session.get(
         f"{api.url}/api/events{query}",
-        headers={"Authorization": f"Bearer {api.token}"},
+        headers=headers,
         timeout=aiohttp.ClientTimeout(total=None, sock_read=WAIT_S),
     )
     assert response.status == 200, await response.text()
@@ -170,6 +196,137 @@ async def test_pull_steps_arrive_over_sse_in_order_while_it_runs(
         assert [e["status"] for e in await again.until_closed()] == ["completed"]
     finally:
         again.response.close()
+
+
+async def test_streams_cut_mid_pull_resume_with_last_event_id_and_lose_nothing(
+    api: Api,
+    docker_client: docker.DockerClient,
+    open_registry: str,
+    busybox_image: str,
+    image_cleanup: ImageCleanup,
+) -> None:
+    """A one-task stream and an all-tasks stream are cut while a slow pull downloads; reopened
+    with Last-Event-ID a second later, each gives exactly what an uninterrupted twin gave."""
+    repository, tag = await asyncio.to_thread(
+        pushed_image, docker_client, open_registry, busybox_image, image_cleanup, RESUME_MB
+    )
+    proxy = RegistryProxy(open_registry, rate=RESUME_RATE)
+    slow = repository.replace(open_registry, proxy.address, 1)
+    image_cleanup.add(f"{slow}:{tag}")
+    streams: list[EventStream] = []
+
+    async def opened(query: str = "", last_event_id: str | None = None) -> EventStream:
+        streams.append(await open_events(api, query, last_event_id))
+        return streams[-1]
+
+    try:
+        await api.ok("queue_pause")  # so that every stream opens before the first step
+        submitted = await api.request(
+            "POST",
+            "/api/tasks",
+            json_body={"task_type": "docker_pull", "params": {"image_name": slow, "tag": tag}},
+        )
+        task_id = submitted.data["task_id"]
+        one = f"?task_id={task_id}"
+
+        def ours_downloading(e: dict[str, Any]) -> bool:
+            return e["task_id"] == task_id and e["status"] == "downloading"
+
+        def ours_ended(e: dict[str, Any]) -> bool:
+            return e["task_id"] == task_id and e["status"] in FINISHED
+
+        whole_task, whole_all = await opened(one), await opened()
+        cut_task, cut_all = await opened(one), await opened()
+        await api.ok("queue_resume")
+        before_task = await cut_task.until(lambda e: ours_downloading(e) and e["progress"] > 0)
+        before_all = await cut_all.until(lambda e: ours_downloading(e) and e["progress"] > 0)
+        assert cut_task.retry_ms == cut_all.retry_ms == 2000
+        cut_task.response.close()  # the connections drop mid-download
+        cut_all.response.close()
+        await asyncio.sleep(1.0)  # the pull goes on: events the cut streams do not get
+        reconnected_at = time.time()
+        resumed_task = await opened(one, cut_task.last_id)
+        resumed_all = await opened("", cut_all.last_id)
+        after_task = await resumed_task.until_closed()
+        after_all = await resumed_all.until(ours_ended)
+        expected_task = await whole_task.until_closed()
+        expected_all = await whole_all.until(ours_ended)
+    finally:
+        for stream in streams:
+            stream.response.close()
+        proxy.close()
+
+    assert expected_task[-1]["status"] == "completed"
+    assert changes(before_task + after_task) == changes(expected_task)
+    assert changes(before_all + after_all) == changes(expected_all)
+    for after in (after_task, after_all):
+        replayed = [e for e in after if e["at"] < reconnected_at]
+        assert len(replayed) >= 3, "the cut streams missed nothing: the test proves nothing"
+        assert all(e["event"] != "reset" for e in after)
+    print(
+        f"\nresumed: {len(expected_task)} events on the task's stream, "
+        f"{sum(e['at'] < reconnected_at for e in after_task)} of them replayed after the cut"
+    )
+    ids = [e["id"] for e in expected_all]
+    assert ids == list(range(ids[0], ids[0] + len(ids)))  # one more each: nothing left out
+
+    # A finished task resumed after its end: the stream just ends; from an id never given
+    # out: a reset, then the state.
+    done = await opened(one, str(expected_task[-1]["id"]))
+    assert await done.until_closed() == []
+    unknown = await opened(one, "1")
+    reset, snapshot = await unknown.until_closed()
+    assert reset == {"event": "reset", "last_event_id": 1}
+    assert (snapshot["event"], snapshot["status"]) == ("snapshot", "completed")
+    assert unknown.last_id == str(snapshot["id"])
+
+
+async def test_an_id_from_before_a_restart_is_never_replayed_as_another_event(
+    tmp_path: Any, open_registry: str
+) -> None:
+    """Ids of a later run are all higher than an earlier run's, so a client that reconnects
+    to a restarted agent with its last id is told to start over, not fed the wrong events."""
+    data_dir = tmp_path / "data"
+    params = {"image_name": f"{open_registry}/ai-admin-test/absent", "tag": "nope"}
+
+    async def failed_pull(agent: AgentProcess) -> tuple[list[dict[str, Any]], str | None]:
+        async with client(agent.url, api_token(agent)) as api:
+            stream = await open_events(api)
+            try:
+                submitted = await api.request(
+                    "POST", "/api/tasks", json_body={"task_type": "docker_pull", "params": params}
+                )
+                task_id = submitted.data["task_id"]
+                events = await stream.until(
+                    lambda e: e["task_id"] == task_id and e["status"] in FINISHED
+                )
+                return events, stream.last_id
+            finally:
+                stream.response.close()
+
+    with serving(data_dir) as first:
+        first_events, last_id = await failed_pull(first)
+    with serving(data_dir) as second:
+        second_events, _ = await failed_pull(second)
+        async with client(second.url, api_token(second)) as api:
+            resumed = await open_events(api, "", last_id)
+            try:
+                reset = await resumed.next()
+            finally:
+                resumed.response.close()
+    assert last_id is not None
+    assert min(e["id"] for e in second_events) > max(e["id"] for e in first_events)
+    assert reset == {"event": "reset", "last_event_id": int(last_id)}
+
+
+def changes(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Events as compared between two streams: a snapshot's time is when its stream read it."""
+    return [{**e, "at": None} if e["event"] == "snapshot" else e for e in events]
+
+
+def api_token(agent: AgentProcess) -> str:
+    assert agent.token is not None
+    return agent.token
 
 
 async def test_a_credential_canary_never_leaves_the_agent(

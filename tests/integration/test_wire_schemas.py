@@ -215,18 +215,25 @@ async def test_the_events_of_a_real_pull_are_as_documented(
             assert response.status == 200
             await api.ok("queue_resume")
             text = await response.text()  # the stream ends with the task
-    frames = [
+    blocks = [
         dict(line.split(": ", 1) for line in block.splitlines())
         for block in text.split("\n\n")
         if block.strip()
     ]
+    assert blocks[0] == {"retry": "2000"}  # the reconnection delay, before any event
+    frames = [{k: v for k, v in b.items() if k != "id"} for b in blocks[1:]]
     events = [json.loads(frame["data"]) for frame in frames]
-    for frame, event in zip(frames, events, strict=True):
+    for block, frame, event in zip(blocks[1:], frames, events, strict=True):
         check_frame(frame)  # as the OpenAPI document describes the stream
         check_event(event)  # as TaskEvent's own schema does
+        assert block["id"] == str(event["id"])  # the frame's id: is the event's
     kinds = {event["event"] for event in events}
     assert {"snapshot", "status", "progress", "log"} <= kinds, kinds
     assert events[-1]["status"] == "completed"
+    ids = [event["id"] for event in events]
+    assert ids == sorted(set(ids)), "ids increase, none twice"
+    details = [e["progress_detail"] for e in events if e["event"] == "progress"]
+    assert any(d and d["phase"] == "downloading" and d["bytes_done"] for d in details)
 
 
 async def test_the_mcp_transports_refusals_are_as_documented(tmp_path: Path) -> None:
