@@ -11,10 +11,12 @@ name unique to this run, and are removed (``down -v``) when the session ends.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,6 +30,15 @@ import requests
 from docker.errors import DockerException
 from loguru import logger
 from pytest_docker.plugin import Services
+
+# A configuration file or secrets installed on the machine running the tests change nothing,
+# in this process or in the agents the tests start (they inherit the environment): the places
+# searched by default are empty directories of this run.
+_THIS_RUN = Path(tempfile.mkdtemp(prefix="ai-admin-tests-"))
+atexit.register(shutil.rmtree, _THIS_RUN, ignore_errors=True)
+os.environ["XDG_CONFIG_HOME"] = str(_THIS_RUN / "xdg-config")
+os.environ["AI_ADMIN_SECRETS_DIR"] = str(_THIS_RUN / "secrets")
+(_THIS_RUN / "secrets").mkdir()
 
 _ENSURE = "run scripts/ensure-docker (as root on Debian/Ubuntu it installs and starts everything)"
 _READY_TIMEOUT_S = 30.0

@@ -40,7 +40,12 @@ def agent_env(
     read_only: Sequence[str] = (READ_ONLY_TOKEN,),
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AI_ADMIN_")}
+    # The test run's empty secrets directory stays (tests/conftest.py): nothing of the machine's.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("AI_ADMIN_") or k == "AI_ADMIN_SECRETS_DIR"
+    }
     if token is not None:
         env["AI_ADMIN_TOKEN"] = token
     if read_only:
