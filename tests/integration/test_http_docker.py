@@ -185,8 +185,16 @@ async def test_pull_steps_arrive_over_sse_in_order_while_it_runs(
     assert times == sorted(times)
     assert events[-1]["event"] == "status"  # and then the agent closed the stream
 
+    numbers = [e["progress_detail"] for e in downloading if e["progress_detail"]]
+    assert numbers, "no numbers while downloading"
+    assert all(n["phase"] == "downloading" for n in numbers)
+    assert numbers[-1]["bytes_done"] == numbers[-1]["bytes_total"] >= PULL_MB * 1024 * 1024
+
     state = await api.task(task_id)
     assert state["status"]["value"] == "completed"
+    detail = state["progress_detail"]  # the REST task keeps its last numbers
+    assert detail["phase"] == "extracting"
+    assert detail["bytes_done"] == detail["bytes_total"]
     assert state["result"]["bytes_downloaded"] >= PULL_MB * 1024 * 1024
     assert docker_client.images.get(f"{repository}:{tag}").id == state["result"]["image_id"]
 
