@@ -109,6 +109,10 @@ _IMMUTABLE_HINT = (
     "The tag of {image} already exists in {registry} and may not be overwritten there: push "
     "under a new tag (a version or a commit), or make the repository's tags mutable."
 )
+_UPLOAD_DIGEST_HINT = (
+    "Retry: a fresh upload usually succeeds. If it keeps failing, a proxy in front of "
+    "{registry} changes what is sent, or the local image is damaged (pull or build it again)."
+)
 _DIGEST_HINT = (
     "Retry: a fresh download usually succeeds. If it keeps failing, the registry (or a proxy "
     "or mirror in front of it) serves content that does not match its digest."
@@ -398,12 +402,18 @@ RULES: tuple[Rule, ...] = (
     Rule(
         regex(
             r"filesystem layer verification failed for digest (?P<digest>\S+)|"
-            r"unexpected commit digest|"
-            r"provided digest did not match uploaded content"
+            r"unexpected commit digest"
         ),
         None,
         "a downloaded layer did not match its digest",
         _DIGEST_HINT,
+        transient=True,
+    ),
+    Rule(
+        regex(r"provided digest did not match uploaded content"),
+        None,
+        "an uploaded layer did not match its digest",
+        _UPLOAD_DIGEST_HINT,
         transient=True,
     ),
     # TLS set-up: the registry's configuration (or the engine's) is wrong, not the network; a

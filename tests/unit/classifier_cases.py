@@ -1093,7 +1093,8 @@ FAMILY_CASES = [
         C.DOCKER_PUSH_FAILED,
         True,
         "127.0.0.1:5001/team/app:1",
-        "Retry: a fresh download usually succeeds",
+        "Retry: a fresh upload usually succeeds. If it keeps failing, a proxy in front of "
+        "127.0.0.1:5001",
         id="errcode-digest-invalid",
     ),
     # --- a 404 with a body no registry sends: a proxy or an address that is no registry -----
