@@ -11,7 +11,7 @@ from typing import Any
 from ai_admin.config import Settings
 from ai_admin.errors import TaskNotFound
 from ai_admin.queue.control import TaskControl
-from ai_admin.queue.events import EventKind, Subscription, TaskEvent
+from ai_admin.queue.events import Subscription
 from ai_admin.queue.models import DockerTask, TaskStatus
 from ai_admin.queue.pause import Durable
 from ai_admin.queue.store import TaskQuery
@@ -83,10 +83,6 @@ class QueueViews(TaskControl):
     def subscribe(self, task_id: str | None = None) -> Subscription:
         """Every state, progress and log change from now on, in order."""
         return self._journal.subscribe(task_id)
-
-    def event_of(self, task: DockerTask, kind: EventKind = EventKind.SNAPSHOT) -> TaskEvent:
-        """A task's current state in the shape subscribers receive."""
-        return TaskEvent.of(task, kind)
 
     def end_subscriptions(self) -> None:
         """End every subscription (a server closing its event streams)."""
