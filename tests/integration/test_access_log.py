@@ -44,6 +44,9 @@ def logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Logs]:
     monkeypatch.setattr(agent_logging, "_hidden", ())  # nothing masked: every leak shows
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
+    # setup_logging quiets these; later tests (caplog among them) expect them as they were.
+    touched = [logging.getLogger(n) for n in ("urllib3", "docker", "asyncio", "aiohttp.access")]
+    states = [(x.level, x.disabled) for x in touched]
 
     def start(fmt: str, level: str) -> io.StringIO:
         buffer = io.StringIO()
@@ -54,6 +57,9 @@ def logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Logs]:
     logger.remove()
     logger.add(sys.stderr)
     root.handlers[:], root.level = handlers, level
+    for named, (named_level, disabled) in zip(touched, states, strict=True):
+        named.setLevel(named_level)
+        named.disabled = disabled
 
 
 async def _requests(data_dir: Path) -> list[tuple[str, str, int, str]]:

@@ -43,6 +43,9 @@ def logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Logs]:
     monkeypatch.setattr(agent_logging, "_hidden", ())
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
+    # setup_logging quiets these; later tests (caplog among them) expect them as they were.
+    touched = [logging.getLogger(n) for n in ("urllib3", "docker", "asyncio", "aiohttp.access")]
+    states = [(x.level, x.disabled) for x in touched]
 
     def start(fmt: str) -> io.StringIO:
         buffer = io.StringIO()
@@ -53,6 +56,9 @@ def logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Logs]:
     logger.remove()
     logger.add(sys.stderr)
     root.handlers[:], root.level = handlers, level
+    for named, (named_level, disabled) in zip(touched, states, strict=True):
+        named.setLevel(named_level)
+        named.disabled = disabled
 
 
 def _fails_holding_a_secret() -> None:
@@ -212,16 +218,12 @@ def test_the_package_is_silent_as_a_library_until_a_program_sets_up_its_log() ->
     assert "from the package" not in result.stderr
 
 
-def test_the_json_sink_hides_a_token_that_json_would_escape() -> None:
+def test_the_json_sink_hides_a_token_that_json_would_escape(logs: Logs) -> None:
     # Regression: the JSON line was redacted after encoding, where "ö" is "\u00f6".
     token = 'tökén-"quoted"-canary'
+    buffer = logs("json")  # and the process's logging as it was afterwards
     agent_logging.hide(token)
-    buffer = io.StringIO()
-    setup_logging("INFO", "json", buffer)
-    try:
-        logger.info("presented {}", token)
-    finally:
-        logger.remove()
+    logger.info("presented {}", token)
     line = json.loads(buffer.getvalue())
     assert line["message"] == "presented ***"
 
