@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from ai_admin.docker.params import BuildParams, PullParams, PushParams, RegistryAuth
+from ai_admin.docker.params import (
+    IMAGE_NAME_MAX_CHARS,
+    IMAGE_NAME_PATTERN,
+    TAG_PATTERN,
+    TAGGED_NAME_PATTERN,
+    BuildParams,
+    PullParams,
+    PushParams,
+    RegistryAuth,
+)
 from ai_admin.docker.reference import Reference
 from ai_admin.errors import ErrorCode, InvalidParams
 from ai_admin.validation import parse
@@ -341,3 +353,70 @@ def test_bad_text_in_any_build_param_is_named(data: dict[str, Any], field: str) 
     error = _refused(BuildParams, data)
     assert error.code is ErrorCode.VALIDATION_INVALID_FORMAT
     assert field in _problems(error)
+
+
+# --- the schema states the validation ----------------------------------------------------------
+
+REFERENCE_TEXT = st.text(alphabet="abAB09._-:/@[]\n", max_size=40) | st.sampled_from(
+    ["team/app", "a.b/c:1", "localhost:5000/x", "[::1]:5000/a", "app@" + DIGEST, "x/" + "a" * 243]
+)
+
+
+def _accepts(model: type[BaseModel], data: dict[str, Any]) -> bool:
+    try:
+        parse(model, data)
+    except InvalidParams:
+        return False
+    return True
+
+
+def _described(pattern: str, text: str) -> bool:
+    """What a JSON-schema validator says of ``text`` (a pattern is searched, not matched)."""
+    return re.search(pattern, text) is not None and 1 <= len(text) <= IMAGE_NAME_MAX_CHARS
+
+
+@settings(max_examples=80, database=None)
+@given(name=st.from_regex(IMAGE_NAME_PATTERN).filter(lambda n: len(n) <= IMAGE_NAME_MAX_CHARS))
+def test_every_name_the_schema_allows_is_accepted(name: str) -> None:
+    assert _accepts(PullParams, {"image_name": name}), name
+    assert _accepts(BuildParams, {"dockerfile": "FROM scratch", "tags": [name]}), name
+
+
+@settings(max_examples=80, database=None)
+@given(name=st.from_regex(TAGGED_NAME_PATTERN).filter(lambda n: len(n) <= IMAGE_NAME_MAX_CHARS))
+def test_every_name_the_push_schema_allows_is_accepted(name: str) -> None:
+    assert _accepts(PushParams, {"image_name": name}), name
+
+
+@settings(max_examples=300, database=None)
+@given(tag=st.from_regex(TAG_PATTERN))
+def test_every_tag_the_schema_allows_is_accepted(tag: str) -> None:
+    assert _accepts(PullParams, {"image_name": "app", "tag": tag}), tag
+
+
+@settings(max_examples=500, database=None)
+@given(text=REFERENCE_TEXT)
+def test_the_schema_and_the_validation_agree_on_any_text(text: str) -> None:
+    assert _described(IMAGE_NAME_PATTERN, text) == _accepts(PullParams, {"image_name": text})
+    assert _described(TAGGED_NAME_PATTERN, text) == _accepts(PushParams, {"image_name": text})
+    tag_ok = re.search(TAG_PATTERN, text) is not None
+    assert tag_ok == _accepts(PullParams, {"image_name": "app", "tag": text}), text
+
+
+def test_a_name_is_bounded_so_that_no_normalisation_passes_255() -> None:
+    assert _accepts(PullParams, {"image_name": "a" * IMAGE_NAME_MAX_CHARS})  # docker.io/library/…
+    assert not _accepts(PullParams, {"image_name": "a" * (IMAGE_NAME_MAX_CHARS + 1)})
+    assert not _accepts(PullParams, {"image_name": "x/" + "a" * 243})  # the parser's 255, but
+    schema = PullParams.model_json_schema()["properties"]["image_name"]
+    assert (schema["maxLength"], schema["pattern"]) == (IMAGE_NAME_MAX_CHARS, IMAGE_NAME_PATTERN)
+
+
+def test_a_bracketed_registry_that_is_no_ipv6_address_is_refused_before_it_is_queued() -> None:
+    """Schemathesis found it: '[::280D0b4b770:7F:5d]:4738/x' passed the grammar (any hex and
+    colons in brackets), and the queued pull failed with UNKNOWN_ERROR and a traceback when
+    the Docker layer parsed the registry's address."""
+    error = _refused(PullParams, {"image_name": "[::280D0b4b770:7F:5d]:4738/x"})
+    assert error.code is ErrorCode.DOCKER_INVALID_REFERENCE
+    assert "not an IPv6 address" in _problems(error)["image_name"]
+    assert _accepts(PullParams, {"image_name": "[::1]:5000/x"})
+    assert _accepts(PullParams, {"image_name": "[fe80::1:2]/x:1"})
