@@ -18,6 +18,7 @@ from ai_admin.http.auth import Tokens
 from ai_admin.http.guard import HostPolicy, OriginPolicy, guard_middleware
 from ai_admin.http.mcp_route import mount_mcp
 from ai_admin.http.metrics import METRICS, AgentMetrics, metrics_middleware
+from ai_admin.http.route_table import OPEN_PATHS
 from ai_admin.http.routes import (
     ACCESS,
     AGENT,
@@ -29,7 +30,6 @@ from ai_admin.http.routes import (
 from ai_admin.http.sse import EventStreams
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_OPEN_PATHS = frozenset({"/health"})
 _CHALLENGES = {
     ErrorCode.AUTH_REQUIRED: 'Bearer realm="ai-admin"',
     ErrorCode.AUTH_INVALID_TOKEN: 'Bearer realm="ai-admin", error="invalid_token"',
@@ -93,7 +93,7 @@ def _http_error(request: web.Request, exc: web.HTTPException) -> BadRequest:
 def auth_middleware(tokens: Tokens) -> Middleware:
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in _OPEN_PATHS:
+        if request.path in OPEN_PATHS:
             return await handler(request)
         scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not presented.strip():

@@ -3,7 +3,8 @@
 The operator token comes from ``AI_ADMIN_TOKEN`` / the configuration, or is generated on first
 start into ``<data_dir>/token`` (mode 0600, the directory 0700) and printed once; a token file
 that other users may read is refused. Read-only tokens may run commands marked read-only; the
-operator token may run everything. Only ``/health`` is open.
+operator token may run everything. Only ``/health`` and ``/openapi.json`` are open
+(``route_table.OPEN_PATHS``).
 
 The tokens never show: not in a repr, not in the log (``ai_admin.logging.hide``), and a
 presented value that is no text a token could be (bytes that are not UTF-8, control

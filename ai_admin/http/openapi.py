@@ -1,6 +1,10 @@
 """The OpenAPI document of the HTTP API, built from the route table (``route_table.ROUTES``),
 the command registry's params models and the wire layer's answer models: every operation has
-an operationId, a tag, its parameters or body, and the schema of its success envelope."""
+an operationId, a tag, its parameters or body, and the schema of its success envelope.
+
+The routes marked open in the table (``/health``, this document) say so with an empty
+``security``. A submit (``POST /api/tasks``) answers 202 with a ``Location`` header; ``POST /cmd``
+answers 200 and carries the same header when the command it ran submitted a task."""
 
 from __future__ import annotations
 
@@ -72,10 +76,25 @@ _OWN_RESPONSES: dict[str, dict[str, Any]] = {
     },
     "getOpenApi": {
         "200": {"description": "The OpenAPI document", "content": {"application/json": {}}},
-        "401": _ERRORS["401"],
         **_GUARDED,
     },
 }
+_LOCATION_TEXT = (
+    "The task to follow: /api/tasks/{task_id} of the task created or, for a submit merged "
+    "into an identical task, of the task it joined (merged_into), which does the work."
+)
+
+
+def _location(*, required: bool) -> dict[str, Any]:
+    return {
+        "Location": {
+            "description": _LOCATION_TEXT + ("" if required else " Only for a submit."),
+            "required": required,
+            "schema": {"type": "string", "format": "uri-reference"},
+        }
+    }
+
+
 _TASK_ID_QUERY = {"name": "task_id", "in": "query", "required": False, "schema": {"type": "string"}}
 
 
@@ -106,12 +125,16 @@ _EVENT = {
 
 def _require_one_of(schema: dict[str, Any], model: type[BaseModel]) -> None:
     """A request schema as strict as its model: ``AT_LEAST_ONE_OF`` (a rule the params
-    model checks, kept out of the params schema for assistants' sake) becomes an anyOf."""
+    model checks, kept out of the params schema for assistants' sake) becomes an anyOf, and
+    ``SCHEMA_RULES`` (rules across fields, kept out for the same reason) an allOf."""
     keys = getattr(model, "AT_LEAST_ONE_OF", ())
     if keys:
         schema["anyOf"] = [
             {"required": [key], "properties": {key: {"type": "string"}}} for key in keys
         ]
+    rules = getattr(model, "SCHEMA_RULES", ())
+    if rules:
+        schema["allOf"] = list(rules)
 
 
 class _Schemas:
@@ -153,7 +176,7 @@ class _Schemas:
         return self.ref(self.params[command])
 
     def answer(self, commands: list[str]) -> dict[str, Any]:
-        """The 200 response of a route running ``commands``: their success envelopes."""
+        """The success response of a route running ``commands``: their success envelopes."""
         refs = list(
             {self.name(self.answers[c]): self.ref(self.answers[c]) for c in commands}.values()
         )
@@ -208,11 +231,11 @@ def _operation(route: Route, schemas: _Schemas, commands: list[Command[Any]]) ->
         "summary": summary[:120],
         "description": summary,
     }
+    if route.open:
+        op["security"] = []
     if route.params is Params.NONE:
         if route.operation_id == "streamEvents":
             op["parameters"] = [_TASK_ID_QUERY]
-        if route.operation_id == "getHealth":
-            op["security"] = []
         op["responses"] = _OWN_RESPONSES[route.operation_id]
         return op
     names = list(route.commands) or [c.name for c in commands]
@@ -225,6 +248,7 @@ def _operation(route: Route, schemas: _Schemas, commands: list[Command[Any]]) ->
                     {
                         "type": "object",
                         "required": ["task_type", "params"],
+                        "additionalProperties": False,
                         "properties": {
                             "task_type": {"const": name},
                             "params": schemas.params_ref(name),
@@ -236,8 +260,19 @@ def _operation(route: Route, schemas: _Schemas, commands: list[Command[Any]]) ->
         )
     else:
         op["parameters"] = schemas.query(route)
-    op["responses"] = {"200": schemas.answer(names), **_ERRORS}
+    op["responses"] = {**_success(route, schemas.answer(names)), **_ERRORS}
     return op
+
+
+def _success(route: Route, answer: dict[str, Any]) -> dict[str, Any]:
+    """The success response by its status: 202 and a Location for a submit, else 200 (with
+    the Location a submit through ``/cmd`` carries)."""
+    if route.params is Params.SUBMIT:
+        described = "Accepted: the task is queued (its envelope names it)."
+        return {"202": {**answer, "description": described, "headers": _location(required=True)}}
+    if route.params is Params.MESSAGE:
+        return {"200": {**answer, "headers": _location(required=False)}}
+    return {"200": answer}
 
 
 # MCP's streamable HTTP transport: JSON-RPC messages, not command envelopes. OpenAPI cannot
@@ -381,7 +416,11 @@ def document() -> dict[str, Any]:
 
 
 def _needs_params(command: Command[Any]) -> bool:
-    return any(f.is_required() for f in command.params.model_fields.values())
+    """Whether a message must carry params: a required field, or one of a set (a build's)."""
+    fields = command.params.model_fields.values()
+    return any(f.is_required() for f in fields) or bool(
+        getattr(command.params, "AT_LEAST_ONE_OF", ())
+    )
 
 
 def _description(name: str) -> str:

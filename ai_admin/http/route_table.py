@@ -5,6 +5,10 @@ from ``ai_admin.mcp``'s ``MCP_PATH`` and ``MCP_METHODS``).
 A command route names the command(s) it runs and where their params come from; the other
 routes (``/health``, ``/metrics``, ``/openapi.json``, ``/api/events``) name only themselves.
 Paths are written as OpenAPI writes them: ``{task_id}`` is a path parameter.
+
+Every route needs a bearer token except the two marked ``open``: ``/health`` (a probe has no
+token) and ``/openapi.json`` (it holds no secret, and API tools read it before they hold one).
+A submit answers ``202 Accepted`` with ``Location: /api/tasks/{task_id}`` (``task_location``).
 """
 
 from __future__ import annotations
@@ -13,10 +17,17 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from urllib.parse import quote
 
-__all__ = ["ROUTES", "SUBMITTABLE", "Params", "Route"]
+__all__ = ["OPEN_PATHS", "ROUTES", "SUBMITTABLE", "TASK_PATH", "Params", "Route", "task_location"]
 
 SUBMITTABLE = ("docker_build", "docker_push", "docker_pull")
+TASK_PATH = "/api/tasks/{task_id}"
+
+
+def task_location(task_id: str) -> str:
+    """The ``Location`` of a submitted task: the route that reads it."""
+    return TASK_PATH.format(task_id=quote(task_id, safe=""))
 
 
 class Params(StrEnum):
@@ -38,6 +49,7 @@ class Route:
     commands: tuple[str, ...] = ()  # what it may run; empty for /cmd (every command)
     params: Params = Params.QUERY
     fixed: Mapping[str, str] = field(default_factory=dict)  # params the route itself sets
+    open: bool = False  # answered without a token
 
     @property
     def command(self) -> str:
@@ -70,6 +82,7 @@ ROUTES: tuple[Route, ...] = (
         "agent",
         "Agent and Docker engine health (no token needed).",
         params=Params.NONE,
+        open=True,
     ),
     Route(
         "POST", "/cmd", "runCommand", "commands", "Run any command message.", params=Params.MESSAGE
@@ -84,7 +97,7 @@ ROUTES: tuple[Route, ...] = (
         SUBMITTABLE,
         Params.SUBMIT,
     ),
-    Route("GET", "/api/tasks/{task_id}", "getTask", "tasks", commands=("queue_task_status",)),
+    Route("GET", TASK_PATH, "getTask", "tasks", commands=("queue_task_status",)),
     *(_manage(action) for action in ("pause", "resume", "retry", "cancel")),
     Route("GET", "/api/stats", "getQueueStatus", "queue", commands=("queue_status",)),
     Route("GET", "/api/commands", "listCommands", "commands", commands=("commands",)),
@@ -97,5 +110,14 @@ ROUTES: tuple[Route, ...] = (
         params=Params.NONE,
     ),
     Route("GET", "/metrics", "getMetrics", "agent", "Prometheus metrics.", params=Params.NONE),
-    Route("GET", "/openapi.json", "getOpenApi", "agent", "This document.", params=Params.NONE),
+    Route(
+        "GET",
+        "/openapi.json",
+        "getOpenApi",
+        "agent",
+        "This document (no token needed: it holds no secret).",
+        params=Params.NONE,
+        open=True,
+    ),
 )
+OPEN_PATHS = frozenset(route.path for route in ROUTES if route.open)

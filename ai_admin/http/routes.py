@@ -1,5 +1,10 @@
 """The HTTP routes: ``POST /cmd`` and REST, all running registered commands, registered from
-the route table (``route_table.ROUTES``) that the OpenAPI document is built from too."""
+the route table (``route_table.ROUTES``) that the OpenAPI document is built from too.
+
+A submitted task is found at its ``Location``: ``POST /api/tasks`` answers ``202 Accepted``
+with it, ``POST /cmd`` keeps its ``200`` envelope and carries the same header. A submit merged
+into an identical task points at the task it joined (``merged_into``): that one does the work
+and ends with the outcome, while the merged record itself ends at once as ``merged``."""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from ai_admin.commands import REGISTRY, Dispatcher, Reply
 from ai_admin.commands.dispatcher import error_reply
 from ai_admin.errors import BadRequest, ErrorCode
 from ai_admin.http import metrics, openapi, sse
-from ai_admin.http.route_table import ROUTES, SUBMITTABLE, Params, Route
+from ai_admin.http.route_table import ROUTES, SUBMITTABLE, Params, Route, task_location
 
 AGENT = web.AppKey("agent", Agent)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
@@ -30,6 +35,27 @@ def reply_response(reply: Reply) -> web.Response:
     return web.json_response(reply.envelope, status=reply.status, dumps=_dumps)
 
 
+def submitted_location(reply: Reply) -> str | None:
+    """Where a task a submit created can be followed (None for any other answer): the task
+    it was merged into, if it was, else its own."""
+    data = reply.envelope.get("data")
+    if not reply.success or reply.envelope.get("action") not in SUBMITTABLE:
+        return None
+    assert isinstance(data, dict), reply.envelope
+    return task_location(str(data.get("merged_into") or data["task_id"]))
+
+
+def _located(reply: Reply, *, accepted: bool) -> web.Response:
+    """The reply, with ``Location`` for a created task; ``accepted``: and status 202."""
+    response = reply_response(reply)
+    location = submitted_location(reply)
+    if location is not None:
+        response.headers["Location"] = location
+        if accepted:
+            response.set_status(202)
+    return response
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, default=str)
 
@@ -40,6 +66,13 @@ def _can_write(request: web.Request) -> bool:
 
 def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not a JSON value")
+
+
+def _json_number(text: str) -> float | int:
+    """A JSON number with a fraction or exponent: an integer when it has no fractional part
+    (``15.0``, ``1e2``), as JSON Schema counts it, so an ``integer`` param takes it."""
+    value = float(text)
+    return int(value) if value.is_integer() else value
 
 
 async def read_body(request: web.Request) -> bytes:
@@ -64,7 +97,7 @@ async def _json_body(request: web.Request) -> Any:
             "The request body is empty; send a JSON object.", code=ErrorCode.REQUEST_INVALID_JSON
         )
     try:
-        return json.loads(raw, parse_constant=_not_json)
+        return json.loads(raw, parse_constant=_not_json, parse_float=_json_number)
     except ValueError as exc:
         raise BadRequest(
             f"The body is not valid JSON: {exc}.", code=ErrorCode.REQUEST_INVALID_JSON
@@ -100,13 +133,12 @@ def _query(request: web.Request, *, path_keys: tuple[str, ...] = ()) -> dict[str
     return params
 
 
-async def _run(request: web.Request, name: str, params: Any, *, strict: bool) -> web.Response:
+async def _run(request: web.Request, name: str, params: Any, *, strict: bool) -> Reply:
     command = REGISTRY.get(name)
     assert command is not None, name
-    reply = await request.app[DISPATCHER].run(
+    return await request.app[DISPATCHER].run(
         command, params, can_write=_can_write(request), strict=strict
     )
-    return reply_response(reply)
 
 
 async def _run_query(
@@ -118,7 +150,7 @@ async def _run_query(
         params = {**_query(request, path_keys=tuple(path)), **path}
     except BadRequest as exc:
         return reply_response(error_reply(exc, name))
-    return await _run(request, name, params, strict=False)
+    return reply_response(await _run(request, name, params, strict=False))
 
 
 async def cmd(request: web.Request) -> web.Response:
@@ -127,7 +159,7 @@ async def cmd(request: web.Request) -> web.Response:
     except BadRequest as exc:
         return reply_response(error_reply(exc))
     reply = await request.app[DISPATCHER].dispatch(message, can_write=_can_write(request))
-    return reply_response(reply)
+    return _located(reply, accepted=False)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -164,7 +196,8 @@ async def submit_task(request: web.Request) -> web.Response:
     except BadRequest as exc:
         return reply_response(error_reply(exc))
     params = body.get("params")
-    return await _run(request, body["task_type"], {} if params is None else params, strict=True)
+    reply = await _run(request, body["task_type"], {} if params is None else params, strict=True)
+    return _located(reply, accepted=True)
 
 
 async def events(request: web.Request) -> web.StreamResponse:

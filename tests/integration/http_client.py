@@ -2,7 +2,8 @@
 
 ``check_envelope`` is the contract of ``shared/DESIGN.md`` ("The command contract"): strict
 JSON, ``success``/``action`` and either ``data`` or an ``error`` with a known code, a message,
-details and suggestions, and an HTTP status that agrees with the code. No answer ever carries a
+details and suggestions, and an HTTP status that agrees with the code (a success: 200, but
+202 Accepted with a ``Location`` for a REST submit). No answer ever carries a
 traceback. ``Api`` keeps every answer's text, so a test can search all of them (for a canary).
 """
 
@@ -69,7 +70,13 @@ def check_envelope(answer: Answer) -> dict[str, Any]:
     if body["success"]:
         assert set(body) == {"success", "action", "data"}, where
         assert isinstance(body["data"], dict), where
-        assert answer.status == 200, where
+        if (answer.method, answer.path.split("?")[0]) == ("POST", "/api/tasks"):
+            # a submit: 202 Accepted, and where to follow the task (the one doing the work)
+            assert answer.status == 202, where
+            followed = body["data"]["merged_into"] or body["data"]["task_id"]
+            assert answer.headers.get("Location") == f"/api/tasks/{followed}", where
+        else:
+            assert answer.status == 200, where
         return body
     assert set(body) == {"success", "action", "error"}, where
     error = body["error"]

@@ -233,7 +233,12 @@ async def test_every_documented_route_answers_as_documented(
     ) as response:
         text = await response.text()
         answer = Answer(
-            request["method"], request["path"], response.status, text, response.content_type
+            request["method"],
+            request["path"],
+            response.status,
+            text,
+            response.content_type,
+            headers={**response.headers},
         )
     if answer.content_type == "application/json":
         answer.body = strict_json(text)

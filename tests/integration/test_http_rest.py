@@ -150,6 +150,35 @@ async def test_submit(api: Api) -> None:
     await api.request("POST", f"/api/tasks/{first['task_id']}/cancel")
 
 
+async def test_a_submit_is_accepted_with_the_location_of_its_task(api: Api) -> None:
+    """202 Accepted and Location: /api/tasks/{id}, which reads the task; a merged submit
+    points at the task it joined, which does the work (its own record ends as merged)."""
+    await api.ok("queue_pause")
+    params = {"image_name": UNREACHABLE, "tag": uuid.uuid4().hex[:12], "max_retries": 0}
+    first = await submit(api, "docker_pull", params)
+    assert first.status == 202
+    location = first.headers["Location"]
+    assert location == f"/api/tasks/{first.data['task_id']}"
+    followed = (await get(api, location)).data
+    assert (followed["task_id"], followed["status"]["value"]) == (first.data["task_id"], "pending")
+
+    twin = await submit(api, "docker_pull", params)
+    assert (twin.status, twin.data["status"]) == (202, "merged")
+    assert twin.data["task_id"] != first.data["task_id"]
+    assert twin.headers["Location"] == location
+    assert (await api.task(twin.data["task_id"]))["status"]["value"] == "merged"
+
+    by_cmd = await api.cmd({"action": "docker_pull", "params": {**params, "tag": "other"}})
+    assert by_cmd.status == 200  # /cmd keeps its contract, and says where the task is too
+    assert by_cmd.headers["Location"] == f"/api/tasks/{by_cmd.data['task_id']}"
+    assert "Location" not in (await api.cmd({"action": "queue_status"})).headers
+    refused = await submit(api, "docker_pull", {"image_name": "Bad/Name"})
+    assert refused.status == 400
+    assert "Location" not in refused.headers
+    for task_id in (first.data["task_id"], by_cmd.data["task_id"]):
+        await api.request("POST", f"/api/tasks/{task_id}/cancel")
+
+
 BAD_SUBMISSIONS: list[tuple[str, Any, ErrorCode]] = [
     ("not JSON", "docker_pull", ErrorCode.REQUEST_INVALID_JSON),
     ("no task_type", {"params": {"image_name": "a"}}, ErrorCode.VALIDATION_INVALID_PARAMS),

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.docker
 
 SOME_ID = "123e4567-e89b-12d3-a456-426614174000"
 UNREACHABLE = "127.0.0.1:1/ai-admin-test/unreachable"
-# Every operation but /health, with a request a client could send to it.
+# Every operation but the open ones (OPEN), with a request a client could send to it.
 OPERATIONS: list[tuple[str, str, Any]] = [
     ("POST", "/cmd", {"action": "queue_status"}),
     ("GET", "/api/tasks", None),
@@ -40,8 +40,13 @@ OPERATIONS: list[tuple[str, str, Any]] = [
     ("GET", "/api/commands", None),
     ("GET", f"/api/events?task_id={SOME_ID}", None),
     ("GET", "/metrics", None),
-    ("GET", "/openapi.json", None),
 ]
+MCP: list[tuple[str, str, Any]] = [
+    ("POST", "/mcp", {"jsonrpc": "2.0", "id": 1, "method": "ping"}),
+    ("GET", "/mcp", None),
+    ("DELETE", "/mcp", None),
+]
+OPEN = [("GET", "/health"), ("GET", "/openapi.json")]  # all a token-less client may read
 WRITES: list[tuple[str, str, Any]] = [
     ("POST", "/api/tasks", {"task_type": "docker_pull", "params": {"image_name": UNREACHABLE}}),
     *[("POST", f"/api/tasks/{SOME_ID}/{a}", None) for a in ("pause", "resume", "retry", "cancel")],
@@ -62,8 +67,18 @@ async def send(api: Api, method: str, path: str, body: Any, **kwargs: Any) -> An
 # -- tokens ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("method", "path", "body"), OPERATIONS)
-async def test_everything_but_health_needs_a_valid_token(
+def test_operations_name_every_route_but_the_open_ones(tmp_path: Path) -> None:
+    """So a route added later cannot be left out of the token test above."""
+    named = {
+        (method, re.sub(SOME_ID, "{task_id}", path.split("?")[0]))
+        for method, path, _ in OPERATIONS + MCP
+    }
+    assert named | set(OPEN) == app_routes(tmp_path)
+    assert not named & set(OPEN)
+
+
+@pytest.mark.parametrize(("method", "path", "body"), OPERATIONS + MCP)
+async def test_everything_but_health_and_openapi_needs_a_valid_token(
     api: Api, method: str, path: str, body: Any
 ) -> None:
     for headers, code in [
@@ -78,6 +93,19 @@ async def test_everything_but_health_needs_a_valid_token(
         assert (answer.status, answer.code) == (401, code.value), answer.describe()
         assert answer.headers["WWW-Authenticate"].startswith("Bearer ")
         assert OPERATOR_TOKEN not in answer.text
+
+
+async def test_the_openapi_document_is_open_and_tells_nothing_secret(api: Api) -> None:
+    """API tools read the document before they hold a token; any token, or none, will do."""
+    for headers in ({}, {"Authorization": "Bearer wrong-token"}):
+        answer = await api.request(
+            "GET", "/openapi.json", token=None, headers=headers, envelope=False
+        )
+        assert (answer.status, answer.content_type) == (200, "application/json")
+        assert strict_json(answer.text)["paths"]
+        assert OPERATOR_TOKEN not in answer.text
+        assert READ_ONLY_TOKEN not in answer.text
+        assert "WWW-Authenticate" not in answer.headers
 
 
 async def test_health_is_open_and_tells_nothing_secret(api: Api) -> None:
@@ -269,7 +297,7 @@ async def test_openapi_document_is_complete_and_resolves(
             documented.add((method.upper(), path))
             responses = operation["responses"]
             assert responses, f"{method} {path} has no responses"
-            assert "200" in responses
+            assert "200" in responses or "202" in responses, f"{method} {path}"
             for status, response in responses.items():
                 assert re.fullmatch(r"[1-5][0-9][0-9]", status), f"{path}: {status}"
                 response = resolve(document, response["$ref"]) if "$ref" in response else response
@@ -282,8 +310,19 @@ async def test_openapi_document_is_complete_and_resolves(
     assert documented == app_routes(tmp_path)
     for ref in set(refs(document)):
         resolve(document, ref)
-    assert document["paths"]["/health"]["get"]["security"] == []
+    opened = {
+        (method.upper(), path)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if operation.get("security") == []
+    }
+    assert opened == set(OPEN)
     assert document["security"] == [{"bearer": []}]
+    submit = document["paths"]["/api/tasks"]["post"]["responses"]
+    assert "200" not in submit
+    assert submit["202"]["headers"]["Location"]["required"] is True
+    cmd_answer = document["paths"]["/cmd"]["post"]["responses"]["200"]
+    assert cmd_answer["headers"]["Location"]["required"] is False
     messages = document["paths"]["/cmd"]["post"]["requestBody"]["content"]["application/json"]
     actions = {m["properties"]["action"]["const"] for m in messages["schema"]["oneOf"]}
     assert actions == set(REGISTRY.names())

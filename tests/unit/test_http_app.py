@@ -169,3 +169,28 @@ async def test_a_body_one_byte_over_max_body_bytes_is_refused_with_413(
         assert answer["error"]["details"] == {"max_body_bytes": limit}
         stats = await client.get("/api/stats", headers=_bearer(OPERATOR))
         assert (await stats.json())["data"]["summary"]["total_tasks"] == 0
+
+
+# -- JSON numbers ---------------------------------------------------------------------------
+
+
+async def test_an_integral_number_is_an_integer_as_json_schema_counts_it(tmp_path: Path) -> None:
+    """Schemathesis found it: max_retries 15.0 is an integer to JSON Schema (and so to the
+    OpenAPI document), and the agent refused it as a float."""
+    async with _client(tmp_path) as client:
+        for limit, accepted in ((5.0, True), (5e0, True), (5, True), (5.5, False)):
+            message = {"action": "queue_list_tasks", "params": {"limit": limit}}
+            status, body = await _answer(
+                await client.post("/cmd", data=json.dumps(message), headers=_bearer(OPERATOR))
+            )
+            assert body["success"] is accepted, (limit, body)
+            if accepted:
+                assert (status, body["data"]["limit"]) == (200, 5)
+        configure = {
+            "action": "queue_configure",
+            "params": {"retry_factor": 3, "retry_cap_s": 600.0},
+        }
+        status, body = await _answer(
+            await client.post("/cmd", data=json.dumps(configure), headers=_bearer(OPERATOR))
+        )
+        assert (status, body["data"]["settings"]["retry_cap_s"]) == (200, 600.0), body

@@ -148,7 +148,9 @@ def test_every_route_of_the_table_is_documented_with_its_commands_answer() -> No
         if route.params in (Params.NONE, Params.MESSAGE):
             continue
         names = {openapi.success_schema_name(c) for c in route.commands}
-        schema = op["responses"]["200"]["content"]["application/json"]["schema"]
+        success = "202" if route.params is Params.SUBMIT else "200"  # a submit is accepted
+        assert set(op["responses"]) & {"200", "202"} == {success}, route.path
+        schema = op["responses"][success]["content"]["application/json"]["schema"]
         refs = [schema] if "$ref" in schema else schema["anyOf"]
         assert {r["$ref"].rsplit("/", 1)[-1] for r in refs} == names, route.path
 
@@ -170,6 +172,37 @@ def test_a_rule_kept_out_of_a_tool_schema_is_in_the_openapi_request_schema() -> 
     assert not validator.is_valid({"dockerfile": None, "context_path": None})
     assert validator.is_valid({"dockerfile": "FROM scratch\n"})
     assert validator.is_valid({"context_path": "/src"})
+    # and the rules across fields (SCHEMA_RULES): a build that pushes needs a tag...
+    assert not validator.is_valid({"dockerfile": "FROM scratch\n", "push": True})
+    assert validator.is_valid({"dockerfile": "FROM scratch\n", "push": True, "tags": ["a:1"]})
+    # ... and a push takes tag or all_tags, not both
+    push = jsonschema.Draft202012Validator(
+        {"$ref": "#/components/schemas/DockerPushCommand", "components": {"schemas": schemas}}
+    )
+    assert not push.is_valid({"image_name": "app", "tag": "1", "all_tags": True})
+    assert push.is_valid({"image_name": "app", "tag": None, "all_tags": True})
+    assert not push.is_valid({"image_name": "app@sha256:" + "a" * 64})
+    push_tool = REGISTRY.get("docker_push")
+    assert push_tool is not None
+    assert "not" not in input_schema(push_tool)  # assistants refuse it at a tool schema's root
+
+
+def test_a_message_for_a_build_must_carry_params() -> None:
+    """Schemathesis found it: {"action": "docker_build"} was documented as valid (no field
+    of a build is required alone), and the agent refused it: it needs one of two."""
+    cmd = openapi.document()["paths"]["/cmd"]["post"]["requestBody"]["content"]
+    build = next(
+        m for m in cmd["application/json"]["schema"]["oneOf"] if m["title"] == "docker_build"
+    )
+    assert build["required"] == ["action", "params"]
+
+
+def test_a_submission_documents_that_it_takes_no_other_key() -> None:
+    """Schemathesis found it: a submission with a key besides task_type and params was
+    documented as valid, and the agent refused it."""
+    body = openapi.document()["paths"]["/api/tasks"]["post"]["requestBody"]["content"]
+    for branch in body["application/json"]["schema"]["oneOf"]:
+        assert branch["additionalProperties"] is False
 
 
 def test_an_event_stream_documents_each_events_name_and_data() -> None:
