@@ -1,4 +1,5 @@
-"""Control actions on one task (pause, resume, cancel, retry), safe to send concurrently.
+"""Control actions on one task (pause, resume, cancel, retry), safe to send concurrently, and
+on the whole queue (pause, resume, clear, new run-time settings).
 
 An action decides on a *settled* task: its last write has landed (or been undone) and no run
 of it is stopping or recording an outcome. The decision and the change happen with no
@@ -13,13 +14,16 @@ fails, the error is raised too, and the outcome is written as soon as the store 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from functools import partial
 
+from ai_admin.config import Settings
 from ai_admin.errors import ErrorCode, QueueShuttingDown, TaskNotFound, TransitionNotAllowed
 from ai_admin.queue.live import LiveTask
 from ai_admin.queue.memory import TaskMemory
 from ai_admin.queue.models import DockerTask, TaskStatus
+from ai_admin.queue.pause import Durable
 from ai_admin.queue.runs import Run, Stop
 from ai_admin.queue.secrets import holds_secrets, merge_key
 from ai_admin.queue.states import Action, check_action
@@ -74,7 +78,7 @@ class TaskControl(TaskMemory):
                 if record is not None and record.last_write is not None:
                     await self._journal.landing(task_id)
                     continue
-                run = record.run if record is not None else None
+                run = self._running.get(task_id) or self._finishing.get(task_id)
                 if run is not None and run.settling:
                     await run.done.wait()
                     continue
@@ -170,6 +174,46 @@ class TaskControl(TaskMemory):
             raise run.error
         assert run.final is not None
         return run.final
+
+    # -- the whole queue -------------------------------------------------------------------------
+
+    def pause_queue(self) -> Awaitable[None]:
+        """Nothing new starts (at once); running tasks finish. The pause is kept across
+        restarts: await the result to know it is durable (called before ``start``, it is
+        written when the store opens; awaiting it opens the store)."""
+        return Durable(self.start, self._pause.set(True))
+
+    def resume_queue(self) -> Awaitable[None]:
+        """Waiting tasks start again (at once); await the result to know it is durable."""
+        return Durable(self.start, self._pause.set(False))
+
+    @property
+    def paused(self) -> bool:
+        return self._pause.paused
+
+    async def clear(self, *, include_failed: bool = False) -> int:
+        """Delete finished tasks (completed and merged; also failed, cancelled and timed-out
+        ones with ``include_failed``). Returns how many were deleted."""
+        await self.start()
+        statuses = {TaskStatus.COMPLETED, TaskStatus.MERGED}
+        if include_failed:
+            statuses |= {TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.TIMEOUT}
+        deleted = await self._store.delete(statuses)
+        if include_failed:  # kept only so a manual retry could use them; nothing left to retry
+            self._secrets = {k: v for k, v in self._secrets.items() if k in self._live}
+        # The store counts as of the saves issued so far; what moves while it counts is added.
+        before = Counter(self._stats.gauges)
+        counts = Counter(await self._store.class_counts())
+        counts.update(self._stats.gauges)
+        counts.subtract(before)
+        self._stats.gauges.clear()
+        self._stats.gauges.update(+counts)
+        return deleted
+
+    def reconfigure(self, settings: Settings) -> None:
+        """Apply new run-time settings (concurrency, limits, retry policy) at once."""
+        self.settings = settings
+        self._wakeup.set()
 
 
 def _hold(task: DockerTask) -> None:

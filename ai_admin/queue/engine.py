@@ -11,10 +11,10 @@ scheduler) → ``_run`` (the executor, under the task's timeout) → ``_finish``
 shielded so cancel or shutdown cannot lose it).
 
 The layers under it: ``memory`` (one record per live task, and the scheduler's queues),
-``journal`` (how a change becomes durable, then announced), ``control`` (pause, resume, cancel
-and retry, safe to send concurrently), ``views`` (reading, waiting, the whole-queue pause and
-clear), ``runs`` (one run's state machine), ``outcomes`` (how its end becomes the task's
-state) and ``pause`` (the whole-queue pause, kept across restarts).
+``journal`` (how a change becomes durable, then announced), ``control`` (actions on one task,
+safe to send concurrently, and on the whole queue), ``reading`` (tasks, listings, statistics,
+waiting for an end), ``runs`` (one run's state machine), ``outcomes`` (how its end becomes the
+task's state) and ``pause`` (the whole-queue pause, kept across restarts).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from ai_admin.queue.outcomes import (
     timeout_error,
     unknown_error,
 )
+from ai_admin.queue.reading import QueueReading
 from ai_admin.queue.retry_policy import RetryPolicy
 from ai_admin.queue.runs import Run, Stop
 from ai_admin.queue.secrets import (
@@ -58,7 +59,6 @@ from ai_admin.queue.secrets import (
 )
 from ai_admin.queue.stats import TaskClass
 from ai_admin.queue.store import QueueStore
-from ai_admin.queue.views import QueueViews
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +71,7 @@ class Submission:
     merged_into: str | None = None
 
 
-class QueueEngine(QueueViews):
+class QueueEngine(QueueReading):
     def __init__(
         self,
         store: QueueStore,
@@ -328,7 +328,7 @@ class QueueEngine(QueueViews):
         )
         run = Run(task, ctx, started_s=now)
         record = self._live[task.id]
-        record.run = self._running[task.id] = run
+        self._running[task.id] = run
         # Queued now, with the change, so no reader sees "running" before it is being written.
         # It is announced once durable, then the events the run reported meanwhile; the
         # executor starts at once (a crash before the write lands leaves the task pending).
@@ -405,8 +405,6 @@ class QueueEngine(QueueViews):
                 run.error = exc
         finally:
             self._finishing.pop(task.id, None)
-            if (record := self._live.get(task.id)) is not None and record.run is run:
-                record.run = None
             run.end()
             self._update_idle()
 

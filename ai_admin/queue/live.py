@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 from ai_admin.queue.events import TaskEvent
 from ai_admin.queue.models import DockerTask
-from ai_admin.queue.runs import Run
 from ai_admin.queue.stats import TaskClass
 
 
@@ -23,7 +22,6 @@ class LiveTask:
     counted: TaskClass | None = None
     merge_key: str | None = None  # its twins' key, while it may take merges
     last_write: asyncio.Future[None] | None = None  # until that write has landed
-    run: Run | None = None  # while its executor works or its outcome is written
     # Progress and log events wait here while its "running" write has not been announced.
     held: list[TaskEvent] | None = None
     waiters: list[asyncio.Future[DockerTask]] = field(default_factory=list)

@@ -1,27 +1,21 @@
-"""Reading the queue and acting on all of it: tasks as last committed, positions, listings,
-statistics, subscriptions, waiting for an end; the whole-queue pause and clear."""
+"""Reading the queue: tasks as last committed, positions, listings, statistics, subscriptions,
+and waiting for a task's end or for the queue to go idle."""
 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
-from collections.abc import Awaitable
 from typing import Any
 
-from ai_admin.config import Settings
 from ai_admin.errors import TaskNotFound
 from ai_admin.queue.control import TaskControl
 from ai_admin.queue.events import Subscription
 from ai_admin.queue.models import DockerTask, TaskStatus
-from ai_admin.queue.pause import Durable
 from ai_admin.queue.store import TaskQuery
 
 _SET_ASIDE_SHOWN = 20  # in queue_status; the log and the set_aside table hold them all
 
 
-class QueueViews(TaskControl):
-    # -- reading ---------------------------------------------------------------------------------
-
+class QueueReading(TaskControl):
     async def get_task(self, task_id: str) -> DockerTask | None:
         """The task as last committed: a live task is returned once its last write is durable."""
         await self.start()
@@ -49,11 +43,6 @@ class QueueViews(TaskControl):
 
     def paused_tasks(self) -> list[DockerTask]:
         return [r.task for r in self._live.values() if r.task.status is TaskStatus.PAUSED]
-
-    def reconfigure(self, settings: Settings) -> None:
-        """Apply new run-time settings (concurrency, limits, retry policy) at once."""
-        self.settings = settings
-        self._wakeup.set()
 
     async def list_tasks(self, query: TaskQuery) -> tuple[list[DockerTask], int]:
         await self.start()
@@ -111,38 +100,3 @@ class QueueViews(TaskControl):
         await self.start()
         self._update_idle()
         await self._idle.wait()
-
-    # -- the whole queue -------------------------------------------------------------------------
-
-    def pause_queue(self) -> Awaitable[None]:
-        """Nothing new starts (at once); running tasks finish. The pause is kept across
-        restarts: await the result to know it is durable (called before ``start``, it is
-        written when the store opens; awaiting it opens the store)."""
-        return Durable(self.start, self._pause.set(True))
-
-    def resume_queue(self) -> Awaitable[None]:
-        """Waiting tasks start again (at once); await the result to know it is durable."""
-        return Durable(self.start, self._pause.set(False))
-
-    @property
-    def paused(self) -> bool:
-        return self._pause.paused
-
-    async def clear(self, *, include_failed: bool = False) -> int:
-        """Delete finished tasks (completed and merged; also failed, cancelled and timed-out
-        ones with ``include_failed``). Returns how many were deleted."""
-        await self.start()
-        statuses = {TaskStatus.COMPLETED, TaskStatus.MERGED}
-        if include_failed:
-            statuses |= {TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.TIMEOUT}
-        deleted = await self._store.delete(statuses)
-        if include_failed:  # kept only so a manual retry could use them; nothing left to retry
-            self._secrets = {k: v for k, v in self._secrets.items() if k in self._live}
-        # The store counts as of the saves issued so far; what moves while it counts is added.
-        before = Counter(self._stats.gauges)
-        counts = Counter(await self._store.class_counts())
-        counts.update(self._stats.gauges)
-        counts.subtract(before)
-        self._stats.gauges.clear()
-        self._stats.gauges.update(+counts)
-        return deleted
