@@ -33,7 +33,9 @@ from typing import Any
 from ai_admin.queue.models import DockerTask, ProgressDetail, TaskStatus
 
 _BUFFER = 10_000
-REPLAY_EVENTS = 20_000  # the most recent published events kept for clients that reconnect
+# The most recent published events kept for clients that reconnect: about 1.3 kB each with
+# its encoded frame (a pull's progress event), so at most about 13 MB.
+REPLAY_EVENTS = 10_000
 
 Encoder = Callable[["TaskEvent"], bytes]
 
@@ -107,7 +109,7 @@ class TaskEvent:
             "current_step": self.current_step,
             "error_code": self.error_code,
             "at": self.at,
-            "progress_detail": detail.model_dump() if detail is not None else None,
+            "progress_detail": detail.to_dict() if detail is not None else None,
         }
         if self.line is not None:
             data["line"] = self.line

@@ -28,7 +28,7 @@ async def test_progress_numbers_survive_a_reopen_and_old_documents_load(tmp_path
         docs = dict(db.execute("SELECT id, doc FROM tasks"))
     assert "progress_detail" not in json.loads(docs[old.id])  # None is left out, as before
     stored = json.loads(docs[moving.id])["progress_detail"]
-    assert stored == {k: v for k, v in detail.model_dump().items() if v is not None}
+    assert stored == {k: v for k, v in detail.to_dict().items() if v is not None}
 
     store = SqliteStore(path)
     await store.open()
