@@ -68,9 +68,9 @@ _STORE_TOTALS = {
 
 
 def _queue_stats(agent: Agent) -> QueueStats:
-    """The engine's statistics object (the queue keeps it as ``_stats``; its snapshot in
-    ``get_queue_stats`` holds neither the histograms nor the totals by type)."""
-    return agent.queue._stats
+    """The engine's statistics object (its snapshot in ``get_queue_stats`` holds neither the
+    histograms nor the totals by type)."""
+    return agent.queue.statistics
 
 
 class _QueueCollector(Collector):

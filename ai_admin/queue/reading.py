@@ -10,6 +10,7 @@ from ai_admin.errors import TaskNotFound
 from ai_admin.queue.control import TaskControl
 from ai_admin.queue.events import Subscription
 from ai_admin.queue.models import DockerTask, TaskStatus
+from ai_admin.queue.stats import QueueStats
 from ai_admin.queue.store import TaskQuery
 
 _SET_ASIDE_SHOWN = 20  # in queue_status; the log and the set_aside table hold them all
@@ -68,6 +69,12 @@ class QueueReading(TaskControl):
             "tasks": [a.to_dict() for a in self._set_aside[:_SET_ASIDE_SHOWN]],
         }
         return stats
+
+    @property
+    def statistics(self) -> QueueStats:
+        """The live counters and run-time histograms, read in place (for a metrics scrape,
+        which wants what ``get_queue_stats`` leaves out: histograms, totals by type)."""
+        return self._stats
 
     def subscribe(self, task_id: str | None = None) -> Subscription:
         """Every state, progress and log change from now on, in order."""
