@@ -187,13 +187,14 @@ class _Schemas:
         }
 
     def query(self, route: Route) -> list[dict[str, Any]]:
-        """The route's parameters: its path's, then its command's params in the query."""
+        """The route's parameters: its path's, then its command's params in the query; each
+        with its param's schema (a path's task_id is queue_manage's, bounds and all)."""
+        props = self.schemas[self.name(self.params[route.command])].get("properties", {})
         path = [
-            {"name": key, "in": "path", "required": True, "schema": {"type": "string"}}
+            {"name": key, "in": "path", "required": True, "schema": props[key]}
             for key in route.path_keys
         ]
         taken = {*route.path_keys, *route.fixed}
-        props = self.schemas[self.name(self.params[route.command])].get("properties", {})
         query = [
             {"name": name, "in": "query", "required": False, "schema": schema}
             for name, schema in props.items()
@@ -361,6 +362,14 @@ def _mcp() -> dict[str, Any]:
     }
 
 
+# What holds for every operation and no per-field schema repeats.
+_ABOUT = (
+    "Docker builds, pushes and pulls as queued tasks, and the queue's control. Every route but "
+    "/health and this document needs a bearer token. No text parameter may hold a NUL "
+    "character or a lone surrogate (400 VALIDATION_INVALID_FORMAT)."
+)
+
+
 @cache
 def _schemas() -> _Schemas:
     return _Schemas(list(REGISTRY))
@@ -389,7 +398,7 @@ def document() -> dict[str, Any]:
     }
     return {
         "openapi": "3.1.0",
-        "info": {"title": "ai-admin", "version": __version__},
+        "info": {"title": "ai-admin", "version": __version__, "description": _ABOUT},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
         "tags": [

@@ -17,6 +17,10 @@ the operator token as a header. Left out of the run, each for a reason:
 - The one rule no schema states (``queue_configure``'s ``retry_cap_s >= retry_base_s``):
   ``schemathesis_hooks.py`` lets exactly its documented refusal pass.
 
+No string carries a NUL character (``--generation-allow-x00 false``): the agent refuses one in
+any text parameter, a rule the document states once (``info.description``) rather than as a
+pattern on every string.
+
 ``GET /api/events`` is tested with a one-second request limit: without a ``task_id`` it is an
 endless stream, which Schemathesis reads until that limit.
 
@@ -92,6 +96,8 @@ def st_command(document: Path, url: str, config: Path, reports: Path) -> list[st
         SEED,
         "--generation-database",
         "none",
+        "--generation-allow-x00",
+        "false",
         "--report",
         "junit",
         "--report-dir",
@@ -137,7 +143,13 @@ async def test_schemathesis_finds_no_failure(agent: AgentProcess, api: Api, tmp_
     assert int(generated[1]) > 100, output[-3000:]
     assert "Tested: " in output
 
-    # Nothing it sent reached an engine, let alone a registry.
+    # Nothing it sent reached an engine, let alone a registry, and no task failed otherwise
+    # (a name the validation let through and the Docker layer could not read failed as
+    # UNKNOWN_ERROR); a generated timeout of a few microseconds may end a task first.
     tasks = (await api.ok("queue_list_tasks", limit=1000))["tasks"]
-    codes = {t["error_code"] for t in tasks}
-    assert codes <= {None, "DOCKER_DAEMON_UNAVAILABLE"}, codes
+    unexpected = [
+        (t["task_type"], t["params"], t["error_code"], t["error"])
+        for t in tasks
+        if t["error_code"] not in (None, "DOCKER_DAEMON_UNAVAILABLE", "SYSTEM_TIMEOUT")
+    ]
+    assert not unexpected, unexpected[:5]

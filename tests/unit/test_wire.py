@@ -220,3 +220,13 @@ def test_an_event_stream_documents_each_events_name_and_data() -> None:
 
 def test_the_openapi_document_is_valid_openapi_3_1() -> None:
     openapi_spec_validator.validate(openapi.document())
+
+
+def test_a_path_parameter_has_its_params_schema() -> None:
+    """Schemathesis found it: a task_id of 200 characters in the path was documented as valid
+    (any string) and refused by queue_manage's bound (128)."""
+    paths = openapi.document()["paths"]
+    for path in ("/api/tasks/{task_id}", "/api/tasks/{task_id}/cancel"):
+        for operation in paths[path].values():
+            (parameter,) = [p for p in operation["parameters"] if p["in"] == "path"]
+            assert (parameter["schema"]["minLength"], parameter["schema"]["maxLength"]) == (1, 128)
