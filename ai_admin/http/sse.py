@@ -130,14 +130,10 @@ class _Stream:
         else:
             transport.write(chunked_data if self.chunked and chunked_data else self._framed(data))
 
-    def send_frames(self, events: Iterable[TaskEvent]) -> None:
-        """The frames of ``events`` newer than the stream."""
-        frames = [event.encoded(frame) for event in events if _id(event) > self.since]
-        if frames:
-            self.send(b"".join(frames))
-
-    def send_frames_since(self, events: Iterable[TaskEvent], after: int) -> None:
-        """The frames of ``events`` after id ``after`` (a resumed stream's replay)."""
+    def send_frames(self, events: Iterable[TaskEvent], after: int | None = None) -> None:
+        """The frames of ``events`` after id ``after`` (by default, those newer than the
+        stream; a resumed stream's replay gives the last id its client saw)."""
+        after = self.since if after is None else after
         frames = [event.encoded(frame) for event in events if _id(event) > after]
         if frames:
             self.send(b"".join(frames))
@@ -198,7 +194,7 @@ class EventStreams:
         elif after is not None and subscription is not None:
             missed = subscription.backlog(after, until=latest)
             if missed is not None:
-                stream.send_frames_since(missed, after)
+                stream.send_frames(missed, after)
             else:
                 stream.send(reset_frame(after, latest) + self._snapshots(latest))
         self._streams.add(stream)
