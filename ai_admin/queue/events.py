@@ -216,7 +216,9 @@ class Subscription:
 
 class EventBus:
     def __init__(self, first_id: int | None = None, replay_events: int = REPLAY_EVENTS) -> None:
-        self._subscribers: set[Subscription] = set()
+        # By the task they follow (None: all tasks), so that an event costs what its own
+        # subscribers cost, however many streams follow other tasks.
+        self._subscribers: dict[str | None, set[Subscription]] = {}
         # The id before the first: see the module's docstring.
         self.last_id = time.time_ns() // 1_000 if first_id is None else first_id - 1
         self._recent: deque[TaskEvent] = deque(maxlen=replay_events)
@@ -237,13 +239,20 @@ class EventBus:
     def subscribe(self, task_id: str | None = None) -> Subscription:
         """Events from now on, for one task or all."""
         sub = Subscription(self, task_id)
-        self._subscribers.add(sub)
+        self._subscribers.setdefault(task_id, set()).add(sub)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
-        if sub in self._subscribers:
-            self._subscribers.discard(sub)
+        subs = self._subscribers.get(sub.task_id)
+        if subs is not None and sub in subs:
+            subs.discard(sub)
+            if not subs:
+                del self._subscribers[sub.task_id]
             sub._deliver(None)
+
+    @property
+    def subscribers(self) -> int:
+        return sum(len(subs) for subs in self._subscribers.values())
 
     def publish(self, event: TaskEvent) -> TaskEvent:
         """Number ``event``, keep it for replay and hand it to every interested subscriber (the
@@ -251,14 +260,13 @@ class EventBus:
         self.last_id += 1
         event = dataclasses.replace(event, id=self.last_id)
         self._recent.append(event)
-        for sub in list(self._subscribers):
-            if sub.task_id is not None and sub.task_id != event.task_id:
-                continue
+        interested = [*self._subscribers.get(None, ()), *self._subscribers.get(event.task_id, ())]
+        for sub in interested:
             if not sub._deliver(event):
                 self.unsubscribe(sub)
         return event
 
     def close(self) -> None:
         """End every subscription (agent shutdown)."""
-        for sub in list(self._subscribers):
+        for sub in [s for subs in self._subscribers.values() for s in subs]:
             self.unsubscribe(sub)

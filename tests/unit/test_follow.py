@@ -41,7 +41,7 @@ class FakeQueue:
 
     @property
     def subscribers(self) -> int:
-        return len(self.bus._subscribers)
+        return self.bus.subscribers
 
 
 def event(task_id: str, status: TaskStatus) -> TaskEvent:
