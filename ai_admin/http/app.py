@@ -1,5 +1,5 @@
-"""The aiohttp application: middlewares (access log, errors, Host/Origin guard, auth, metrics)
-and routes over the dispatcher."""
+"""The aiohttp application: middlewares (access log, errors, Host/Origin guard, auth) and
+routes over the dispatcher."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ai_admin.http.access_log import access_log_middleware
 from ai_admin.http.auth import Tokens
 from ai_admin.http.guard import HostPolicy, OriginPolicy, guard_middleware
 from ai_admin.http.mcp_route import mount_mcp
-from ai_admin.http.metrics import METRICS, AgentMetrics, metrics_middleware
+from ai_admin.http.metrics import METRICS, AgentMetrics
 from ai_admin.http.route_table import OPEN_PATHS
 from ai_admin.http.routes import (
     ACCESS,
@@ -119,7 +119,6 @@ def create_app(agent: Agent, tokens: Tokens) -> web.Application:
             errors_middleware,
             guard,
             auth_middleware(tokens),
-            metrics_middleware,  # /metrics with this app's registry, once authenticated
         ],
     )
     app[AGENT] = agent

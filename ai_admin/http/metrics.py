@@ -30,11 +30,11 @@ OpenMetrics; any other, the text format 0.0.4.
 from __future__ import annotations
 
 import platform
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -50,9 +50,8 @@ from ai_admin.agent import Agent
 from ai_admin.queue.models import TaskType
 from ai_admin.queue.stats import Durations, QueueStats
 
-__all__ = ["METRICS", "AgentMetrics", "metrics_middleware", "render", "serve_metrics"]
+__all__ = ["METRICS", "AgentMetrics", "serve_metrics"]
 
-PATH = "/metrics"
 _PREFIX = "ai_admin"
 # Totals since the store was created, as QueueStats keeps them: name → help.
 _STORE_TOTALS = {
@@ -228,36 +227,3 @@ async def serve_metrics(request: web.Request) -> web.Response:
     response = web.Response(body=body)
     response.headers["Content-Type"] = content_type
     return response
-
-
-@web.middleware
-async def metrics_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Answers ``GET``/``HEAD /metrics`` with ``serve_metrics`` (placed after authentication).
-
-    The route table's own ``/metrics`` handler only has the queue's snapshot to render (see
-    ``render``); this one has the app's registry and the client's ``Accept``."""
-    if request.path == PATH and request.method in ("GET", "HEAD"):
-        return await serve_metrics(request)
-    return await handler(request)
-
-
-class _Snapshot(Collector):
-    def __init__(self, snapshot: dict[str, Any]) -> None:
-        self.snapshot = snapshot
-
-    def collect(self) -> Iterator[Metric]:
-        yield from _queue_now(self.snapshot)
-        for name, help_text in _STORE_TOTALS.items():
-            yield CounterMetricFamily(
-                f"{_PREFIX}_tasks_{name}", help_text, value=self.snapshot["counters"][name]
-            )
-
-
-def render(snapshot: dict[str, Any]) -> bytes:
-    """The queue's part of the metrics from a ``get_queue_stats`` snapshot alone, in the text
-    format: no histograms, no totals by type, no process or build metrics."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(snapshot))
-    return generate_latest(registry)

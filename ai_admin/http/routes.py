@@ -207,11 +207,6 @@ async def events(request: web.Request) -> web.StreamResponse:
     )
 
 
-async def prometheus(request: web.Request) -> web.Response:
-    data = metrics.render(await request.app[AGENT].queue.get_queue_stats())
-    return web.Response(body=data, headers={"Content-Type": "text/plain; version=0.0.4"})
-
-
 async def openapi_document(request: web.Request) -> web.Response:
     return web.json_response(openapi.document())
 
@@ -220,7 +215,7 @@ async def openapi_document(request: web.Request) -> web.Response:
 _OWN_HANDLERS: dict[str, Handler] = {
     "getHealth": health,
     "streamEvents": events,
-    "getMetrics": prometheus,
+    "getMetrics": metrics.serve_metrics,
     "getOpenApi": openapi_document,
 }
 
