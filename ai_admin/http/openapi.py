@@ -61,8 +61,14 @@ _OWN_RESPONSES: dict[str, dict[str, Any]] = {
         "200": {
             "description": (
                 "An event stream: each event is named after its kind and its data is a "
-                "TaskEvent as JSON; a stream cut off for falling behind ends with a lagged "
-                'event whose data is {"event": "lagged"}.'
+                "TaskEvent as JSON, with its id in the frame's id: field; the stream opens with "
+                "retry: 2000. A client that reconnects with a Last-Event-ID header gets the "
+                "events it missed (the agent keeps the last 10,000), then the live ones; if "
+                "they are no longer kept (or the id is from before a restart: ids start at the "
+                'agent\'s start time in microseconds), a reset event comes first, data {"event": '
+                '"reset", "last_event_id": N}, then the current state as snapshot events. A '
+                'stream cut off for falling behind ends with a lagged event, data {"event": '
+                '"lagged"}.'
             ),
             "content": {"text/event-stream": {"schema": {"$ref": _REF.format(model="Event")}}},
         },
@@ -96,6 +102,13 @@ def _location(*, required: bool) -> dict[str, Any]:
 
 
 _TASK_ID_QUERY = {"name": "task_id", "in": "query", "required": False, "schema": {"type": "string"}}
+_LAST_EVENT_ID = {
+    "name": "Last-Event-ID",
+    "in": "header",
+    "required": False,
+    "description": "The id of the last event received: resume after it.",
+    "schema": {"type": "string"},
+}
 
 
 # One server-sent event as a client's parser sees it: its name and its data.
@@ -103,7 +116,7 @@ _EVENT = {
     "type": "object",
     "required": ["event", "data"],
     "properties": {
-        "event": {"type": "string", "enum": [*(k.value for k in EventKind), "lagged"]},
+        "event": {"type": "string", "enum": [*(k.value for k in EventKind), "lagged", "reset"]},
         "data": {
             "type": "string",
             "contentMediaType": "application/json",
@@ -114,6 +127,15 @@ _EVENT = {
                         "type": "object",
                         "required": ["event"],
                         "properties": {"event": {"const": "lagged"}},
+                        "additionalProperties": False,
+                    },
+                    {
+                        "type": "object",
+                        "required": ["event", "last_event_id"],
+                        "properties": {
+                            "event": {"const": "reset"},
+                            "last_event_id": {"type": "integer"},
+                        },
                         "additionalProperties": False,
                     },
                 ]
@@ -236,7 +258,7 @@ def _operation(route: Route, schemas: _Schemas, commands: list[Command[Any]]) ->
         op["security"] = []
     if route.params is Params.NONE:
         if route.operation_id == "streamEvents":
-            op["parameters"] = [_TASK_ID_QUERY]
+            op["parameters"] = [_TASK_ID_QUERY, _LAST_EVENT_ID]
         op["responses"] = _OWN_RESPONSES[route.operation_id]
         return op
     names = list(route.commands) or [c.name for c in commands]

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 from ai_admin.commands import REGISTRY
 from ai_admin.commands.queue_commands import ConfigureParams
 from ai_admin.errors import ErrorCode, TaskNotFound
-from ai_admin.http import openapi
+from ai_admin.http import openapi, sse
 from ai_admin.http.route_table import ROUTES, Params
 from ai_admin.mcp.tools import input_schema, list_tools, output_schema
 from ai_admin.queue.events import EventKind, TaskEvent
@@ -216,6 +216,22 @@ def test_an_event_stream_documents_each_events_name_and_data() -> None:
     assert not validator.is_valid({"event": "other", "data": "{}"})
     data = {"$ref": "#/components/schemas/TaskEvent", "components": document["components"]}
     jsonschema.validate(event.to_dict(), data)
+
+
+def test_every_kind_of_frame_the_stream_sends_is_documented() -> None:
+    """The frames sse.py writes (a task event, lagged, reset) parse to a documented name, and
+    their data validates against the documented content schema."""
+    document = openapi.document()
+    event_schema = document["components"]["schemas"]["Event"]
+    data_schema = {**event_schema["properties"]["data"]["contentSchema"], **document}
+    names = event_schema["properties"]["event"]["enum"]
+    task_event = TaskEvent.of(DockerTask(task_type=TaskType.PULL), EventKind.PROGRESS)
+    for frame in (sse.frame(task_event), sse.reset_frame(5, 9), sse._LAGGED):
+        fields = dict(
+            line.split(": ", 1) for line in frame.decode().strip().splitlines() if ": " in line
+        )
+        assert fields["event"] in names, frame
+        jsonschema.validate(json.loads(fields["data"]), data_schema)
 
 
 def test_the_openapi_document_is_valid_openapi_3_1() -> None:
