@@ -258,7 +258,10 @@ class EventBus:
         """Number ``event``, keep it for replay and hand it to every interested subscriber (the
         same object to each); returns the numbered event."""
         self.last_id += 1
-        event = dataclasses.replace(event, id=self.last_id)
+        if event.id is None:  # numbered in place: nobody holds it before it is published
+            object.__setattr__(event, "id", self.last_id)
+        else:  # published again: a copy, so the holders of the first keep their id
+            event = dataclasses.replace(event, id=self.last_id)
         self._recent.append(event)
         interested = [*self._subscribers.get(None, ()), *self._subscribers.get(event.task_id, ())]
         for sub in interested:

@@ -171,3 +171,14 @@ def test_an_event_goes_on_the_wire_with_its_id_and_numbers() -> None:
     assert data["id"] == 41
     assert data["progress_detail"]["bytes_done"] == 1
     assert data["progress_detail"]["rate_bps"] is None
+
+
+def test_an_event_published_twice_is_numbered_twice_without_renumbering_the_first() -> None:
+    bus = EventBus()
+    sub = bus.subscribe()
+    shared = event("a", 1)
+    first = bus.publish(shared)
+    again = bus.publish(shared)
+    assert first.id is not None
+    assert again.id == first.id + 1
+    assert [e.id for e in sub.ready(10) if e is not None] == [first.id, again.id]
