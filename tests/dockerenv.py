@@ -420,3 +420,21 @@ class ImageCleanup:
             ref = self._refs.pop()
             with contextlib.suppress(ImageNotFound):
                 self._client.images.remove(ref, force=True)
+
+
+def only_in_registry(
+    client: docker.DockerClient,
+    cleanup: ImageCleanup,
+    repository: str,
+    size_mb: int,
+    *,
+    base: str = BUSYBOX_IMAGE,
+) -> tuple[str, str, PushResult]:
+    """A fresh image of ``size_mb`` MiB pushed to ``repository`` under a new tag and removed
+    locally, so that a pull really moves it: (tag, reference, what the push said)."""
+    tag = f"t-{uuid.uuid4().hex[:12]}"
+    ref = cleanup.add(f"{repository}:{tag}")
+    build_random_data_image(client, ref, size_mb=size_mb, base=base)
+    pushed = push_image(client, repository, tag)
+    client.images.remove(ref, force=True)
+    return tag, ref, pushed

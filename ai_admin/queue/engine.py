@@ -306,7 +306,6 @@ class QueueEngine(QueueReading):
     def _launch(self, task: DockerTask) -> None:
         now = time.time()
         self._stats.count("dequeued")
-        self._stats.count("wait_s_total", max(0.0, now - (task.queued_at or task.created_at)))
         self._stats.run_started(task, now)
         task.status = TaskStatus.RUNNING
         task.current_step = f"Starting (attempt {task.retry_count + 1})"

@@ -147,16 +147,22 @@ class QueueStats:
             self.finished[after.task_type, after.status] += 1
 
     def run_started(self, task: DockerTask, now_s: float) -> None:
-        """``task`` starts a run now: its wait observed, and a line in the log."""
+        """``task`` starts a run now: its wait counted and observed, and a line in the log."""
         wait_s = max(0.0, now_s - (task.queued_at or task.created_at))
         kind = task.task_type.value
+        self.count("wait_s_total", wait_s)
         self.waits.setdefault(kind, Durations()).observe(wait_s)
-        logger.bind(task_id=task.id, task_type=kind, attempt=task.retry_count + 1).info(
+        attempt = task.retry_count + 1
+        # Keyword arguments are the record's fields (loguru captures them): no bind per run.
+        logger.info(
             "task {} started ({}, attempt {}, waited {:.3f} s)",
             task.id,
             kind,
-            task.retry_count + 1,
+            attempt,
             wait_s,
+            task_id=task.id,
+            task_type=kind,
+            attempt=attempt,
         )
 
     def run_ended(self, task: DockerTask, run_s: float) -> None:
@@ -165,9 +171,18 @@ class QueueStats:
         kind, outcome = task.task_type.value, run_outcome(task)
         self.runs.setdefault((kind, outcome), Durations()).observe(max(0.0, run_s))
         code = task.error_code if outcome in _ERROR_OUTCOMES else None
-        logger.bind(
-            task_id=task.id, task_type=kind, outcome=outcome, error_code=code, run_s=run_s
-        ).info("task {} {} after {:.3f} s{}", task.id, outcome, run_s, f": {code}" if code else "")
+        logger.info(
+            "task {} {} after {:.3f} s{}",
+            task.id,
+            outcome,
+            run_s,
+            f": {code}" if code else "",
+            task_id=task.id,
+            task_type=kind,
+            outcome=outcome,
+            error_code=code,
+            run_s=run_s,
+        )
 
     def count(self, name: str, amount: float = 1.0) -> None:
         self.counters[name] += amount

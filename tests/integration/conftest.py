@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from agent_process import OPERATOR_TOKEN, AgentProcess, serving
 from http_client import Api, client
+from wire_check import Validated
 
 
 @pytest.fixture(autouse=True)
@@ -57,3 +58,13 @@ async def api(agent: Any) -> AsyncIterator[Api]:
     """An operator's client of the module's agent, on a session closed after the test."""
     async with client(agent.url, OPERATOR_TOKEN) as opened:
         yield opened
+
+
+@pytest.fixture
+async def answers_as_documented(api: Api) -> AsyncIterator[None]:
+    """Every answer a test got through ``api`` has the shape the OpenAPI document gives it
+    (a module asks for it with ``pytestmark = pytest.mark.usefixtures(...)``)."""
+    yield
+    validated = Validated()
+    for answer in api.answers:
+        validated.check_http(answer)

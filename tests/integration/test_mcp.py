@@ -21,7 +21,11 @@ import docker
 import httpx2
 import mcp.types as types
 import pytest
-from dockerenv import AuthRegistry, ImageCleanup, build_random_data_image, push_image
+from dockerenv import (
+    AuthRegistry,
+    ImageCleanup,
+    only_in_registry,
+)
 from inprocess_agent import serve_agent
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -184,11 +188,9 @@ async def test_pull_with_wait_reports_increasing_progress_and_completes(
     image_cleanup: ImageCleanup,
 ) -> None:
     repository = f"{open_registry}/mcp/pull"
-    tag = f"t-{uuid.uuid4().hex[:12]}"
-    ref = image_cleanup.add(f"{repository}:{tag}")
-    build_random_data_image(docker_client, ref, size_mb=24, base=busybox_image)
-    pushed = push_image(docker_client, repository, tag)
-    docker_client.images.remove(ref, force=True)
+    tag, ref, pushed = only_in_registry(
+        docker_client, image_cleanup, repository, size_mb=24, base=busybox_image
+    )
 
     progress = Progress()
     async with target.session() as client:

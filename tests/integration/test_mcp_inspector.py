@@ -18,7 +18,7 @@ from typing import Any
 
 import docker
 import pytest
-from dockerenv import ImageCleanup, build_random_data_image, push_image
+from dockerenv import ImageCleanup, only_in_registry
 
 from ai_admin.commands import REGISTRY
 
@@ -98,11 +98,9 @@ def test_the_inspector_runs_a_pull_with_wait_and_sees_a_failure_as_a_tool_error(
     image_cleanup: ImageCleanup,
 ) -> None:
     repository = f"{open_registry}/inspector/pull"
-    tag = f"t-{uuid.uuid4().hex[:12]}"
-    ref = image_cleanup.add(f"{repository}:{tag}")
-    build_random_data_image(docker_client, ref, size_mb=4, base=busybox_image)
-    pushed = push_image(docker_client, repository, tag)
-    docker_client.images.remove(ref, force=True)
+    tag, ref, pushed = only_in_registry(
+        docker_client, image_cleanup, repository, size_mb=4, base=busybox_image
+    )
 
     done = call(inspector, tmp_path, "docker_pull", image_name=repository, tag=tag, wait="true")
     assert done.get("isError") is not True, done

@@ -571,14 +571,8 @@ async def test_a_writer_thread_commits_off_the_loop_while_the_next_batch_gathers
     assert commits == [("ai-admin-sqlite-write", 1), ("ai-admin-sqlite-write", 50)]
 
 
-@pytest.mark.parametrize(
-    ("synchronous", "committer"), [("NORMAL", "MainThread"), ("FULL", "ai-admin-sqlite-write")]
-)
-async def test_by_default_commits_with_an_fsync_go_to_the_writer_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, synchronous: Synchronous, committer: str
-) -> None:
-    # The measured choice (bench/queue_throughput.py): with FULL a commit's fsync would hold
-    # the loop, and a writer thread serves more tasks; with NORMAL the loop commits.
+def _committing_threads(monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """The names of the threads that commit from now on (filled in as commits are made)."""
     threads: set[str] = set()
     original = sqlite_writer.transaction
 
@@ -587,6 +581,18 @@ async def test_by_default_commits_with_an_fsync_go_to_the_writer_thread(
         return original(conn, jobs)
 
     monkeypatch.setattr(sqlite_writer, "transaction", recording)
+    return threads
+
+
+@pytest.mark.parametrize(
+    ("synchronous", "committer"), [("NORMAL", "MainThread"), ("FULL", "ai-admin-sqlite-write")]
+)
+async def test_by_default_commits_with_an_fsync_go_to_the_writer_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, synchronous: Synchronous, committer: str
+) -> None:
+    # The measured choice (bench/queue_throughput.py): with FULL a commit's fsync would hold
+    # the loop, and a writer thread serves more tasks; with NORMAL the loop commits.
+    threads = _committing_threads(monkeypatch)
     store = SqliteStore(tmp_path / "s.db", synchronous=synchronous)
     await store.open()
     try:
@@ -604,14 +610,7 @@ async def test_the_agents_db_synchronous_setting_chooses_the_stores_durability(
 ) -> None:
     """``db_synchronous = "full"`` in the configuration reaches the store the Python API (and
     so the agent) opens: its commits go to the writer thread that makes them with an fsync."""
-    threads: set[str] = set()
-    original = sqlite_writer.transaction
-
-    def recording(conn: sqlite3.Connection, jobs: list) -> list:  # type: ignore[type-arg]
-        threads.add(threading.current_thread().name)
-        return original(conn, jobs)
-
-    monkeypatch.setattr(sqlite_writer, "transaction", recording)
+    threads = _committing_threads(monkeypatch)
     settings = Settings(data_dir=tmp_path, db_synchronous=setting)  # type: ignore[arg-type]
     async with TaskQueue(settings=settings, executors={}) as queue:
         await within(queue.submit(_task(1)))
