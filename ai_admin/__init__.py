@@ -23,11 +23,11 @@ __all__ = [
     "TaskType",
     "__version__",
 ]
-# The Python API, all defined in ai_admin.queue.task_queue.
+# The Python API, all defined in ai_admin.python_api.
 _API = frozenset(__all__) - {"__version__"}
 
 if TYPE_CHECKING:
-    from ai_admin.queue.task_queue import (
+    from ai_admin.python_api import (
         DockerTask,
         Submission,
         TaskPriority,
@@ -40,9 +40,9 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     if name in _API:
-        import ai_admin.queue.task_queue as task_queue
+        import ai_admin.python_api as python_api
 
-        return getattr(task_queue, name)
+        return getattr(python_api, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -17,7 +17,7 @@ from ai_admin import __version__
 from ai_admin.config import Settings
 from ai_admin.docker.executors import docker_executors
 from ai_admin.docker.health import docker_health
-from ai_admin.queue.task_queue import TaskQueue
+from ai_admin.python_api import TaskQueue
 from ai_admin.validation import invalid_params
 
 _HEALTH_CACHE_S = 5.0

@@ -105,9 +105,9 @@ def _agent_app(data_dir: Path) -> tuple[web.Application, Any]:
     from ai_admin.config import Settings
     from ai_admin.http.app import create_app
     from ai_admin.http.auth import Tokens
+    from ai_admin.python_api import TaskQueue
     from ai_admin.queue.models import TaskType
     from ai_admin.queue.sqlite_store import SqliteStore
-    from ai_admin.queue.task_queue import TaskQueue
 
     async def never(ctx: Any) -> dict[str, Any]:  # nothing is submitted in this benchmark
         return {}

@@ -68,15 +68,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
-async def submit(agent: Agent, task_type: TaskType, p: QueueOptions) -> dict[str, Any]:
-    task = DockerTask(
+def task_of(task_type: TaskType, p: QueueOptions) -> DockerTask:
+    """The task a validated submit command asks for (its queue options, its executor's
+    params)."""
+    return DockerTask(
         task_type=task_type,
         params=_plain(p.model_dump(exclude=set(_QUEUE_KEYS))),
         priority=TaskPriority.parse(p.priority),
         timeout_s=p.timeout,
         max_retries=p.max_retries,
     )
-    sub = await agent.queue.submit(task)
+
+
+async def submit(agent: Agent, task_type: TaskType, p: QueueOptions) -> dict[str, Any]:
+    sub = await agent.queue.submit(task_of(task_type, p))
     return {
         "task_id": sub.task_id,
         "status": sub.status.value,

@@ -204,6 +204,10 @@ class DockerTask(BaseModel):
 
     result: dict[str, Any] | None = None
     merged_into: str | None = None
+    # Tasks that must complete before this one starts (it fails if one of them does not).
+    depends_on: list[str] = Field(default_factory=list)
+    schedule_id: str | None = None  # the schedule whose firing submitted it
+    batch_id: str | None = None  # the batch it belongs to
     logs: list[str] = Field(default_factory=list)
     # Order within a priority; a resumed task keeps its place, a retried one goes to the back.
     seq: int = 0

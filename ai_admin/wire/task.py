@@ -64,6 +64,9 @@ class TaskView(Wire):
     error_info: ErrorInfoView | None
     result: dict[str, Any] | None
     merged_into: str | None
+    depends_on: list[str] = Field(description="Tasks that must complete before this one starts.")
+    schedule_id: str | None = Field(description="The schedule whose firing submitted it.")
+    batch_id: str | None = Field(description="The batch it belongs to.")
     status_description: str
     duration: float | None = Field(description="The same as duration_s.")
     can_retry: bool

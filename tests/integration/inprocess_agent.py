@@ -22,10 +22,10 @@ from ai_admin.config import Settings
 from ai_admin.docker.executors import docker_executors
 from ai_admin.http.app import create_app
 from ai_admin.http.auth import Tokens
+from ai_admin.python_api import TaskQueue
 from ai_admin.queue.executor import ExecutorMap, TaskContext
 from ai_admin.queue.models import TaskStatus, TaskType
 from ai_admin.queue.sqlite_store import SqliteStore
-from ai_admin.queue.task_queue import TaskQueue
 
 DEFAULT_TOKENS = Tokens(OPERATOR_TOKEN, (READ_ONLY_TOKEN,))
 

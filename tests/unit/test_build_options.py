@@ -20,9 +20,9 @@ from ai_admin.commands import Dispatcher, Reply
 from ai_admin.docker.build_options import check_network_mode
 from ai_admin.docker.params import BuildParams
 from ai_admin.errors import ErrorCode, InvalidParams
+from ai_admin.python_api import TaskQueue
 from ai_admin.queue.models import DockerTask, TaskStatus, TaskType
 from ai_admin.queue.sqlite_store import SqliteStore
-from ai_admin.queue.task_queue import TaskQueue
 
 DEFAULTS = ["default", "bridge", "none"]
 

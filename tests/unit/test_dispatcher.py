@@ -21,9 +21,9 @@ from ai_admin.agent import Agent
 from ai_admin.commands import REGISTRY, Dispatcher, Reply
 from ai_admin.commands.registry import NoParams, Registry
 from ai_admin.errors import ErrorCode, ExecutionError, code_info
+from ai_admin.python_api import TaskQueue
 from ai_admin.queue.models import TaskStatus
 from ai_admin.queue.sqlite_store import SqliteStore
-from ai_admin.queue.task_queue import TaskQueue
 
 EXAMPLE_ID = "123e4567-e89b-12d3-a456-426614174000"
 READ_ONLY = {

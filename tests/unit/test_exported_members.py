@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import ai_admin
-from ai_admin.queue import task_queue
+from ai_admin import python_api
 
 
 def test_the_package_exports_exactly_the_python_api() -> None:
@@ -23,9 +23,9 @@ def test_the_package_exports_exactly_the_python_api() -> None:
         "TaskType",
         "__version__",
     ]
-    assert sorted(ai_admin.__all__) == sorted([*task_queue.__all__, "__version__"])
-    for name in task_queue.__all__:
-        assert getattr(ai_admin, name) is getattr(task_queue, name)
+    assert sorted(ai_admin.__all__) == sorted([*python_api.__all__, "__version__"])
+    for name in python_api.__all__:
+        assert getattr(ai_admin, name) is getattr(python_api, name)
     star: dict[str, object] = {}
     exec("from ai_admin import *", star)  # noqa: S102 - what a star import really gives
     assert sorted(set(star) - {"__builtins__"}) == sorted(ai_admin.__all__)
@@ -50,5 +50,5 @@ def test_importing_the_package_or_a_base_module_does_not_load_the_queue() -> Non
         subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True
         ).stdout.strip()
-        == "ai_admin.queue.task_queue"
+        == "ai_admin.python_api"
     )

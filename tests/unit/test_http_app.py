@@ -22,9 +22,9 @@ from ai_admin.config import Settings
 from ai_admin.errors import ErrorCode
 from ai_admin.http.app import create_app
 from ai_admin.http.auth import load_tokens
+from ai_admin.python_api import TaskQueue
 from ai_admin.queue.executor import TaskContext
 from ai_admin.queue.models import TaskType
-from ai_admin.queue.task_queue import TaskQueue
 
 OPERATOR = "operator-token-0"
 READERS = ("reader-token-one", "reader-token-two", "reader-token-three")

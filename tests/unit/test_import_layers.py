@@ -5,22 +5,22 @@ The layers, innermost first, and what each may import:
 - base (``errors``, ``config``, ``private_files``, ``threads``, ``validation``): nothing of the
   agent's;
 - ``queue``: base only (it knows nothing about Docker, nor about any door);
-- ``wire``: base and the queue (the models of what crosses the doors describe the queue's
-  tasks, statistics and events; a client may import them without the commands or Docker);
+- ``schedule`` (schedules and housekeeping on APScheduler): base and the queue;
+- ``wire``: base, the queue and ``schedule`` (the models of what crosses the doors are the
+  views those layers build; a client may import them without the commands or Docker);
 - ``docker``: base and the queue (its executors plug into ``queue.executor``);
 - ``logging``: base and the queue's masking (``queue.secrets``);
-- ``agent``: base, queue and docker (it wires the Docker executors into the queue);
+- the Python API (``ai_admin.python_api`` and the package root that hands it out): base, queue,
+  ``schedule`` and docker (its ``TaskQueue()`` builds the Docker executors when given none);
+- ``agent``: the above but logging (it runs the Python API's queue with the Docker executors);
 - ``commands``: all of the above but logging (it builds its answers with ``wire``);
 - the doors: ``mcp`` (no other door), ``http`` (which carries MCP at ``/mcp``), ``cli``
   (which starts both).
 
 Third-party boundaries: only ``ai_admin/docker`` imports ``docker``, only ``ai_admin/http``
-imports ``aiohttp``, only ``ai_admin/cli`` imports ``typer``, and the MCP SDK is imported by
-``ai_admin/mcp`` and ``http/mcp_route.py`` only.
-
-Two imports of a higher layer are allowed, named below, both made in a function: the Python
-API's ``TaskQueue()`` with no executors builds the Docker ones, importing them when it does; and
-the package root hands out the Python API (``from ai_admin import TaskQueue``) on first use.
+imports ``aiohttp``, only ``ai_admin/cli`` imports ``typer``, only ``ai_admin/schedule``
+imports ``apscheduler``, and the MCP SDK is imported by ``ai_admin/mcp`` and
+``http/mcp_route.py`` only. No import runs against the layers, not even one made in a function.
 """
 
 from __future__ import annotations
@@ -35,17 +35,20 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "ai_admin"
 
 BASE = "base"
+API = "python_api"
 LAYER_OF = {
-    "ai_admin": BASE,
+    "ai_admin": API,  # the package root hands out the Python API (on first use)
     "ai_admin.errors": BASE,
     "ai_admin.config": BASE,
     "ai_admin.private_files": BASE,
     "ai_admin.threads": BASE,
     "ai_admin.validation": BASE,
     "ai_admin.queue": "queue",
+    "ai_admin.schedule": "schedule",
     "ai_admin.wire": "wire",
     "ai_admin.docker": "docker",
     "ai_admin.logging": "logging",
+    "ai_admin.python_api": API,
     "ai_admin.agent": "agent",
     "ai_admin.commands": "commands",
     "ai_admin.mcp": "mcp",
@@ -53,33 +56,27 @@ LAYER_OF = {
     "ai_admin.cli": "cli",
     "ai_admin.__main__": "cli",  # `python -m ai_admin` is the command line
 }
+INNER = (BASE, "queue", "schedule", "wire", "docker", API, "agent", "commands")
 MAY_IMPORT = {
     BASE: {BASE},
     "queue": {BASE, "queue"},
-    "wire": {BASE, "queue", "wire"},
+    "schedule": {BASE, "queue", "schedule"},
+    "wire": {BASE, "queue", "schedule", "wire"},
     "docker": {BASE, "queue", "docker"},
     "logging": {BASE, "queue", "logging"},
-    "agent": {BASE, "queue", "docker", "agent"},
-    "commands": {BASE, "queue", "wire", "docker", "agent", "commands"},
-    "mcp": {BASE, "queue", "wire", "docker", "agent", "commands", "logging", "mcp"},
-    "http": {BASE, "queue", "wire", "docker", "agent", "commands", "logging", "mcp", "http"},
-    "cli": {
-        BASE,
-        *("queue", "wire", "docker", "agent", "commands", "logging", "mcp", "http", "cli"),
-    },
-}
-# (importing module, imported module): the one import against the layers, made in a function.
-ALLOWED_LAZY = {
-    ("ai_admin.queue.task_queue", "ai_admin.docker.executors"),
-    # The package root hands out the Python API on first use (a module __getattr__), so
-    # importing any base module never loads the queue.
-    ("ai_admin", "ai_admin.queue.task_queue"),
+    API: {BASE, "queue", "schedule", "docker", API},
+    "agent": {BASE, "queue", "schedule", "docker", API, "agent"},
+    "commands": set(INNER),
+    "mcp": {*INNER, "logging", "mcp"},
+    "http": {*INNER, "logging", "mcp", "http"},
+    "cli": {*INNER, "logging", "mcp", "http", "cli"},
 }
 # Third-party packages and the only places that may import them.
 THIRD_PARTY = {
     "docker": ("ai_admin.docker",),
     "aiohttp": ("ai_admin.http",),
     "typer": ("ai_admin.cli",),
+    "apscheduler": ("ai_admin.schedule",),
     "mcp": ("ai_admin.mcp", "ai_admin.http.mcp_route"),
     "mcp_types": ("ai_admin.mcp", "ai_admin.http.mcp_route"),
 }
@@ -92,8 +89,8 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def imports(path: Path) -> list[tuple[str, bool]]:
-    """(imported module, at module level?) for every import in ``path``."""
+def imports(path: Path) -> list[str]:
+    """Every module ``path`` imports, lazy imports (in a function) included."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     package = module_name(path).split(".")
     if path.name != "__init__.py":
@@ -101,15 +98,14 @@ def imports(path: Path) -> list[tuple[str, bool]]:
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found += [(alias.name, node.col_offset == 0) for alias in node.names]
+            found += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
-            top = node.col_offset == 0
             if node.level:
                 base = package[: len(package) - node.level + 1]
-                found.append((".".join([*base, *([node.module] if node.module else [])]), top))
+                found.append(".".join([*base, *([node.module] if node.module else [])]))
             else:
                 assert node.module is not None
-                found.append((node.module, top))
+                found.append(node.module)
     return found
 
 
@@ -136,12 +132,10 @@ def test_no_module_imports_a_higher_layer() -> None:
     against = []
     for path in MODULES:
         importer = module_name(path)
-        for imported, top in imports(path):
+        for imported in imports(path):
             if imported.split(".")[0] != "ai_admin":
                 continue
             if layer(imported) in MAY_IMPORT[layer(importer)]:
-                continue
-            if not top and (importer, imported) in ALLOWED_LAZY:
                 continue
             against.append(f"{importer} imports {imported}")
     assert against == []
@@ -151,7 +145,7 @@ def test_third_party_packages_are_imported_at_their_boundary_only() -> None:
     outside = []
     for path in MODULES:
         importer = module_name(path)
-        for imported, _ in imports(path):
+        for imported in imports(path):
             allowed = THIRD_PARTY.get(imported.split(".")[0])
             if allowed is not None and not within(importer, allowed):
                 outside.append(f"{importer} imports {imported}")
@@ -164,7 +158,7 @@ def test_nothing_is_imported_by_a_string() -> None:
     for path in MODULES:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-        if "__import__" in names or any(m == "importlib" for m, _ in imports(path)):
+        if "__import__" in names or "importlib" in imports(path):
             by_string.append(module_name(path))
     assert by_string == []
 
@@ -172,7 +166,7 @@ def test_nothing_is_imported_by_a_string() -> None:
 @pytest.mark.parametrize(
     "module",
     [
-        "ai_admin.queue.task_queue",
+        "ai_admin.python_api",
         "ai_admin.queue.engine",
         "ai_admin.validation",
         "ai_admin.wire.results",  # a client reads answers without the commands or Docker

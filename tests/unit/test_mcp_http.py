@@ -30,9 +30,9 @@ from ai_admin.http.app import create_app
 from ai_admin.http.auth import Tokens
 from ai_admin.http.mcp_route import _SERVICE, mount_mcp
 from ai_admin.mcp import MCP_METHODS
+from ai_admin.python_api import TaskQueue
 from ai_admin.queue.executor import TaskContext
 from ai_admin.queue.models import TaskType
-from ai_admin.queue.task_queue import TaskQueue
 
 OPERATOR = "operator-token"
 READER = "read-only-token"

@@ -21,9 +21,9 @@ from ai_admin.agent import Agent
 from ai_admin.config import Settings
 from ai_admin.errors import ErrorCode, ExecutionError
 from ai_admin.mcp.server import build_server
+from ai_admin.python_api import TaskQueue
 from ai_admin.queue.executor import TaskContext
 from ai_admin.queue.models import TaskStatus, TaskType
-from ai_admin.queue.task_queue import TaskQueue
 
 WAIT_S = 15.0
 STEPS = (10.0, 40.0, 70.0)

@@ -10,7 +10,7 @@ from queue_helpers import Work, make_settings, within
 from ai_admin.errors import ErrorCode, ExecutionError
 
 # The names the README's examples import, from where they import them.
-from ai_admin.queue.task_queue import DockerTask, TaskQueue, TaskType
+from ai_admin.python_api import DockerTask, TaskQueue, TaskType
 
 
 async def test_the_readmes_usage_examples(tmp_path: Path) -> None:
@@ -105,9 +105,9 @@ async def test_async_with_shuts_the_queue_down_and_keeps_unfinished_work(tmp_pat
 
 
 def test_the_module_exports_the_documented_names() -> None:
-    from ai_admin.queue import task_queue
+    from ai_admin import python_api
 
-    assert sorted(task_queue.__all__) == [
+    assert sorted(python_api.__all__) == [
         "DockerTask",
         "Submission",
         "TaskPriority",
@@ -116,5 +116,5 @@ def test_the_module_exports_the_documented_names() -> None:
         "TaskStatus",
         "TaskType",
     ]
-    for name in task_queue.__all__:
-        assert hasattr(task_queue, name)
+    for name in python_api.__all__:
+        assert hasattr(python_api, name)

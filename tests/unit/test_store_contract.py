@@ -17,13 +17,13 @@ from queue_helpers import within
 
 from ai_admin.config import Settings
 from ai_admin.errors import StoreError
+from ai_admin.python_api import TaskQueue
 from ai_admin.queue import sqlite_writer
 from ai_admin.queue.models import DockerTask, ErrorInfo, TaskPriority, TaskStatus, TaskType
 from ai_admin.queue.sqlite_schema import Synchronous
 from ai_admin.queue.sqlite_store import SqliteStore, Writer
 from ai_admin.queue.stats import TaskClass
 from ai_admin.queue.store import QueueStore, TaskQuery
-from ai_admin.queue.task_queue import TaskQueue
 
 S = TaskStatus
 P = TaskPriority

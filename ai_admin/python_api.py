@@ -1,6 +1,6 @@
 """The Python API: ``TaskQueue()`` with no set-up call, ready on first use.
 
-    from ai_admin.queue.task_queue import TaskQueue, DockerTask, TaskType
+    from ai_admin import TaskQueue, DockerTask, TaskType
 
     queue = TaskQueue()
     task_id = await queue.add_task(DockerTask(task_type=TaskType.PUSH,
@@ -9,10 +9,10 @@
 It wires the engine to its defaults: settings from the configuration file and ``AI_ADMIN_*``
 variables, the SQLite store in the data directory, and the Docker executors.
 
-The queue knows nothing about Docker: executors are passed in (``executors=``, as the agent
-does), and only a ``TaskQueue`` built without them imports the Docker ones, when it is built.
-Importing this module loads neither ``docker`` nor ``ai_admin.docker``, so a program with its
-own executors never needs them.
+A door of its own, above the queue and Docker: the queue knows nothing about Docker, and this
+module gives it the Docker executors unless others are passed in (``executors=``). It imports
+them only when a ``TaskQueue`` is built without, so a program with its own executors never loads
+``docker``.
 """
 
 from __future__ import annotations
@@ -38,11 +38,8 @@ __all__ = [
 
 
 def default_executors(settings: Settings) -> ExecutorMap:
-    """The Docker executors, for a ``TaskQueue`` given none.
-
-    The only import of ``ai_admin.docker`` from the queue, made here rather than at the top so
-    that loading the queue never loads Docker (``tests/unit/test_import_layers.py``).
-    """
+    """The Docker executors, for a ``TaskQueue`` given none (imported here, not at the top, so
+    that importing the Python API does not load the Docker SDK)."""
     from ai_admin.docker.executors import docker_executors
 
     return docker_executors(settings)
