@@ -74,6 +74,13 @@ class ErrorCode(StrEnum):
     QUEUE_RETRY_LIMIT_REACHED = "QUEUE_RETRY_LIMIT_REACHED"
     QUEUE_SHUTTING_DOWN = "QUEUE_SHUTTING_DOWN"
     QUEUE_CREDENTIALS_LOST = "QUEUE_CREDENTIALS_LOST"
+    QUEUE_DEPENDENCY_FAILED = "QUEUE_DEPENDENCY_FAILED"
+    QUEUE_DEPENDENCY_INVALID = "QUEUE_DEPENDENCY_INVALID"
+    QUEUE_NOT_FOUND = "QUEUE_NOT_FOUND"
+    QUEUE_ALREADY_EXISTS = "QUEUE_ALREADY_EXISTS"
+    QUEUE_NOT_EMPTY = "QUEUE_NOT_EMPTY"
+    BATCH_NOT_FOUND = "BATCH_NOT_FOUND"
+    BATCH_ACTION_NOT_ALLOWED = "BATCH_ACTION_NOT_ALLOWED"
     # Generic
     UNKNOWN_ERROR = "UNKNOWN_ERROR"
     INTERNAL_ERROR = "INTERNAL_ERROR"
@@ -333,6 +340,44 @@ _CATALOGUE: dict[ErrorCode, CodeInfo] = {
     ErrorCode.QUEUE_CREDENTIALS_LOST: CodeInfo(
         "The task's credentials were held in memory only and were lost when the agent restarted.",
         ("Submit the task again with its credentials (`auth`, secret build args).",),
+        http_status=409,
+    ),
+    ErrorCode.QUEUE_DEPENDENCY_FAILED: CodeInfo(
+        "A task this one depends on failed, was cancelled or timed out, so it did not run.",
+        (
+            "Look at the task named in the error's details (`queue_task_status`), fix its "
+            "cause, retry it, then retry this task.",
+        ),
+        http_status=409,
+    ),
+    ErrorCode.QUEUE_DEPENDENCY_INVALID: CodeInfo(
+        "`depends_on` names a task that does not exist, or would make a cycle.",
+        ("Name existing task ids (or, in a batch, earlier entries by their index).",),
+        http_status=400,
+    ),
+    ErrorCode.QUEUE_NOT_FOUND: CodeInfo(
+        "No queue has this name.",
+        ("List the queues with `queue_list`, or create one with `queue_create`.",),
+        http_status=404,
+    ),
+    ErrorCode.QUEUE_ALREADY_EXISTS: CodeInfo(
+        "A queue with this name exists already.",
+        ("Change its settings with `queue_configure`, or choose another name.",),
+        http_status=409,
+    ),
+    ErrorCode.QUEUE_NOT_EMPTY: CodeInfo(
+        "The queue still holds tasks or batches that have not finished.",
+        ("Wait for them to finish, or cancel them (`queue_clear`), then delete the queue.",),
+        http_status=409,
+    ),
+    ErrorCode.BATCH_NOT_FOUND: CodeInfo(
+        "No batch has this id.",
+        ("List the batches with `batch_list`.",),
+        http_status=404,
+    ),
+    ErrorCode.BATCH_ACTION_NOT_ALLOWED: CodeInfo(
+        "The batch's state does not allow this action.",
+        ("Check the batch's state with `batch_status`.",),
         http_status=409,
     ),
     ErrorCode.UNKNOWN_ERROR: CodeInfo(
