@@ -17,9 +17,17 @@ import contextlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Annotated, Any, Literal, cast
 
-from pydantic import Field, PrivateAttr, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -36,6 +44,28 @@ SYSTEM_CONFIG_FILE = Path("/etc/ai-admin/config.toml")
 # Where Docker (`docker run --secret` in a swarm, Compose `secrets:`) mounts secret files.
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
 MIN_TOKEN_CHARS = 8  # shorter is guessable, and too short to hide in the log
+
+
+DEFAULT_QUEUE = "default"
+QueueName = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$",
+        description="A queue's name: lower-case letters, digits, '_', '.', '-' (up to 64).",
+    ),
+]
+
+
+class QueueSettings(BaseModel):
+    """One named queue's own limits (``[queues.NAME]``). A limit left out is the agent's setting
+    of the same name; ``max_concurrent`` of all queues together stays within the agent's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_concurrent: int | None = Field(None, ge=1, le=256)
+    max_queue_size: int | None = Field(None, ge=1)
+    default_timeout_s: float | None = Field(None, gt=0)
+    max_retries: int | None = Field(None, ge=0, le=100)
 
 
 def default_data_dir() -> Path:
@@ -72,6 +102,8 @@ class Settings(BaseSettings):
     task_log_lines: int = Field(200, ge=0, le=100_000)
     progress_write_interval_s: float = Field(1.0, ge=0)
     shutdown_grace_s: float = Field(30.0, ge=0)
+    # Named queues besides "default" (whose own limits may be set here too).
+    queues: dict[QueueName, QueueSettings] = Field(default_factory=dict)
 
     docker_host: str | None = None
     allowed_roots: list[Path] = Field(default_factory=list)
