@@ -1,5 +1,5 @@
 """Control actions on one task (pause, resume, cancel, retry), safe to send concurrently, and
-on the whole queue (pause, resume, clear, new run-time settings).
+on whole queues (pause, resume, create, configure, delete, clear, new run-time settings).
 
 An action decides on a *settled* task: its last write has landed (or been undone) and no run
 of it is stopping or recording an outcome. The decision and the change happen with no
@@ -18,8 +18,16 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from functools import partial
 
-from ai_admin.config import Settings
-from ai_admin.errors import ErrorCode, QueueShuttingDown, TaskNotFound, TransitionNotAllowed
+from ai_admin.config import DEFAULT_QUEUE, QueueSettings, Settings
+from ai_admin.errors import (
+    AiAdminError,
+    ErrorCode,
+    InvalidParams,
+    QueueShuttingDown,
+    TaskNotFound,
+    TransitionNotAllowed,
+)
+from ai_admin.queue.lanes import QueueView
 from ai_admin.queue.live import LiveTask
 from ai_admin.queue.memory import TaskMemory
 from ai_admin.queue.models import DockerTask, TaskStatus
@@ -62,7 +70,7 @@ class TaskControl(TaskMemory):
         check_action(task, Action.RETRY, force=force)  # and its retry limit
         if self._closing:
             raise QueueShuttingDown("The agent is shutting down and takes no new work.")
-        self._check_capacity()
+        self._check_capacity(self._lanes.lane(task.queue))
         return await self._change(task, self._requeue, count="retried", enqueue=True)
 
     async def _settled(self, task_id: str) -> DockerTask:
@@ -175,21 +183,71 @@ class TaskControl(TaskMemory):
         assert run.final is not None
         return run.final
 
-    # -- the whole queue -------------------------------------------------------------------------
+    # -- whole queues ----------------------------------------------------------------------------
 
-    def pause_queue(self) -> Awaitable[None]:
-        """Nothing new starts (at once); running tasks finish. The pause is kept across
-        restarts: await the result to know it is durable (called before ``start``, it is
+    def pause_queue(self, name: str = DEFAULT_QUEUE) -> Awaitable[None]:
+        """Nothing new starts in the queue (at once); running tasks finish. The pause is kept
+        across restarts: await the result to know it is durable (called before ``start``, it is
         written when the store opens; awaiting it opens the store)."""
-        return Durable(self.start, self._pause.set(True))
+        return Durable(self.start, self._lanes.lane(name).pause.set(True))
 
-    def resume_queue(self) -> Awaitable[None]:
-        """Waiting tasks start again (at once); await the result to know it is durable."""
-        return Durable(self.start, self._pause.set(False))
+    def resume_queue(self, name: str = DEFAULT_QUEUE) -> Awaitable[None]:
+        """The queue's waiting tasks start again (at once); await the result to know it is
+        durable."""
+        return Durable(self.start, self._lanes.lane(name).pause.set(False))
 
     @property
     def paused(self) -> bool:
+        """Whether the queue ``default`` is paused."""
         return self._pause.paused
+
+    def queue_view(self, name: str = DEFAULT_QUEUE) -> QueueView:
+        lane = self._lanes.lane(name)
+        return lane.view(self.settings, live=self._live.per_queue[name])
+
+    def queue_views(self) -> list[QueueView]:
+        """Every queue, ``default`` first, then by name."""
+        return [
+            lane.view(self.settings, self._live.per_queue[lane.name])
+            for lane in self._lanes.lanes()
+        ]
+
+    async def create_queue(self, name: str, limits: QueueSettings) -> QueueView:
+        """A new named queue with its own limits."""
+        await self.start()
+        if self._lanes.get(name) is not None:
+            raise AiAdminError(
+                f"A queue named {name!r} exists already.",
+                code=ErrorCode.QUEUE_ALREADY_EXISTS,
+                details={"queue": name},
+            )
+        lane = self._lanes.add_lane(name, limits)
+        await lane.pause.load(self._store)
+        return self.queue_view(name)
+
+    async def configure_queue(self, name: str, limits: QueueSettings) -> QueueView:
+        """Change the limits a queue sets itself (those given; the others stay as they are)."""
+        await self.start()
+        lane = self._lanes.lane(name)
+        lane.own = lane.own.model_copy(update=limits.model_dump(exclude_unset=True))
+        self._wakeup.set()
+        return self.queue_view(name)
+
+    async def delete_queue(self, name: str) -> None:
+        """Remove a queue that holds no unfinished task (``default`` always stays)."""
+        await self.start()
+        lane = self._lanes.lane(name)
+        if name == DEFAULT_QUEUE:
+            raise InvalidParams("The queue 'default' cannot be deleted.", details={"queue": name})
+        unfinished = self._live.per_queue[name]
+        if unfinished:
+            raise TransitionNotAllowed(
+                f"The queue {name!r} still holds {unfinished} unfinished task(s).",
+                code=ErrorCode.QUEUE_NOT_EMPTY,
+                details={"queue": name, "unfinished": unfinished},
+            )
+        await lane.pause.set(False)  # no flag of it is left behind
+        self._lanes.remove_lane(name)
 
     async def clear(self, *, include_failed: bool = False) -> int:
         """Delete finished tasks (completed and merged; also failed, cancelled and timed-out

@@ -29,7 +29,7 @@ from functools import partial
 
 from loguru import logger
 
-from ai_admin.config import Settings
+from ai_admin.config import QueueSettings, Settings
 from ai_admin.errors import (
     AiAdminError,
     ErrorCode,
@@ -100,7 +100,8 @@ class QueueEngine(QueueReading):
             if self._closing:
                 raise QueueShuttingDown("The queue is closed.")
             await self._store.open()
-            await self._pause.load(self._store)  # before anything can be scheduled
+            for lane in self._lanes.lanes():  # before anything can be scheduled
+                await lane.pause.load(self._store)
             await self._recover()
             self._background = [
                 asyncio.create_task(self._schedule_loop(), name="ai-admin-scheduler"),
@@ -121,6 +122,7 @@ class QueueEngine(QueueReading):
         lost: list[DockerTask] = []
         for task in await self._store.load_unfinished():
             self._seq = max(self._seq, task.seq)
+            await self._keep_lane(task.queue)
             record = self._live[task.id] = LiveTask.counted_as_is(task)
             if holds_secrets(task.params):  # its credentials died with the last process
                 self._fail_without_credentials(task)
@@ -139,6 +141,17 @@ class QueueEngine(QueueReading):
             await self._journal.commit(*requeued, *lost)
         if self._live:
             logger.info("recovered {} unfinished task(s) from {}", len(self._live), self._store)
+
+    async def _keep_lane(self, name: str) -> None:
+        """A stored task names a queue the settings no longer have: the queue is made again
+        (with the agent's limits) so that the task still runs."""
+        if self._lanes.get(name) is None:
+            logger.warning(
+                "stored tasks name the queue {!r}, which is not configured; it is made again "
+                "with the agent's limits",
+                name,
+            )
+            await self._lanes.add_lane(name, QueueSettings()).pause.load(self._store)
 
     def _fail_without_credentials(self, task: DockerTask) -> None:
         """A task given credentials that lived only in memory never runs without them."""
@@ -198,16 +211,17 @@ class QueueEngine(QueueReading):
         await self.start()
         if self._closing:
             raise QueueShuttingDown("The agent is shutting down and takes no new work.")
+        lane = self._lanes.lane(task.queue)
         public, secret = split_secrets(task.params)
         task.params = public
-        task.timeout_s = task.timeout_s or self.settings.default_timeout_s
+        task.timeout_s = task.timeout_s or lane.limit("default_timeout_s", self.settings)
         if task.max_retries is None:
-            task.max_retries = self.settings.max_retries
+            task.max_retries = int(lane.limit("max_retries", self.settings))
         key = merge_key(task.task_type.value, public, secret)
         twin = self._by_merge_key.get(key)
         if twin is not None:
             return await self._merge(task, twin)
-        self._check_capacity()
+        self._check_capacity(lane)
         task.status = TaskStatus.PENDING
         task.current_step = TaskStatus.PENDING.description
         self._seq += 1
@@ -273,21 +287,18 @@ class QueueEngine(QueueReading):
         """Start what may start. A task an action is about to decide on waits (in its place)
         until that action has decided, so a pause sent with a resume holds it un-started."""
         held: list[DockerTask] = []
-        while self._may_start() and (task_id := self._ready.pop()) is not None:
+        while self._may_start() and (task_id := self._lanes.next_to_start(self.settings)):
             task = self._live[task_id].task
             if task_id in self._deciding:
                 held.append(task)
             else:
                 self._launch(task)
         for task in held:
-            self._ready.add(task.priority, task.seq, task.id)
+            self._lanes.add(task)
 
     def _may_start(self) -> bool:
-        return (
-            not self._pause.paused
-            and not self._closing
-            and len(self._running) < self.settings.max_concurrent
-        )
+        """A slot is free in the agent as a whole (each queue checks its own)."""
+        return not self._closing and len(self._running) < self.settings.max_concurrent
 
     def _promote_due(self) -> float | None:
         """Move retries whose backoff is over to the ready queue; seconds until the next one."""
@@ -328,6 +339,9 @@ class QueueEngine(QueueReading):
         run = Run(task, ctx, started_s=now)
         record = self._live[task.id]
         self._running[task.id] = run
+        lane = self._lanes.lane(task.queue)
+        lane.running += 1
+        lane.busy += 1
         # Queued now, with the change, so no reader sees "running" before it is being written.
         # It is announced once durable, then the events the run reported meanwhile; the
         # executor starts at once (a crash before the write lands leaves the task pending).
@@ -391,6 +405,8 @@ class QueueEngine(QueueReading):
         elapsed = now - run.started_s
         self._running.pop(task.id, None)
         self._finishing[task.id] = run
+        lane = self._lanes.lane(task.queue)
+        lane.running -= 1
         self._wakeup.set()  # the slot is free while the outcome is written
         try:
             with contextlib.suppress(Exception):  # the "running" write lands first
@@ -404,6 +420,7 @@ class QueueEngine(QueueReading):
                 run.error = exc
         finally:
             self._finishing.pop(task.id, None)
+            lane.busy -= 1
             run.end()
             self._update_idle()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from dataclasses import dataclass, field
 
 from ai_admin.queue.events import TaskEvent
@@ -30,3 +31,31 @@ class LiveTask:
     def counted_as_is(cls, task: DockerTask, merge_key: str | None = None) -> LiveTask:
         """A stored task brought into memory: the gauges count it as it is stored."""
         return cls(task, TaskClass.of(task), merge_key)
+
+
+class LiveTasks(dict[str, LiveTask]):
+    """The live records by task id, with how many each queue holds (read at every submit, to
+    check the queue's ``max_queue_size``). A task's queue never changes while it is live."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.per_queue: Counter[str] = Counter()
+
+    def __setitem__(self, task_id: str, record: LiveTask) -> None:
+        old = self.get(task_id)
+        if old is not None:
+            self.per_queue[old.task.queue] -= 1
+        self.per_queue[record.task.queue] += 1
+        super().__setitem__(task_id, record)
+
+    def __delitem__(self, task_id: str) -> None:
+        self.pop(task_id)
+
+    def pop(self, task_id: str, *default: LiveTask | None) -> LiveTask | None:  # type: ignore[override]
+        record = super().pop(task_id, None)
+        if record is not None:
+            self.per_queue[record.task.queue] -= 1
+            return record
+        if default:
+            return default[0]
+        raise KeyError(task_id)

@@ -16,10 +16,9 @@ from typing import Any
 from ai_admin.config import Settings
 from ai_admin.errors import QueueFull
 from ai_admin.queue.journal import Journal
-from ai_admin.queue.live import LiveTask
+from ai_admin.queue.lanes import Lane, Lanes
+from ai_admin.queue.live import LiveTasks
 from ai_admin.queue.models import RETRYABLE_STATUSES, DockerTask, TaskStatus
-from ai_admin.queue.pause import QueuePause
-from ai_admin.queue.ready import ReadyQueue
 from ai_admin.queue.runs import Run
 from ai_admin.queue.store import QueueStore, SetAside
 
@@ -28,7 +27,7 @@ class TaskMemory:
     def __init__(self, store: QueueStore, settings: Settings) -> None:
         self.settings = settings
         self._store = store
-        self._live: dict[str, LiveTask] = {}
+        self._live = LiveTasks()
         self._journal = Journal(store, self._live, self._forget)
         self._stats = self._journal.stats
         # Credentials kept in memory only: for a live task, and for a finished one a manual
@@ -37,15 +36,16 @@ class TaskMemory:
         self._by_merge_key: dict[str, str] = {}  # the live task each twin merges into
         # Actions waiting to decide on a task (live or finished): the scheduler holds it.
         self._deciding: Counter[str] = Counter()
-        self._ready = ReadyQueue()
+        self._wakeup = asyncio.Event()
+        self._lanes = Lanes(settings, self._wakeup.set)  # the named queues and what waits in them
+        self._ready = self._lanes
+        self._pause = self._lanes.default.pause
         self._delayed: list[tuple[float, int, str]] = []
         self._running: dict[str, Run] = {}  # the runs holding a slot
         self._finishing: dict[str, Run] = {}  # slot freed, outcome still being written
         self._seq = 0
         self._closing = False
-        self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
-        self._pause = QueuePause(self._wakeup.set)
         self._set_aside: list[SetAside] = []  # stored tasks that failed to load, at start
 
     # -- queueing --------------------------------------------------------------------------------
@@ -69,14 +69,14 @@ class TaskMemory:
             heapq.heappush(self._delayed, (task.next_attempt_at, task.seq, task.id))
         else:
             task.next_attempt_at = None
-            self._ready.add(task.priority, task.seq, task.id)
+            self._lanes.add(task)
         self._idle.clear()
         self._wakeup.set()
 
     def _dequeue(self, task: DockerTask) -> None:
         """Take a task out of scheduling (paused, cancelled, finished); stale heap entries are
         skipped when they come due."""
-        self._ready.remove(task.priority, task.seq)
+        self._lanes.remove(task.priority, task.seq)
         if task.next_attempt_at is not None and any(e[2] == task.id for e in self._delayed):
             # Held or cancelled in its backoff: nothing is waiting for that deadline any more.
             self._delayed = [e for e in self._delayed if e[2] != task.id]
@@ -87,14 +87,15 @@ class TaskMemory:
         if key is not None and self._by_merge_key.get(key) == task.id:
             del self._by_merge_key[key]
 
-    def _check_capacity(self) -> None:
+    def _check_capacity(self, lane: Lane) -> None:
         # Running and finishing tasks are live until their outcome is announced.
-        waiting = len(self._live) - len(self._running) - len(self._finishing)
-        limit = self.settings.max_queue_size
+        waiting = self._live.per_queue[lane.name] - lane.busy
+        limit = int(lane.limit("max_queue_size", self.settings))
         if waiting >= limit:
             raise QueueFull(
-                f"The queue already holds {waiting} waiting tasks (max_queue_size {limit}).",
-                details={"waiting": waiting, "max_queue_size": limit},
+                f"The queue {lane.name!r} already holds {waiting} waiting tasks "
+                f"(max_queue_size {limit}).",
+                details={"queue": lane.name, "waiting": waiting, "max_queue_size": limit},
             )
 
     def _update_idle(self) -> None:
@@ -102,7 +103,7 @@ class TaskMemory:
             not self._running
             and not self._finishing
             and not self._delayed
-            and (not self._ready or self._pause.paused)
+            and all(not lane.ready or lane.pause.paused for lane in self._lanes.lanes())
         ):
             self._idle.set()
         else:

@@ -1,4 +1,4 @@
-"""The whole-queue pause, kept in the store so a restart (even ``kill -9``) keeps it.
+"""A queue's pause, kept in the store (as a flag) so a restart (even ``kill -9``) keeps it.
 
 ``set()`` changes the pause at once, so the scheduler obeys it on its next turn, and returns a
 future that completes once the flag is durable. Set before the store is open (a program that
@@ -16,8 +16,6 @@ from typing import Any
 from loguru import logger
 
 from ai_admin.queue.store import QueueStore
-
-FLAG = "queue_paused"
 
 
 class _Done:
@@ -49,7 +47,8 @@ class Durable:
 
 
 class QueuePause:
-    def __init__(self, on_change: Callable[[], None]) -> None:
+    def __init__(self, on_change: Callable[[], None], flag: str) -> None:
+        self.flag = flag  # its name in the store
         self.paused = False
         self._on_change = on_change  # wakes the scheduler
         self._store: QueueStore | None = None
@@ -78,7 +77,7 @@ class QueuePause:
 
     async def load(self, store: QueueStore) -> None:
         """Read the stored pause (the store is open); a pause asked for before wins."""
-        stored = await store.get_flag(FLAG) is not None
+        stored = await store.get_flag(self.flag) is not None
         self._store, self._durable = store, stored
         asked, early = self._asked, self._early
         self._asked, self._early = None, []
@@ -95,7 +94,7 @@ class QueuePause:
         assert self._store is not None
         self._latest += 1
         mine = self._latest
-        write = asyncio.ensure_future(self._store.set_flag(FLAG, "1" if paused else None))
+        write = asyncio.ensure_future(self._store.set_flag(self.flag, "1" if paused else None))
 
         def landed(f: asyncio.Future[None]) -> None:
             error = asyncio.CancelledError() if f.cancelled() else f.exception()

@@ -38,12 +38,13 @@ class ReadyQueue:
         del self._ids[seq]
         return True
 
-    def pop(self) -> str | None:
-        """The id of the task that runs next, removed from the queue."""
+    def pop(self) -> tuple[int, str] | None:
+        """The seq and id of the task that runs next, removed from the queue."""
         for priority in TaskPriority:
             seqs = self._seqs[priority]
             if seqs:
-                return self._ids.pop(seqs.pop(0))
+                seq = seqs.pop(0)
+                return seq, self._ids.pop(seq)
         return None
 
     def position(self, priority: TaskPriority, seq: int) -> int | None:

@@ -17,7 +17,14 @@ def test_pop_follows_priority_then_seq() -> None:
     for seq, priority in [(1, P.LOW), (2, P.NORMAL), (3, P.CRITICAL), (4, P.NORMAL), (5, P.HIGH)]:
         ready.add(priority, seq, f"t{seq}")
     assert list(ready) == ["t3", "t5", "t2", "t4", "t1"]
-    assert [ready.pop() for _ in range(6)] == ["t3", "t5", "t2", "t4", "t1", None]
+    assert [ready.pop() for _ in range(6)] == [
+        (3, "t3"),
+        (5, "t5"),
+        (2, "t2"),
+        (4, "t4"),
+        (1, "t1"),
+        None,
+    ]
     assert len(ready) == 0
 
 
@@ -74,7 +81,7 @@ def test_matches_a_sorted_list_model(operations: list[tuple[str, object]]) -> No
         else:
             expected = min(model, key=lambda s: (model[s], s)) if model else None
             popped = ready.pop()
-            assert popped == (f"t{expected}" if expected is not None else None)
+            assert popped == ((expected, f"t{expected}") if expected is not None else None)
             if expected is not None:
                 del model[expected]
         order = sorted(model, key=lambda s: (model[s], s))
