@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ai_admin.commands.registry import REGISTRY, NoParams
 from ai_admin.config import Settings
+from ai_admin.queue import views
 from ai_admin.queue.models import DockerTask, TaskStatus, TaskType
 from ai_admin.queue.states import Action
 from ai_admin.queue.store import TaskQuery
@@ -112,9 +113,9 @@ _RUNTIME_KEYS = tuple(ConfigureParams.model_fields)
 
 
 def task_view(agent: Agent, task: DockerTask, *, include_logs: bool) -> dict[str, Any]:
-    view = task.public_dict(include_logs=include_logs)
-    view["queue_position"] = agent.queue.queue_position(task)
-    return view
+    """The task's ``TaskView`` with its place in the queue, as JSON."""
+    position = agent.queue.queue_position(task)
+    return views.task_view(task, queue_position=position, include_logs=include_logs).as_json()
 
 
 def _json_bytes(value: Any) -> int:

@@ -1,4 +1,5 @@
-"""The task: what a client submits, what the queue tracks, what every door shows."""
+"""The task: what a client submits and what the queue tracks (what the doors show of it is
+built in ``views``)."""
 
 from __future__ import annotations
 
@@ -235,57 +236,9 @@ class DockerTask(BaseModel):
     def can_retry(self) -> bool:
         return self.status in RETRYABLE_STATUSES and self.retry_count < (self.max_retries or 0)
 
-    def summary(self, queue_position: int | None) -> dict[str, Any]:
-        """The detailed view: status, timing, error with advice, retry state, position."""
-        error = None
-        if self.error_code is not None:
-            info = self.error_info
-            error = {
-                "message": self.error,
-                "code": self.error_code,
-                "details": self.error_details,
-                "description": info.description if info else None,
-                "suggestions": info.suggestions if info else [],
-                "transient": info.transient if info else False,
-            }
-        return {
-            "task_id": self.id,
-            "task_type": self.task_type.value,
-            "status": {"value": self.status.value, "description": self.status.description},
-            "progress": self.progress,
-            "progress_detail": self.progress_detail_dict(),
-            "current_step": self.current_step,
-            "priority": self.priority.name.lower(),
-            "queue_position": queue_position,
-            "timing": {
-                "created_at": self.created_at,
-                "started_at": self.started_at,
-                "completed_at": self.completed_at,
-                "duration": self.duration_s,
-            },
-            "error": error,
-            "retry": {
-                "retry_count": self.retry_count,
-                "max_retries": self.max_retries,
-                "can_retry": self.can_retry,
-                "next_attempt_at": self.next_attempt_at,
-            },
-            "result": self.result,
-            "merged_into": self.merged_into,
-            "logs": list(self.logs),
-        }
-
-    def progress_detail_dict(self) -> dict[str, Any] | None:
-        detail = self.progress_detail
-        return detail.to_dict() if detail is not None else None
-
     def public_dict(self, *, include_logs: bool = True) -> dict[str, Any]:
-        """The task as clients see it (status with description, can_retry, no internals)."""
-        data = self.model_dump(mode="json", exclude={"seq", "paused_from", "queued_at", "logs"})
-        data["status_description"] = self.status.description
-        data["priority"] = self.priority.name.lower()
-        data["duration"] = self.duration_s
-        data["can_retry"] = self.can_retry
-        if include_logs:
-            data["logs"] = list(self.logs)
-        return data
+        """The task as clients see it, as JSON: ``views.task_view``'s, without the queue
+        position (which the queue knows, not the task)."""
+        from ai_admin.queue.views import task_view  # (views are built from this module)
+
+        return task_view(self, include_logs=include_logs).as_json()

@@ -12,6 +12,7 @@ from ai_admin.queue.events import Subscription
 from ai_admin.queue.models import DockerTask, TaskStatus
 from ai_admin.queue.stats import QueueStats
 from ai_admin.queue.store import TaskQuery
+from ai_admin.queue.views import queue_statistics, task_summary
 
 _SET_ASIDE_SHOWN = 20  # in queue_status; the log and the set_aside table hold them all
 
@@ -51,24 +52,26 @@ class QueueReading(TaskControl):
         return [r.task if (r := self._live.get(t.id)) else t for t in tasks], total
 
     async def get_task_summary(self, task_id: str) -> dict[str, Any]:
-        """The detailed view: status, timing, error with advice, retry state, position."""
+        """The detailed view as JSON: status, timing, error with advice, retry state,
+        position, log (``views.TaskSummary``)."""
         task = await self.require_task(task_id)
-        return task.summary(self.queue_position(task))
+        return task_summary(task, self.queue_position(task)).as_json()
 
     async def get_queue_stats(self) -> dict[str, Any]:
+        """The statistics as JSON (``views.QueueStatistics``): an operator learns that stored
+        tasks did not load (``set_aside``) without reading the log."""
         await self.start()
-        stats = self._stats.snapshot(
+        view = queue_statistics(
+            self._stats,
             max_concurrent=self.settings.max_concurrent,
             running=len(self._running),
             queue_size=len(self._ready) + len(self._delayed),
+            paused=self._pause.paused,
+            accepting=not self._closing,
+            set_aside=self._set_aside,
+            set_aside_shown=_SET_ASIDE_SHOWN,
         )
-        stats["queue"] = {"paused": self._pause.paused, "accepting": not self._closing}
-        # An operator must learn that tasks did not load without reading the log.
-        stats["set_aside"] = {
-            "count": len(self._set_aside),
-            "tasks": [a.to_dict() for a in self._set_aside[:_SET_ASIDE_SHOWN]],
-        }
-        return stats
+        return view.as_json()
 
     @property
     def statistics(self) -> QueueStats:

@@ -14,6 +14,8 @@ reads them at scrape time; nothing here knows Prometheus):
 
 The engine tells ``run_started`` and ``run_ended`` about each run; both also write the run's
 line to the log, with ``task_id`` and ``task_type`` (and ``error_code``) as fields.
+
+What clients read of these numbers is built from them in ``views.queue_statistics``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import bisect
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from loguru import logger
 
@@ -209,7 +211,9 @@ class QueueStats:
         first = int(since_s // _BUCKET_S)
         return sum(n for m, n in self._created_per_minute.items() if m >= first)
 
-    def _recent_activity(self, now_s: float) -> tuple[int, int]:
+    def recent_activity(self, now_s: float | None = None) -> tuple[int, int]:
+        """Tasks created in the last 24 hours and in the last hour (summed once a minute)."""
+        now_s = time.time() if now_s is None else now_s
         minute = int(now_s // _BUCKET_S)
         if self._recent is None or self._recent[0] != minute:
             self._prune(now_s)
@@ -225,57 +229,8 @@ class QueueStats:
                 out[key] += n
         return dict(out)
 
-    def snapshot(self, *, max_concurrent: int, running: int, queue_size: int) -> dict[str, Any]:
-        """What clients read (totals, distributions, rates), and the production counters."""
-        now = time.time()
-        last_24_hours, last_hour = self._recent_activity(now)
+    @property
+    def finished_runs(self) -> float:
+        """Runs that reached an outcome with a processing time: completed, failed, timed out."""
         c = self.counters
-        finished_runs = c["completed"] + c["failed"] + c["timed_out"]
-        total = sum(self.gauges.values())
-        return {
-            "summary": {
-                "total_tasks": total,
-                "max_concurrent": max_concurrent,
-                "running": running,
-                "queue_size": queue_size,
-            },
-            "distributions": {
-                "status": self.distribution("status"),
-                "type": self.distribution("task_type"),
-                "error": self.distribution("error_code"),
-            },
-            "performance": {
-                "average_duration_seconds": _ratio(c["processing_s_total"], finished_runs),
-                "success_rate": _ratio(100 * c["completed"], finished_runs),
-                "completed": int(c["completed"]),
-                "failed": int(c["failed"]),
-                "timed_out": int(c["timed_out"]),
-                "cancelled": int(c["cancelled"]),
-            },
-            "retries": {
-                "total_retries": int(c["retried"]),
-                "tasks_with_retries": sum(n for k, n in self.gauges.items() if k.has_retries),
-                "tasks_at_max_retries": sum(
-                    n for k, n in self.gauges.items() if k.at_max_retries and k.has_retries
-                ),
-            },
-            "recent_activity": {
-                "last_24_hours": last_24_hours,
-                "last_hour": last_hour,
-            },
-            "counters": self.counter_snapshot(),
-        }
-
-    def counter_snapshot(self) -> dict[str, float]:
-        c = self.counters
-        return {
-            **{k: int(v) for k, v in c.items() if not k.endswith("_s_total")},
-            "average_wait_seconds": _ratio(c["wait_s_total"], c["dequeued"]),
-            "average_processing_seconds": _ratio(
-                c["processing_s_total"], c["completed"] + c["failed"] + c["timed_out"]
-            ),
-        }
-
-
-def _ratio(num: float, den: float) -> float:
-    return round(num / den, 3) if den else 0.0
+        return c["completed"] + c["failed"] + c["timed_out"]

@@ -3,8 +3,9 @@ the event and each command's result, as pydantic models.
 
 - ``envelope``: ``{"success", "action", "data" | "error"}``, built here and nowhere else, and
   its JSON schema for any command's result;
-- ``task``: a task as clients see it (``TaskView``) and its status summary (``TaskSummary``);
-- ``stats``: the queue statistics (``QueueStats``) and the counters in them;
+- ``task``: a task as clients see it (``TaskView``) and its status summary (``TaskSummary``),
+  defined and built by the queue (``ai_admin.queue.views``) and named here;
+- ``stats``: the queue statistics (``QueueStatistics``) and the counters in them, likewise;
 - ``events``: the JSON schema of ``ai_admin.queue.events.TaskEvent``, the one event type;
 - ``results``: one result model per command (the command registry names it).
 

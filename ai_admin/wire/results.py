@@ -12,7 +12,7 @@ from pydantic.json_schema import SkipJsonSchema
 from ai_admin.config import Settings
 from ai_admin.queue.models import TaskStatus
 from ai_admin.wire.envelope import ErrorBody, Wire, sometimes
-from ai_admin.wire.stats import Counters, QueueStats, QueueSummary
+from ai_admin.wire.stats import Counters, QueueStatistics, QueueSummary
 from ai_admin.wire.task import TaskSummary, TaskView
 
 __all__ = [
@@ -49,7 +49,7 @@ class LiveTasks(Wire):
     paused: list[TaskView]
 
 
-class QueueStatus(QueueStats):
+class QueueStatus(QueueStatistics):
     """``queue_status``: the statistics; with detailed, the live tasks too."""
 
     tasks: LiveTasks | SkipJsonSchema[None] = sometimes("With detailed.")
@@ -89,7 +89,7 @@ class QueueMetrics(Counters, QueueSummary):
 
 
 class Export(Paged):
-    metrics: QueueStats | SkipJsonSchema[None] = sometimes()
+    metrics: QueueStatistics | SkipJsonSchema[None] = sometimes()
     config: dict[str, Any] | SkipJsonSchema[None] = sometimes(
         "The agent's settings, without its token."
     )

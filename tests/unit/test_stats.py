@@ -17,6 +17,7 @@ from ai_admin.queue.engine import QueueEngine
 from ai_admin.queue.executor import TaskContext
 from ai_admin.queue.models import DockerTask, TaskType
 from ai_admin.queue.stats import DURATION_BOUNDS_S, Durations, QueueStats
+from ai_admin.queue.views import queue_statistics
 
 if TYPE_CHECKING:
     from loguru import Message
@@ -25,8 +26,18 @@ E = ErrorCode
 
 
 def _recent(stats: QueueStats) -> dict[str, int]:
-    snapshot = stats.snapshot(max_concurrent=1, running=0, queue_size=0)
-    activity: dict[str, int] = snapshot["recent_activity"]
+    """The recent activity clients read (the statistics view built from ``stats``)."""
+    view = queue_statistics(
+        stats,
+        max_concurrent=1,
+        running=0,
+        queue_size=0,
+        paused=False,
+        accepting=True,
+        set_aside=(),
+        set_aside_shown=0,
+    )
+    activity: dict[str, int] = view.as_json()["recent_activity"]
     return activity
 
 

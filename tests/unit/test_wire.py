@@ -25,25 +25,37 @@ from ai_admin.errors import ErrorCode, TaskNotFound
 from ai_admin.http import openapi, sse
 from ai_admin.http.route_table import ROUTES, Params
 from ai_admin.mcp.tools import input_schema, list_tools, output_schema
+from ai_admin.queue import views
 from ai_admin.queue.events import EventKind, TaskEvent
 from ai_admin.queue.models import DockerTask, TaskStatus, TaskType
+from ai_admin.queue.views import View
 from ai_admin.wire import envelope, events, results, stats, task
 from ai_admin.wire.envelope import Failure, Undocumented, Wire, failure, success, success_of
 from ai_admin.wire.results import RUNTIME_SETTINGS, RuntimeSettings, Submitted
 from ai_admin.wire.task import TaskSummary, TaskView
 
-MODULES = (envelope, task, stats, results)
+# Where the models of what crosses the doors are defined: the wire layer's own, and the queue's
+# views (task, summary, statistics), which ``wire.task`` and ``wire.stats`` name.
+MODULES = (envelope, task, stats, results, views)
 SUBMITTED = {"task_id": "t", "status": "pending", "queue_position": 1, "merged_into": None}
 
 
-def wire_models() -> list[type[Wire]]:
+def wire_models() -> list[type[BaseModel]]:
     found = {
         model
         for module in MODULES
         for _, model in inspect.getmembers(module, inspect.isclass)
-        if issubclass(model, Wire) and model.__module__ == module.__name__
+        if issubclass(model, Wire | View) and model.__module__ == module.__name__
     }
     return sorted(found, key=lambda m: m.__name__)
+
+
+def test_the_wire_layer_names_the_queues_views_without_defining_them_again() -> None:
+    assert task.TaskView is views.TaskView
+    assert task.TaskSummary is views.TaskSummary
+    assert stats.QueueStatistics is views.QueueStatistics
+    assert {m.__name__ for m in wire_models()} >= {"TaskView", "TaskSummary", "QueueStatistics"}
+    assert not hasattr(stats, "QueueStats")  # the name of the queue's counters, not of a view
 
 
 def test_every_command_names_the_model_of_its_result() -> None:
@@ -86,7 +98,7 @@ def test_the_envelopes_are_built_as_their_models_say() -> None:
 def test_the_queues_views_of_a_task_fit_their_models() -> None:
     done = DockerTask(task_type=TaskType.PULL, status=TaskStatus.COMPLETED, progress=100.0)
     TaskView.model_validate({**done.public_dict(), "queue_position": None})
-    TaskSummary.model_validate(done.summary(None))
+    TaskSummary.model_validate(views.task_summary(done, None).as_json())
 
 
 def test_the_event_schema_is_task_events_wire_form() -> None:
