@@ -33,7 +33,7 @@ from ai_admin.queue.memory import TaskMemory
 from ai_admin.queue.models import DockerTask, TaskStatus
 from ai_admin.queue.pause import Durable
 from ai_admin.queue.runs import Run, Stop
-from ai_admin.queue.secrets import holds_secrets, merge_key
+from ai_admin.queue.secrets import holds_secrets
 from ai_admin.queue.states import Action, check_action
 from ai_admin.queue.stats import TaskClass
 
@@ -66,12 +66,31 @@ class TaskControl(TaskMemory):
         """A failed, cancelled or timed-out task waits in the queue again; ``force``
         goes past its ``max_retries``, not past lost credentials."""
         task = await self._decide(task_id, Action.RETRY, force=True)  # its status
+        waiting: set[str] = set()
+        while task.depends_on:  # until what it waits for is known with no await since
+            waiting, failed = await self._dependencies_now(task)
+            if failed is not None:
+                raise TransitionNotAllowed(
+                    f"Task {task_id} depends on task {failed.id}, which ended "
+                    f"{failed.status.value}: retry that task first.",
+                    code=ErrorCode.QUEUE_DEPENDENCY_FAILED,
+                    details={"task_id": task_id, "dependency": failed.id, "action": "retry"},
+                )
+            task = await self._decide(task_id, Action.RETRY, force=True)
+            if all(self._unfinished(d) for d in waiting):
+                break
         self._check_credentials(task)  # the reason no force can overcome comes first
         check_action(task, Action.RETRY, force=force)  # and its retry limit
         if self._closing:
             raise QueueShuttingDown("The agent is shutting down and takes no new work.")
         self._check_capacity(self._lanes.lane(task.queue))
-        return await self._change(task, self._requeue, count="retried", enqueue=True)
+
+        def requeue(task: DockerTask) -> None:
+            self._requeue(task)
+            if waiting:
+                self._wait_on(self._live[task.id], waiting)
+
+        return await self._change(task, requeue, count="retried", enqueue=True)
 
     async def _settled(self, task_id: str) -> DockerTask:
         """The task once nothing is in flight for it: its last write has landed (or been
@@ -170,8 +189,7 @@ class TaskControl(TaskMemory):
         task.next_attempt_at = task.completed_at = task.duration_s = None
         self._seq += 1
         task.seq = self._seq
-        secret = self._secrets.get(task.id)
-        self._live[task.id].merge_key = merge_key(task.task_type.value, task.params, secret)
+        self._live[task.id].merge_key = self._merge_key(task, self._secrets.get(task.id))
 
     async def _stop_run(self, run: Run, reason: Stop) -> DockerTask:
         """Stop a settled running task; once its outcome is recorded, the state it recorded."""

@@ -37,6 +37,7 @@ from ai_admin.errors import (
     QueueShuttingDown,
 )
 from ai_admin.queue.context import RunContext
+from ai_admin.queue.dependencies import check_names
 from ai_admin.queue.executor import ExecutorMap
 from ai_admin.queue.live import LiveTask
 from ai_admin.queue.models import DockerTask, TaskStatus
@@ -53,7 +54,6 @@ from ai_admin.queue.runs import Run, Stop
 from ai_admin.queue.secrets import (
     holds_secrets,
     join_secrets,
-    merge_key,
     secret_values,
     split_secrets,
 )
@@ -120,6 +120,7 @@ class QueueEngine(QueueReading):
             self._stats.created(minute_s, n)
         requeued: list[DockerTask] = []
         lost: list[DockerTask] = []
+        waiting: list[DockerTask] = []
         for task in await self._store.load_unfinished():
             self._seq = max(self._seq, task.seq)
             await self._keep_lane(task.queue)
@@ -128,19 +129,33 @@ class QueueEngine(QueueReading):
                 self._fail_without_credentials(task)
                 lost.append(task)
                 continue
-            record.merge_key = merge_key(task.task_type.value, task.params, None)
+            record.merge_key = self._merge_key(task, None)
             if task.status.is_active:
                 task.status = TaskStatus.PENDING
                 task.current_step = "Re-queued: the agent stopped while this task ran"
                 task.progress = 0.0
                 requeued.append(task)
-            if task.status is TaskStatus.PENDING:
-                self._enqueue(task, keep_seq=True)
+            waiting.append(task)
+        # Once every live task is back: what each one waits for is known.
+        broken = [task for task in waiting if not await self._wait_again(task)]
         _log_recovery(requeued, lost)
-        if requeued or lost:
-            await self._journal.commit(*requeued, *lost)
+        if requeued or lost or broken:
+            changed = {t.id: t for t in (*requeued, *lost, *broken)}
+            await self._journal.commit(*changed.values())
         if self._live:
             logger.info("recovered {} unfinished task(s) from {}", len(self._live), self._store)
+
+    async def _wait_again(self, task: DockerTask) -> bool:
+        """A recovered task waits for its dependencies again, and is queued once they have
+        completed; False if one of them ended badly meanwhile (the task fails)."""
+        left, failed = await self._dependency_states(task)
+        if failed is not None:
+            self._fail_for(task, failed)
+            return False
+        if left:
+            self._wait_on(self._live[task.id], left)
+        self._enqueue(task, keep_seq=True)
+        return True
 
     async def _keep_lane(self, name: str) -> None:
         """A stored task names a queue the settings no longer have: the queue is made again
@@ -209,6 +224,8 @@ class QueueEngine(QueueReading):
         If the write fails, nothing is left behind (not in memory, not counted) and the
         store's error is raised as it is."""
         await self.start()
+        check_names(task)
+        waiting, failed = await self._dependencies_now(task)  # no await from here on
         if self._closing:
             raise QueueShuttingDown("The agent is shutting down and takes no new work.")
         lane = self._lanes.lane(task.queue)
@@ -217,7 +234,7 @@ class QueueEngine(QueueReading):
         task.timeout_s = task.timeout_s or lane.limit("default_timeout_s", self.settings)
         if task.max_retries is None:
             task.max_retries = int(lane.limit("max_retries", self.settings))
-        key = merge_key(task.task_type.value, public, secret)
+        key = self._merge_key(task, secret)
         twin = self._by_merge_key.get(key)
         if twin is not None:
             return await self._merge(task, twin)
@@ -229,17 +246,22 @@ class QueueEngine(QueueReading):
         task.queued_at = task.created_at
         self._stats.count("enqueued")
         self._stats.created(task.created_at)
-        self._live[task.id] = LiveTask(task, merge_key=key)
+        record = self._live[task.id] = LiveTask(task, merge_key=key)
         if secret is not None:
             self._secrets[task.id] = secret
+        if failed is not None:  # accepted, and ended at once: it can never run
+            self._fail_for(task, failed)
+        elif waiting:
+            self._wait_on(record, waiting)
         placed: list[int | None] = []  # its position once queued, before anything can start
 
         def enqueue() -> None:
             self._enqueue(task, keep_seq=True)
             placed.append(self.queue_position(task))
 
+        status = task.status  # pending, or failed (a dependency that had failed)
         await self._journal.commit(task, then=enqueue, undo=partial(self._unsubmit, task))
-        return Submission(task.id, TaskStatus.PENDING, placed[0])
+        return Submission(task.id, status, placed[0])
 
     def _unsubmit(self, task: DockerTask) -> None:
         """The submit's write failed: as if it had never been made."""
@@ -248,6 +270,8 @@ class QueueEngine(QueueReading):
         self._secrets.pop(task.id, None)
         self._stats.created(task.created_at, -1)
         self._journal.uncount("enqueued")
+        if task.status is TaskStatus.FAILED:  # its dependency had failed
+            self._journal.uncount("failed")
 
     async def add_task(self, task: DockerTask) -> str:
         """Submit and return the task's id (the Python API's short form of ``submit``)."""

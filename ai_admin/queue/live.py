@@ -25,6 +25,8 @@ class LiveTask:
     last_write: asyncio.Future[None] | None = None  # until that write has landed
     # Progress and log events wait here while its "running" write has not been announced.
     held: list[TaskEvent] | None = None
+    # The tasks it waits for before it may start (None: none left; see ``dependencies``).
+    waiting_on: set[str] | None = None
     waiters: list[asyncio.Future[DockerTask]] = field(default_factory=list)
 
     @classmethod

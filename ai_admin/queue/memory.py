@@ -15,11 +15,21 @@ from typing import Any
 
 from ai_admin.config import Settings
 from ai_admin.errors import QueueFull
+from ai_admin.queue.dependencies import (
+    ENDED_BADLY,
+    MAX_MERGE_HOPS,
+    Dependents,
+    failed_because,
+    invalid,
+    waiting_step,
+)
 from ai_admin.queue.journal import Journal
 from ai_admin.queue.lanes import Lane, Lanes
-from ai_admin.queue.live import LiveTasks
+from ai_admin.queue.live import LiveTask, LiveTasks
 from ai_admin.queue.models import RETRYABLE_STATUSES, DockerTask, TaskStatus
+from ai_admin.queue.outcomes import fail
 from ai_admin.queue.runs import Run
+from ai_admin.queue.secrets import merge_key
 from ai_admin.queue.store import QueueStore, SetAside
 
 
@@ -34,6 +44,7 @@ class TaskMemory:
         # retry may still run (they outlive its record).
         self._secrets: dict[str, dict[str, Any]] = {}
         self._by_merge_key: dict[str, str] = {}  # the live task each twin merges into
+        self._dependents = Dependents()  # live tasks waiting for others to complete
         # Actions waiting to decide on a task (live or finished): the scheduler holds it.
         self._deciding: Counter[str] = Counter()
         self._wakeup = asyncio.Event()
@@ -65,6 +76,8 @@ class TaskMemory:
         key = record.merge_key
         if key is not None:
             self._by_merge_key.setdefault(key, task.id)
+        if record.waiting_on:  # enqueued for real once its dependencies have completed
+            return
         if task.next_attempt_at is not None and task.next_attempt_at > time.time():
             heapq.heappush(self._delayed, (task.next_attempt_at, task.seq, task.id))
         else:
@@ -124,6 +137,89 @@ class TaskMemory:
         for waiter in record.waiters if record is not None else ():
             if not waiter.done():
                 waiter.set_result(task)
+        for waiting in self._dependents.release(task.id):
+            self._dependency_ended(waiting, task)
+
+    # -- dependencies ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _merge_key(task: DockerTask, secret: dict[str, Any] | None) -> str:
+        """Twins do the same work at the same point: same queue, same dependencies, same
+        batch."""
+        scope = [task.queue, sorted(task.depends_on), task.batch_id]
+        return merge_key(task.task_type.value, task.params, secret, scope)
+
+    async def _dependencies_now(self, task: DockerTask) -> tuple[set[str], DockerTask | None]:
+        """The dependencies still to complete, and one that ended badly (or None), as they
+        stand when this returns: the caller acts on them before its next ``await``."""
+        while True:
+            waiting, failed = await self._dependency_states(task)
+            if all(self._unfinished(d) for d in waiting):
+                return waiting, failed
+
+    def _unfinished(self, task_id: str) -> bool:
+        record = self._live.get(task_id)
+        return record is not None and not record.task.status.is_finished
+
+    async def _dependency_states(self, task: DockerTask) -> tuple[set[str], DockerTask | None]:
+        waiting: set[str] = set()
+        failed: DockerTask | None = None
+        for name in task.depends_on:
+            dependency = await self._dependency(task, name)
+            if dependency.status is TaskStatus.COMPLETED:
+                continue
+            if dependency.status in ENDED_BADLY:
+                failed = failed or dependency
+            else:
+                waiting.add(dependency.id)
+        return waiting, failed
+
+    async def _dependency(self, task: DockerTask, name: str) -> DockerTask:
+        """The task ``name`` stands for, following merges."""
+        current = name
+        for _ in range(MAX_MERGE_HOPS):
+            record = self._live.get(current)
+            found = record.task if record is not None else await self._store.get(current)
+            if found is None:
+                raise invalid(task, name, "no task has this id")
+            if found.status is not TaskStatus.MERGED or found.merged_into is None:
+                return found
+            current = found.merged_into
+        raise invalid(task, name, "its merges lead nowhere")
+
+    def _wait_on(self, record: LiveTask, waiting: set[str]) -> None:
+        """The task waits (pending, out of the ready queue) until ``waiting`` have completed."""
+        record.waiting_on = waiting
+        record.task.current_step = waiting_step(waiting)
+        self._dependents.add(record.task.id, waiting)
+
+    def _fail_for(self, task: DockerTask, dependency: DockerTask) -> None:
+        """End a waiting task because ``dependency`` did not complete."""
+        fail(task, failed_because(task, dependency), self._stats)
+        task.completed_at = time.time()
+        task.next_attempt_at = None
+        task.paused_from = None
+
+    def _dependency_ended(self, task_id: str, dependency: DockerTask) -> None:
+        """``dependency`` has finished (durably): the task waiting for it goes on or fails."""
+        record = self._live.get(task_id)
+        if record is None or not record.waiting_on or dependency.id not in record.waiting_on:
+            return
+        task = record.task
+        if dependency.status is TaskStatus.COMPLETED:
+            record.waiting_on.discard(dependency.id)
+            if record.waiting_on:
+                task.current_step = waiting_step(record.waiting_on)
+            else:
+                record.waiting_on = None
+                if task.status is TaskStatus.PENDING:
+                    task.current_step = "Its dependencies completed; waiting in the queue"
+                self._enqueue(task, keep_seq=True)
+        else:
+            record.waiting_on = None
+            self._dequeue(task)
+            self._fail_for(task, dependency)
+        self._journal.commit_soon((task,))  # kept and written again if it fails
 
     async def _lookup(self, task_id: str) -> DockerTask | None:
         """The live task, else (finished, or its last write failed) the stored one."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote
 
@@ -218,9 +218,15 @@ def scrub_credentials(text: str) -> str:
     return text
 
 
-def merge_key(task_type: str, public: Mapping[str, Any], secret: Mapping[str, Any] | None) -> str:
-    """Identical work has the same key: same type, same params, same secrets.
+def merge_key(
+    task_type: str,
+    public: Mapping[str, Any],
+    secret: Mapping[str, Any] | None,
+    scope: Sequence[Any] = (),
+) -> str:
+    """Identical work has the same key: same type, same params, same secrets (and the same
+    ``scope``: where and when the work runs).
 
     Kept in memory only; a digest so the secrets are not held twice in clear."""
-    body = json.dumps([task_type, public, secret], sort_keys=True, default=str)
+    body = json.dumps([task_type, public, secret, scope], sort_keys=True, default=str)
     return hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
