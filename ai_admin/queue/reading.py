@@ -11,8 +11,9 @@ from ai_admin.queue.control import TaskControl
 from ai_admin.queue.events import Subscription
 from ai_admin.queue.models import DockerTask, TaskStatus
 from ai_admin.queue.stats import QueueStats
+from ai_admin.queue.stats_views import queue_statistics
 from ai_admin.queue.store import TaskQuery
-from ai_admin.queue.views import queue_statistics, task_summary
+from ai_admin.queue.views import task_summary
 
 _SET_ASIDE_SHOWN = 20  # in queue_status; the log and the set_aside table hold them all
 

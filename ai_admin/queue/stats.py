@@ -15,7 +15,7 @@ reads them at scrape time; nothing here knows Prometheus):
 The engine tells ``run_started`` and ``run_ended`` about each run; both also write the run's
 line to the log, with ``task_id`` and ``task_type`` (and ``error_code``) as fields.
 
-What clients read of these numbers is built from them in ``views.queue_statistics``.
+What clients read of these numbers is built from them in ``stats_views.queue_statistics``.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ the event and each command's result, as pydantic models.
   its JSON schema for any command's result;
 - ``task``: a task as clients see it (``TaskView``) and its status summary (``TaskSummary``),
   defined and built by the queue (``ai_admin.queue.views``) and named here;
-- ``stats``: the queue statistics (``QueueStatistics``) and the counters in them, likewise;
+- ``stats``: the queue statistics (``QueueStatistics``) and the counters in them, likewise
+  (``ai_admin.queue.stats_views``);
 - ``events``: the JSON schema of ``ai_admin.queue.events.TaskEvent``, the one event type;
 - ``results``: one result model per command (the command registry names it).
 

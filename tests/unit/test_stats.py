@@ -17,7 +17,7 @@ from ai_admin.queue.engine import QueueEngine
 from ai_admin.queue.executor import TaskContext
 from ai_admin.queue.models import DockerTask, TaskType
 from ai_admin.queue.stats import DURATION_BOUNDS_S, Durations, QueueStats
-from ai_admin.queue.views import queue_statistics
+from ai_admin.queue.stats_views import queue_statistics
 
 if TYPE_CHECKING:
     from loguru import Message

@@ -1,8 +1,9 @@
-"""The queue's views (``ai_admin.queue.views``) are built as their models say: a task's view and
-summary and the queue statistics, with every optional part filled (an error with its advice,
-progress numbers, a retry waiting, logs, tasks set aside), validate against their own models
-and come back unchanged; a builder sets no field its model does not name and the model names
-no field its builder leaves out; every field of a task reaches its view but the queue's own.
+"""The queue's views (``ai_admin.queue.views`` and ``stats_views``) are built as their models
+say: a task's view and summary and the queue statistics, with every optional part filled (an
+error with its advice, progress numbers, a retry waiting, logs, tasks set aside), validate
+against their own models and come back unchanged; a builder sets no field its model does not
+name and the model names no field its builder leaves out; every field of a task reaches its
+view but the queue's own.
 
 The builders skip validation (``View.trusted``), so these tests are what catches a field added
 to a model and not to its builder, or the other way round.
@@ -25,16 +26,9 @@ from ai_admin.queue.models import (
     TaskType,
 )
 from ai_admin.queue.stats import QueueStats, TaskClass
+from ai_admin.queue.stats_views import QueueStatistics, queue_statistics
 from ai_admin.queue.store import SetAside
-from ai_admin.queue.views import (
-    QueueStatistics,
-    TaskSummary,
-    TaskView,
-    View,
-    queue_statistics,
-    task_summary,
-    task_view,
-)
+from ai_admin.queue.views import TaskSummary, TaskView, View, task_summary, task_view
 
 # What the queue keeps for itself and no client sees.
 QUEUE_INTERNALS = {"seq", "paused_from", "queued_at"}

@@ -25,7 +25,7 @@ from ai_admin.errors import ErrorCode, TaskNotFound
 from ai_admin.http import openapi, sse
 from ai_admin.http.route_table import ROUTES, Params
 from ai_admin.mcp.tools import input_schema, list_tools, output_schema
-from ai_admin.queue import views
+from ai_admin.queue import stats_views, views
 from ai_admin.queue.events import EventKind, TaskEvent
 from ai_admin.queue.models import DockerTask, TaskStatus, TaskType
 from ai_admin.queue.views import View
@@ -36,7 +36,7 @@ from ai_admin.wire.task import TaskSummary, TaskView
 
 # Where the models of what crosses the doors are defined: the wire layer's own, and the queue's
 # views (task, summary, statistics), which ``wire.task`` and ``wire.stats`` name.
-MODULES = (envelope, task, stats, results, views)
+MODULES = (envelope, task, stats, results, views, stats_views)
 SUBMITTED = {"task_id": "t", "status": "pending", "queue_position": 1, "merged_into": None}
 
 
@@ -53,7 +53,7 @@ def wire_models() -> list[type[BaseModel]]:
 def test_the_wire_layer_names_the_queues_views_without_defining_them_again() -> None:
     assert task.TaskView is views.TaskView
     assert task.TaskSummary is views.TaskSummary
-    assert stats.QueueStatistics is views.QueueStatistics
+    assert stats.QueueStatistics is stats_views.QueueStatistics
     assert {m.__name__ for m in wire_models()} >= {"TaskView", "TaskSummary", "QueueStatistics"}
     assert not hasattr(stats, "QueueStats")  # the name of the queue's counters, not of a view
 
