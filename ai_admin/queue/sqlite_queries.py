@@ -8,8 +8,10 @@ thread's for scans.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,6 +22,7 @@ from ai_admin.queue.stats import ERROR_STATUSES, TaskClass
 from ai_admin.queue.store import SetAside, TaskQuery
 
 DELETE_CHUNK = 1_000  # rows per commit: a few milliseconds of the loop's time
+RECLAIM_CHUNK_PAGES = 1_000  # pages given back per commit: about 4 MB, 9 ms of the loop's time
 _FLAG = "flag:"  # meta keys of the flags (get_flag / set_flag)
 # id, queue, task_type, priority and created_at never change, so an update leaves them (and
 # the index on created_at) alone; indexes are few because every commit writes each one it touches.
@@ -126,6 +129,59 @@ def delete_chunk(statuses: list[str], conn: sqlite3.Connection) -> int:
     return conn.execute(sql, statuses).rowcount
 
 
+# A finished task's age counts from its end (completed_at; the stored documents of tasks that
+# never ran have none, and count from their creation). created_at, never later than the end,
+# narrows the scan to the index's old end first.
+_FINISHED_BEFORE = f"""
+DELETE FROM tasks WHERE rowid IN (
+    SELECT rowid FROM tasks WHERE created_at < ? AND finished = 1
+    AND coalesce(json_extract(doc, '$.completed_at'), created_at) < ? LIMIT {DELETE_CHUNK}
+)
+"""  # noqa: S608 - constants only
+# Beyond the newest ``keep`` finished tasks (by creation), oldest first: in index order.
+_FINISHED_BEYOND = f"""
+DELETE FROM tasks WHERE rowid IN (
+    SELECT rowid FROM tasks WHERE finished = 1 ORDER BY created_at DESC, rowid DESC
+    LIMIT {DELETE_CHUNK} OFFSET ?
+)
+"""  # noqa: S608 - constants only
+
+
+def delete_finished_before(cutoff_s: float, conn: sqlite3.Connection) -> int:
+    """Up to ``DELETE_CHUNK`` finished tasks that ended before ``cutoff_s``; how many."""
+    return conn.execute(_FINISHED_BEFORE, (cutoff_s, cutoff_s)).rowcount
+
+
+def delete_finished_beyond(keep: int, conn: sqlite3.Connection) -> int:
+    """Up to ``DELETE_CHUNK`` finished tasks older than the newest ``keep``; how many."""
+    return conn.execute(_FINISHED_BEYOND, (keep,)).rowcount
+
+
+def reclaim_chunk(conn: sqlite3.Connection) -> int:
+    """Give up to ``RECLAIM_CHUNK_PAGES`` free pages back to the file system (incremental
+    vacuum); how many pages were given back. Python's sqlite3 steps a pragma that returns no
+    rows once, and one step frees one page: so one page per call, all in this transaction."""
+    before = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+    for _ in range(min(before, RECLAIM_CHUNK_PAGES)):
+        conn.execute("PRAGMA incremental_vacuum(1)")
+    return before - int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+
+
+def save_record(kind: str, record_id: str, doc: str | None, conn: sqlite3.Connection) -> None:
+    if doc is None:
+        conn.execute("DELETE FROM records WHERE kind = ? AND id = ?", (kind, record_id))
+    else:
+        conn.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?)", (kind, record_id, doc))
+
+
+def add_snapshot(at_s: float, doc: str, conn: sqlite3.Connection) -> None:
+    conn.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?)", (at_s, doc))
+
+
+def delete_snapshots(before_s: float, conn: sqlite3.Connection) -> int:
+    return conn.execute("DELETE FROM snapshots WHERE at < ?", (before_s,)).rowcount
+
+
 def set_flag(name: str, value: str | None, conn: sqlite3.Connection) -> None:
     if value is None:
         conn.execute("DELETE FROM meta WHERE key = ?", (_FLAG + name,))
@@ -209,6 +265,28 @@ def created_since(since_s: float, conn: sqlite3.Connection) -> list[tuple[float,
         "WHERE created_at >= ? GROUP BY 1",
         (since_s,),
     ).fetchall()
+
+
+def load_records(kind: str, conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+    rows = conn.execute("SELECT id, doc FROM records WHERE kind = ? ORDER BY id", (kind,))
+    return {record_id: json.loads(doc) for record_id, doc in rows}
+
+
+def snapshots(since_s: float, conn: sqlite3.Connection) -> list[tuple[float, dict[str, Any]]]:
+    rows = conn.execute("SELECT at, doc FROM snapshots WHERE at >= ? ORDER BY at", (since_s,))
+    return [(at, json.loads(doc)) for at, doc in rows]
+
+
+def page_counts(conn: sqlite3.Connection) -> tuple[int, int, int]:
+    """(pages in the file, of them free, bytes per page)."""
+    pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
+    free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+    return pages, free, int(conn.execute("PRAGMA page_size").fetchone()[0])
+
+
+def document(doc: Mapping[str, Any]) -> str:
+    """A record's or snapshot's JSON text, made when the write is issued."""
+    return json.dumps(doc, separators=(",", ":"), allow_nan=False)
 
 
 def load_counters(conn: sqlite3.Connection) -> dict[str, float]:

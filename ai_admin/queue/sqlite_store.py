@@ -23,7 +23,7 @@ import sqlite3
 from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from loguru import logger
 from pydantic import ValidationError
@@ -247,6 +247,52 @@ class SqliteStore:
 
     async def set_flag(self, name: str, value: str | None) -> None:
         await self._submit(partial(queries.set_flag, name, value))
+
+    # -- records, snapshots and retention -------------------------------------------------------
+
+    def save_record(
+        self, kind: str, record_id: str, doc: Mapping[str, Any] | None
+    ) -> asyncio.Future[None]:
+        text = None if doc is None else queries.document(doc)
+        return self._submit(partial(queries.save_record, kind, record_id, text))
+
+    async def load_records(self, kind: str) -> dict[str, dict[str, Any]]:
+        return await self._submit(partial(queries.load_records, kind))  # in write order
+
+    def add_snapshot(self, at_s: float, doc: Mapping[str, Any]) -> asyncio.Future[None]:
+        return self._submit(partial(queries.add_snapshot, at_s, queries.document(doc)))
+
+    async def snapshots(self, since_s: float) -> list[tuple[float, dict[str, Any]]]:
+        return await self._scan(partial(queries.snapshots, since_s))
+
+    async def delete_snapshots(self, before_s: float) -> int:
+        return await self._submit(partial(queries.delete_snapshots, before_s))
+
+    async def delete_finished(
+        self, *, ended_before_s: float | None = None, keep_newest: int | None = None
+    ) -> int:
+        """In chunks, each its own commit (as ``delete``), by age first, then by count."""
+        deleted = 0
+        if ended_before_s is not None:
+            chunk = partial(queries.delete_finished_before, ended_before_s)
+            while n := await self._submit(chunk):
+                deleted += n
+        if keep_newest is not None:
+            chunk = partial(queries.delete_finished_beyond, keep_newest)
+            while n := await self._submit(chunk):
+                deleted += n
+        return deleted
+
+    async def reclaim_space(self) -> int:
+        """A chunk of free pages per commit, so a large delete never stalls the loop; then a
+        checkpoint, which is when the file is cut to its new size."""
+        freed = 0
+        while pages := await self._submit(queries.reclaim_chunk):
+            freed += pages
+        if freed:
+            self._ask_for_checkpoint()
+        _, _, page_size = await self._submit(queries.page_counts)
+        return freed * page_size
 
 
 def _log_failed_move(moving: asyncio.Future[None]) -> None:

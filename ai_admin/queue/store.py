@@ -10,6 +10,12 @@ Failures a backend reports as ``ai_admin.errors.StoreError``:
 - a write on a full disk: ``SYSTEM_DISK_SPACE``. Nothing of that write is stored (nor the
   counters given with it), the store stays usable, and writes succeed again once there is space.
 
+Beside the tasks a store keeps *records*: small JSON documents of other kinds (schedules, and
+batches and named queues), by kind and id, written in order with the tasks
+(``save_record``); and *snapshots* of the queue's counters, taken periodically, from which
+history trends are computed. Retention deletes finished tasks by age and by count
+(``delete_finished``, never a live one) and gives the space back (``reclaim_space``).
+
 A stored task that no longer loads (a damaged document, one from an incompatible version) does
 not stop the agent: it is *set aside*, logged with its id and why, kept out of every later load,
 listing and lookup, and reported by ``set_aside()``.
@@ -19,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from ai_admin.queue.models import DockerTask, TaskStatus, TaskType
 from ai_admin.queue.stats import TaskClass
@@ -103,3 +109,36 @@ class QueueStore(Protocol):
 
     async def set_flag(self, name: str, value: str | None) -> None:
         """Store (or with None, remove) a flag; durable once the call returns."""
+
+    def save_record(
+        self, kind: str, record_id: str, doc: Mapping[str, Any] | None
+    ) -> Awaitable[None]:
+        """Insert or replace (with None, delete) the record ``record_id`` of ``kind``; await the
+        result to know it is durable.
+
+        Like ``save``, not a coroutine: the document (JSON-able) is serialised when the call is
+        made, and the write lands in call order with the task writes around it."""
+
+    async def load_records(self, kind: str) -> dict[str, dict[str, Any]]:
+        """Every record of ``kind`` by id, as of every write issued before the call."""
+
+    def add_snapshot(self, at_s: float, doc: Mapping[str, Any]) -> Awaitable[None]:
+        """Keep a snapshot (JSON-able) taken at ``at_s`` (one per instant: a later one at the
+        same time replaces it); await the result to know it is durable."""
+
+    async def snapshots(self, since_s: float) -> list[tuple[float, dict[str, Any]]]:
+        """(taken at, snapshot) of every snapshot taken at or after ``since_s``, oldest first."""
+
+    async def delete_snapshots(self, before_s: float) -> int:
+        """Delete the snapshots taken before ``before_s``; returns how many."""
+
+    async def delete_finished(
+        self, *, ended_before_s: float | None = None, keep_newest: int | None = None
+    ) -> int:
+        """Delete finished tasks that ended before ``ended_before_s`` (their ``completed_at``,
+        else their creation), and those beyond the newest ``keep_newest`` finished tasks (by
+        creation); None leaves that rule out. A live task is never deleted. Returns how many
+        were; the classes counted by ``class_counts`` change accordingly."""
+
+    async def reclaim_space(self) -> int:
+        """Give the space freed by deletes back to the file system; returns how many bytes."""

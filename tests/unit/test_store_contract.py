@@ -20,6 +20,7 @@ from ai_admin.errors import StoreError
 from ai_admin.python_api import TaskQueue
 from ai_admin.queue import sqlite_writer
 from ai_admin.queue.models import DockerTask, ErrorInfo, TaskPriority, TaskStatus, TaskType
+from ai_admin.queue.sqlite_queries import row
 from ai_admin.queue.sqlite_schema import Synchronous
 from ai_admin.queue.sqlite_store import SqliteStore, Writer
 from ai_admin.queue.stats import TaskClass
@@ -300,6 +301,94 @@ class StoreContract:
         await store.save([])  # writes land in call order: the move aside is done
         assert [a.task_id for a in await store.set_aside()] == [broken.id]
         assert await store.list_tasks(TaskQuery()) == ([done], 1)
+
+    # -- records, snapshots, retention -----------------------------------------------------------
+
+    async def test_records_are_kept_by_kind_and_id_and_survive_reopening(
+        self, make_store: StoreFactory
+    ) -> None:
+        store = await make_store()
+        await store.save_record("schedule", "a", {"name": "nightly", "n": 1})
+        await store.save_record("schedule", "b", {"name": "hourly"})
+        await store.save_record("batch", "a", {"tasks": ["t1", "t2"]})
+        await store.save_record("schedule", "a", {"name": "nightly", "n": 2})  # replaced
+        await store.close()
+
+        reopened = await make_store()
+        assert await reopened.load_records("schedule") == {
+            "a": {"name": "nightly", "n": 2},
+            "b": {"name": "hourly"},
+        }
+        assert await reopened.load_records("batch") == {"a": {"tasks": ["t1", "t2"]}}
+        assert await reopened.load_records("queue") == {}
+        await reopened.save_record("schedule", "a", None)  # deleted
+        await reopened.save_record("schedule", "gone", None)  # deleting nothing is no error
+        assert list(await reopened.load_records("schedule")) == ["b"]
+
+    async def test_a_record_is_taken_at_call_time_and_lands_in_order_with_tasks(
+        self, make_store: StoreFactory
+    ) -> None:
+        store = await make_store()
+        doc = {"last_task_id": None}
+        task = _task(1)
+        writes = [store.save([task]), store.save_record("schedule", "s", doc)]
+        doc["last_task_id"] = "changed after the call"
+        writes.append(store.save_record("schedule", "s", {"last_task_id": task.id}))
+        writes.append(store.save_record("schedule", "t", {"n": 1}))
+        writes.append(store.save_record("schedule", "t", None))  # issued last: wins
+        # Not awaited: a read issued after them sees them all.
+        assert await store.load_records("schedule") == {"s": {"last_task_id": task.id}}
+        await asyncio.gather(*writes)
+        assert await store.get(task.id) == task
+
+    async def test_snapshots_read_back_from_a_time_and_are_pruned(
+        self, make_store: StoreFactory
+    ) -> None:
+        store = await make_store()
+        for at in (100.0, 400.0, 700.0):
+            await store.add_snapshot(at, {"completed": at / 100})
+        await store.add_snapshot(400.0, {"completed": 44})  # the same instant: replaced
+        assert await store.snapshots(400.0) == [
+            (400.0, {"completed": 44}),
+            (700.0, {"completed": 7}),
+        ]
+        assert await store.delete_snapshots(700.0) == 2
+        await store.close()
+        reopened = await make_store()
+        assert await reopened.snapshots(0.0) == [(700.0, {"completed": 7})]
+
+    async def test_delete_finished_by_age_counts_from_the_end_and_spares_live_tasks(
+        self, make_store: StoreFactory
+    ) -> None:
+        store = await make_store()
+        old_end = _task(1, S.COMPLETED, created_at=1_000.0, completed_at=1_500.0)
+        late_end = _task(2, S.FAILED, created_at=1_000.0, completed_at=5_000.0)
+        never_ran = _task(3, S.CANCELLED, created_at=1_200.0)  # no completed_at: its creation
+        old_live = [_task(4, S.PENDING, created_at=10.0), _task(5, S.RUNNING, created_at=10.0)]
+        old_paused = _task(6, S.PAUSED, created_at=10.0)
+        recent = _task(7, S.COMPLETED, created_at=9_000.0, completed_at=9_001.0)
+        everything = [old_end, late_end, never_ran, *old_live, old_paused, recent]
+        await store.save(everything)
+
+        assert await store.delete_finished(ended_before_s=2_000.0) == 2
+        left = {t.id for t in (await store.list_tasks(TaskQuery(limit=100)))[0]}
+        assert left == {late_end.id, *(t.id for t in old_live), old_paused.id, recent.id}
+        assert sum((await store.class_counts()).values()) == 5
+
+    async def test_delete_finished_by_count_keeps_the_newest_finished(
+        self, make_store: StoreFactory
+    ) -> None:
+        store = await make_store()
+        finished = [_task(i, S.COMPLETED if i % 2 else S.MERGED) for i in range(1, 11)]
+        live = [_task(i, S.PENDING) for i in range(11, 14)]
+        live[0].created_at = 0.0  # older than every finished one: still kept
+        await store.save([*finished, *live])
+
+        assert await store.delete_finished(keep_newest=4) == 6
+        left = {t.id for t in (await store.list_tasks(TaskQuery(limit=100)))[0]}
+        assert left == {t.id for t in finished[-4:]} | {t.id for t in live}
+        assert await store.delete_finished(keep_newest=4) == 0
+        assert await store.delete_finished(ended_before_s=None, keep_newest=None) == 0
 
 
 @pytest.fixture(params=["loop", "thread"])
@@ -615,3 +704,83 @@ async def test_the_agents_db_synchronous_setting_chooses_the_stores_durability(
     async with TaskQueue(settings=settings, executors={}) as queue:
         await within(queue.submit(_task(1)))
     assert threads == {committer}
+
+
+# -- SQLite: space given back ------------------------------------------------------------------
+
+
+def _pragma(path: Path, name: str) -> int:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return int(conn.execute(f"PRAGMA {name}").fetchone()[0])
+
+
+async def _history(store: SqliteStore, n: int) -> list[DockerTask]:
+    tasks = [_task(i, S.COMPLETED, logs=["x" * 2_000]) for i in range(1, n + 1)]
+    for start in range(0, n, 1_000):
+        await store.save(tasks[start : start + 1_000])
+    return tasks
+
+
+async def test_deleted_history_is_given_back_to_the_file_system(
+    tmp_path: Path, writer: Writer
+) -> None:
+    path = tmp_path / "store.db"
+    store = SqliteStore(path, writer=writer)
+    await store.open()
+    try:
+        assert _pragma(path, "auto_vacuum") == 2  # INCREMENTAL from its creation
+        await _history(store, 3_000)
+        await store.save([])
+        full_pages = _pragma(path, "page_count")
+        assert await store.delete_finished(keep_newest=100) == 2_900
+        freed = await store.reclaim_space()
+        assert _pragma(path, "freelist_count") == 0
+        assert _pragma(path, "page_count") < full_pages / 5
+        assert freed >= (full_pages * 4 // 5) * 4_096 - 4_096 * 50
+        assert await store.reclaim_space() == 0  # nothing more to give back
+        assert len((await store.list_tasks(TaskQuery(limit=1_000)))[0]) == 100
+    finally:
+        await store.close()
+    # Once the WAL is checkpointed into it, the file itself is smaller.
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert path.stat().st_size < full_pages * 4_096 / 5
+
+
+def _old_database(path: Path) -> None:
+    """A database as the first schema version made it: no auto_vacuum, no records table."""
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.executescript(
+            """
+            CREATE TABLE tasks (
+                id TEXT PRIMARY KEY, seq INTEGER NOT NULL, queue TEXT NOT NULL,
+                task_type TEXT NOT NULL, status TEXT NOT NULL, finished INTEGER NOT NULL,
+                priority INTEGER NOT NULL, created_at REAL NOT NULL, error_code TEXT,
+                retry_count INTEGER NOT NULL, max_retries INTEGER NOT NULL, doc TEXT NOT NULL
+            );
+            CREATE TABLE counters (name TEXT PRIMARY KEY, value REAL NOT NULL);
+            CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            INSERT INTO meta VALUES ('schema_version', '1');
+            """
+        )
+        conn.execute(
+            "INSERT INTO tasks VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row(_task(1, S.COMPLETED))
+        )
+
+
+async def test_an_older_database_opens_converted_with_its_tasks(
+    tmp_path: Path, writer: Writer
+) -> None:
+    path = tmp_path / "store.db"
+    _old_database(path)
+    assert _pragma(path, "auto_vacuum") == 0
+    store = SqliteStore(path, writer=writer)
+    await store.open()
+    try:
+        assert _pragma(path, "auto_vacuum") == 2
+        assert (await store.list_tasks(TaskQuery()))[1] == 1
+        await store.save_record("schedule", "s", {"n": 1})
+        assert await store.load_records("schedule") == {"s": {"n": 1}}
+    finally:
+        await store.close()
