@@ -1,24 +1,32 @@
 """``ai-admin mcp`` and ``ai-admin tools``, added to the CLI by ``register(app)``.
 
 Only the commands live here; the MCP server they serve and the tool definitions they print
-are ``ai_admin.mcp``'s. The SDK's server loads only when ``ai-admin mcp`` runs.
+are ``ai_admin.mcp``'s. The SDK loads only when ``ai-admin mcp`` or ``ai-admin tools`` runs,
+so the other commands start without it.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ai_admin.cli import loop
-from ai_admin.cli.settings import settings_or_exit, store_or_exit
-from ai_admin.logging import setup_logging
-from ai_admin.mcp.tools import ToolFormat, export_tools
+__all__ = ["ToolFormatChoice", "register"]
 
-__all__ = ["register"]
+_SERVER = "Agent process"
+
+
+class ToolFormatChoice(StrEnum):
+    """``ai_admin.mcp.tools.ToolFormat``'s values, named here so that ``--help`` needs no
+    SDK (a unit test keeps the two equal)."""
+
+    MCP = "mcp"
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
 
 
 def mcp(
@@ -33,6 +41,9 @@ def mcp(
     agent (queue and Docker work) runs in this process; stdout carries only the protocol and
     the log goes to stderr.
     """
+    from ai_admin.cli import loop
+    from ai_admin.cli.settings import settings_or_exit, store_or_exit
+    from ai_admin.logging import setup_logging
     from ai_admin.mcp.stdio import serve_stdio  # the SDK loads only for this command
 
     settings = settings_or_exit(config, {"data_dir": data_dir})
@@ -43,19 +54,24 @@ def mcp(
 
 def tools(
     fmt: Annotated[
-        ToolFormat,
+        ToolFormatChoice,
         typer.Option(
             "--format",
             help="mcp: as tools/list answers; openai / anthropic: function schemas for "
             "POST /cmd messages.",
         ),
-    ] = ToolFormat.MCP,
+    ] = ToolFormatChoice.MCP,
 ) -> None:
     """Print every command's tool definition as JSON.
 
     For assistants that take function schemas directly rather than speaking MCP.
     """
-    print(json.dumps(export_tools(fmt), indent=2))
+    from ai_admin.mcp.tools import ToolFormat, export_tools
+
+    print(json.dumps(export_tools(ToolFormat(fmt.value)), indent=2))
+
+
+_EXAMPLES = {"mcp": "ai-admin mcp", "tools": "ai-admin tools --format openai"}
 
 
 def register(app: typer.Typer) -> None:
@@ -63,4 +79,6 @@ def register(app: typer.Typer) -> None:
     known = {command.name for command in app.registered_commands}
     for name, function in (("mcp", mcp), ("tools", tools)):
         if name not in known:
-            app.command(name)(function)
+            app.command(name, rich_help_panel=_SERVER, epilog=f"Example: {_EXAMPLES[name]}")(
+                function
+            )

@@ -1,9 +1,11 @@
 """The ``ai-admin`` command as installed: ``serve`` refuses a bad configuration in one line and
 never starts half-configured; ``--version`` and ``version`` print the package's version;
-``health`` says whether a running agent is up and reaches its Docker engine."""
+``health`` says whether a running agent is up and reaches its Docker engine; ``--help`` and
+the client commands start without loading the agent's heavy parts."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -156,3 +158,76 @@ def test_python_dash_m_ai_admin_is_the_same_command() -> None:
         timeout=60,
     )
     assert "Usage: ai-admin [OPTIONS] COMMAND" in usage.stdout  # named as the command, not __main__
+
+
+# Runs the command line as the console script does, then names every heavy module it loaded.
+_LOADED_AFTER = """
+import json, sys
+from ai_admin.cli.main import app
+try:
+    app(args=sys.argv[1:], prog_name="ai-admin")
+except SystemExit:
+    pass
+heavy = ("mcp", "docker", "aiohttp", "uvloop", "apscheduler")
+inner = ("ai_admin.queue.engine", "ai_admin.agent", "ai_admin.commands", "ai_admin.docker",
+         "ai_admin.mcp", "ai_admin.http.app", "ai_admin.python_api")
+loaded = sorted(m for m in sys.modules
+                if m.split(".")[0] in heavy or any(m == i or m.startswith(i + ".") for i in inner))
+print("LOADED " + json.dumps(loaded), file=sys.stderr)
+"""
+
+
+def test_help_and_client_commands_load_no_server_module(tmp_path: Path) -> None:
+    """``--help`` and the client commands start without the MCP SDK, Docker, aiohttp or the
+    queue engine: only ``serve``, ``mcp`` and ``tools`` load them, when they run."""
+    agent = launch(tmp_path / "data")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AI_ADMIN_")},
+        "AI_ADMIN_TOKEN": "op-token-for-tests",
+    }
+    url = ["--url", agent.url]
+    try:
+        submitted = subprocess.run(
+            [
+                _AI_ADMIN,
+                "pull",
+                "127.0.0.1:1/startup/none:1",
+                "--retries",
+                "0",
+                "-o",
+                "table",
+                *url,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        task_id = submitted.stdout.strip()
+        runs = {
+            "help": ["--help"],
+            "list": ["list", "--format", "json", *url],
+            "status": ["status", task_id, *url],
+            "status table": ["status", task_id, "--format", "table", *url],
+            "queue": ["status", "--format", "csv", *url],
+            "follow": ["status", task_id, "--follow", *url],
+            "wait": ["pull", "127.0.0.1:1/startup/none:2", "--retries", "0", "--wait", *url],
+            "monitor": ["monitor", "--once", *url],
+            "settings": ["list"],  # no --url: the agent's settings are read
+        }
+        loaded = {}
+        for name, args in runs.items():
+            done = subprocess.run(
+                [sys.executable, "-c", _LOADED_AFTER, *args],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            last = done.stderr.strip().splitlines()[-1]
+            assert last.startswith("LOADED "), (name, done.stderr)
+            loaded[name] = json.loads(last.removeprefix("LOADED "))
+    finally:
+        assert agent.stop() == 0
+    assert submitted.returncode == 0, submitted.stderr
+    assert loaded == {name: [] for name in runs}

@@ -1,0 +1,447 @@
+"""The ``ai-admin`` client commands as a user runs them: the installed command in a
+subprocess against a live agent, with real pulls and pushes against the test registries.
+
+Each output format is read back as its consumer would (JSON parsed, CSV parsed, the table
+searched); every failure class exits with its own status; ``--wait`` and ``--follow`` end at
+the task's final state with the right status, also across a restart of the agent;
+confirmations leave the queue alone when answered no; ``monitor`` and the live progress bar
+are driven in a real terminal (tmux) and read back from its screen.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import docker
+import pytest
+from agent_process import OPERATOR_TOKEN, READ_ONLY_TOKEN, AgentProcess, launch
+from cli_runner import AI_ADMIN, Cli, Tmux, tmux_binary
+from dockerenv import AuthRegistry, ImageCleanup, build_random_data_image, only_in_registry
+
+from ai_admin.cli.exits import ExitCode
+
+pytestmark = pytest.mark.docker
+
+COMMANDS = Path(__file__).parents[2] / "commands"
+PULL_MB = 12
+
+
+@pytest.fixture
+def cli(agent: AgentProcess) -> Iterator[Cli]:
+    """The client of the module's agent; the queue is left running after each test."""
+    client = Cli(agent.url)
+    yield client
+    client.run("queue", "resume")
+
+
+@pytest.fixture(scope="session")
+def tmux() -> Iterator[Tmux]:
+    server = Tmux(tmux_binary())
+    yield server
+    server.close()
+
+
+def _image_in_registry(
+    docker_client: docker.DockerClient, cleanup: ImageCleanup, registry: str, size_mb: int
+) -> str:
+    repository = f"{registry}/ai-admin-test/cli-{uuid.uuid4().hex[:8]}"
+    _tag, ref, _pushed = only_in_registry(docker_client, cleanup, repository, size_mb)
+    return ref
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_pull_wait_ends_completed_and_lists_in_every_format(
+    cli: Cli,
+    docker_client: docker.DockerClient,
+    open_registry: str,
+    image_cleanup: ImageCleanup,
+) -> None:
+    ref = _image_in_registry(docker_client, image_cleanup, open_registry, PULL_MB)
+
+    pulled = cli.run("pull", ref, "--wait")  # stdout is a pipe: JSON, progress on stderr
+
+    assert pulled.returncode == ExitCode.OK, pulled.stderr
+    final = json.loads(pulled.stdout)
+    task_id = final["task_id"]
+    assert final["status"]["value"] == "completed"
+    assert final["result"]["bytes_downloaded"] >= PULL_MB * 1024 * 1024
+    lines = pulled.stderr.splitlines()
+    assert lines[0] == f"ai-admin: task {task_id} submitted; following it"
+    statuses = [line.split()[1] for line in lines[1:]]
+    assert "downloading" in statuses, pulled.stderr
+    assert statuses[-1] == "completed"
+    assert any(" MB / " in line for line in lines), pulled.stderr  # bytes done of the total
+    assert docker_client.images.get(ref).id == final["result"]["image_id"]
+
+    listed = json.loads(cli.run("list", "--type", "pull", "--limit", "500").stdout)  # JSON piped
+    mine = [t for t in listed["tasks"] if t["id"] == task_id]
+    assert [(t["status"], t["params"]["image_name"]) for t in mine] == [
+        ("completed", ref.rpartition(":")[0])
+    ]
+
+    as_csv = cli.run("list", "--status", "completed", "--limit", "500", "--format", "csv")
+    rows = {row["id"]: row for row in csv.DictReader(io.StringIO(as_csv.stdout))}
+    assert (rows[task_id]["type"], rows[task_id]["status"], rows[task_id]["image"]) == (
+        "pull",
+        "completed",
+        ref,
+    )
+    assert float(rows[task_id]["progress"]) == 100
+
+    table = cli.run("list", "--limit", "500", "--format", "table").stdout
+    row = next(line for line in table.splitlines() if task_id in line)
+    assert "completed" in row
+    assert "100%" in row
+    assert ref in row
+    assert "STATUS" in table
+
+    shown = cli.run("status", task_id, "--format", "table")
+    assert shown.returncode == ExitCode.OK
+    assert "completed (Completed successfully)" in shown.stdout
+    as_csv = cli.run("status", task_id, "--format", "csv").stdout
+    fields = dict(csv.reader(io.StringIO(as_csv)))
+    assert (fields["task_id"], fields["progress"]) == (task_id, "100%")
+
+
+def test_push_wait_exits_0_and_a_refused_push_exits_task_failed_with_its_code(
+    cli: Cli,
+    docker_client: docker.DockerClient,
+    open_registry: str,
+    auth_registry: AuthRegistry,
+    image_cleanup: ImageCleanup,
+) -> None:
+    name = f"ai-admin-test/cli-push-{uuid.uuid4().hex[:8]}:1"
+    good = image_cleanup.add(f"{open_registry}/{name}")
+    refused = image_cleanup.add(f"{auth_registry.address}/{name}")
+    build_random_data_image(docker_client, good, size_mb=2)
+    docker_client.images.get(good).tag(refused)
+
+    pushed = cli.run("push", good, "--wait")
+    assert pushed.returncode == ExitCode.OK, pushed.stderr
+    assert json.loads(pushed.stdout)["result"]["digest"].startswith("sha256:")
+
+    failed = cli.run("push", refused, "--retries", "0", "--wait")
+    assert failed.returncode == ExitCode.TASK_FAILED, failed.stderr
+    summary = json.loads(failed.stdout)
+    assert summary["status"]["value"] == "failed"
+    assert summary["error"]["code"] == "DOCKER_AUTHENTICATION_FAILED"
+    message = f"ai-admin: DOCKER_AUTHENTICATION_FAILED: task {summary['task_id']} ended failed"
+    assert message in failed.stderr
+    for suggestion in summary["error"]["suggestions"]:
+        assert f"  - {suggestion}" in failed.stderr
+
+    again = cli.run("status", summary["task_id"], "--follow")  # already over: ends at once
+    assert again.returncode == ExitCode.TASK_FAILED
+    assert json.loads(again.stdout)["error"]["code"] == "DOCKER_AUTHENTICATION_FAILED"
+
+
+def test_status_follow_waits_for_a_queued_task_and_ends_with_it(
+    cli: Cli,
+    docker_client: docker.DockerClient,
+    open_registry: str,
+    image_cleanup: ImageCleanup,
+) -> None:
+    ref = _image_in_registry(docker_client, image_cleanup, open_registry, 4)
+    cli.json("queue", "pause")
+    task_id = cli.submit("pull", ref)
+    follower = subprocess.Popen(
+        cli.argv("status", task_id, "--follow"),
+        env=cli.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert follower.stderr is not None
+        first = follower.stderr.readline()  # the task's state as the stream opened
+        assert " pending " in first, first
+        assert follower.poll() is None  # still following a waiting task
+        cli.json("queue", "resume")
+        out, err = follower.communicate(timeout=120)
+    finally:
+        follower.kill()
+    assert follower.returncode == ExitCode.OK, err
+    assert json.loads(out)["status"]["value"] == "completed"
+    assert err.splitlines()[-1].split()[1] == "completed"
+
+
+def test_each_failure_class_exits_with_its_status(cli: Cli, agent: AgentProcess) -> None:
+    missing = cli.run("status", "no-such-task")
+    assert missing.returncode == ExitCode.NOT_FOUND
+    assert missing.stderr.startswith("ai-admin: QUEUE_TASK_NOT_FOUND: No task with id")
+    assert missing.stdout == ""
+
+    wrong = Cli(agent.url, token="not-the-token").run("list")
+    assert wrong.returncode == ExitCode.AUTH
+    assert wrong.stderr.startswith("ai-admin: AUTH_INVALID_TOKEN: ")
+
+    reader = Cli(agent.url, token=READ_ONLY_TOKEN)
+    assert reader.run("list").returncode == ExitCode.OK
+    forbidden = reader.run("queue", "pause")
+    assert forbidden.returncode == ExitCode.AUTH
+    assert "AUTH_FORBIDDEN" in forbidden.stderr
+
+    nobody = cli.run("list", url=f"http://127.0.0.1:{_closed_port()}")
+    assert nobody.returncode == ExitCode.UNREACHABLE
+    assert "CLIENT_AGENT_UNREACHABLE: No agent answers at http://127.0.0.1:" in nobody.stderr
+
+    usage = cli.run("list", "--limit", "0")
+    assert usage.returncode == ExitCode.USAGE
+
+    done = cli.json("list", "--status", "completed", "--limit", "1")["tasks"]
+    if done:  # resuming a task that is not paused: the state machine refuses
+        refused = cli.run("manage", "resume", done[0]["id"])
+        assert refused.returncode == ExitCode.REFUSED
+        assert refused.stderr.startswith("ai-admin: QUEUE_")
+
+
+def test_commands_the_agent_may_not_have_print_its_own_answer(cli: Cli) -> None:
+    """schedule_*, batch_* and the queue and depends_on params arrive with the orchestration
+    work: until the agent has them, it answers with its own structured error."""
+    known = {c["name"]: c for c in cli.json("send", str(COMMANDS / "commands.json"))["commands"]}
+
+    schedules = cli.run("schedule", "list", "--format", "json")
+    if "schedule_list" in known:
+        assert schedules.returncode == ExitCode.OK, schedules.stderr
+        json.loads(schedules.stdout)
+    else:
+        assert schedules.returncode == ExitCode.UNSUPPORTED
+        assert schedules.stderr.startswith(
+            "ai-admin: REQUEST_UNKNOWN_ACTION: Unknown action 'schedule_list'."
+        )
+
+    batch = cli.run("batch", "status", "no-such-batch")
+    assert batch.returncode == (
+        ExitCode.NOT_FOUND if "batch_status" in known else ExitCode.UNSUPPORTED
+    ), batch.stderr
+
+    pull_params = known["docker_pull"]["params_schema"]["properties"]
+    queued = cli.run("pull", "127.0.0.1:1/cli/none:1", "--queue", "nightly", "--depends-on", "x")
+    if "queue" not in pull_params:
+        assert queued.returncode == ExitCode.REFUSED
+        assert "VALIDATION_INVALID_PARAMS" in queued.stderr
+        assert "params.queue: unknown parameter" in queued.stderr
+    else:  # a queue that does not exist, or a dependency that does not: refused by name
+        assert queued.returncode in (ExitCode.REFUSED, ExitCode.NOT_FOUND), queued.stderr
+
+
+def test_clear_and_cancel_ask_first(cli: Cli) -> None:
+    cli.json("queue", "pause")
+    task_id = cli.submit("pull", "127.0.0.1:1/cli/held:1")
+
+    declined = cli.run("manage", "cancel", task_id, input="n\n")
+    assert declined.returncode == ExitCode.DECLINED
+    assert f"Cancel task {task_id}? [y/N]" in declined.stderr
+    assert cli.status(task_id) == "pending"
+    no_answer = cli.run("manage", "cancel", task_id)  # stdin at its end: no
+    assert no_answer.returncode == ExitCode.DECLINED
+    assert cli.status(task_id) == "pending"
+
+    accepted = cli.run("manage", "cancel", task_id, input="y\n")
+    assert accepted.returncode == ExitCode.OK, accepted.stderr
+    assert cli.status(task_id) == "cancelled"
+
+    history = cli.json("list", "--status", "cancelled", "--limit", "1000")["total"]
+    assert history >= 1
+    kept = cli.run("queue", "clear", "--include-failed", input="n\n")
+    assert kept.returncode == ExitCode.DECLINED
+    assert cli.json("list", "--status", "cancelled", "--limit", "1000")["total"] == history
+
+    cleared = cli.json("queue", "clear", "--include-failed", "--yes")
+    assert cleared["deleted"] >= history
+    assert cli.json("list", "--status", "cancelled", "--limit", "1000")["total"] == 0
+
+
+def test_concurrent_cancels_leave_one_cancelled_task_and_one_success(cli: Cli) -> None:
+    cli.json("queue", "pause")
+    task_id = cli.submit("pull", "127.0.0.1:1/cli/raced:1")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        runs = list(pool.map(lambda _: cli.run("manage", "cancel", task_id, "--yes"), range(4)))
+    codes = sorted(run.returncode for run in runs)
+    assert codes == [ExitCode.OK, *[ExitCode.REFUSED] * 3], [r.stderr for r in runs]
+    refusals = [r.stderr for r in runs if r.returncode == ExitCode.REFUSED]
+    assert all(e.startswith("ai-admin: QUEUE_TASK_FINISHED: ") for e in refusals), refusals
+    assert cli.status(task_id) == "cancelled"
+
+
+def test_send_export_config_and_metrics(cli: Cli, agent: AgentProcess, tmp_path: Path) -> None:
+    status = cli.json("send", str(COMMANDS / "queue_status.json"))
+    assert {"summary", "counters", "tasks"} <= set(status)
+    piped = cli.run("send", "-", input='{"action": "queue_metrics", "params": {}}')
+    assert "enqueued" in json.loads(piped.stdout)
+
+    missing = cli.run("send", str(tmp_path / "nothing.json"))
+    assert missing.returncode == ExitCode.USAGE
+    assert missing.stderr.startswith("ai-admin: CLIENT_BAD_FILE: ")
+    refused = cli.run("send", "-", input='{"action": "queue_status", "params": {"x": 1}}')
+    assert refused.returncode == ExitCode.REFUSED
+    assert "VALIDATION_INVALID_PARAMS" in refused.stderr
+
+    out = tmp_path / "export.json"
+    written = cli.json("export", "--what", "all", "--output", str(out))
+    exported = json.loads(out.read_text())
+    assert {"jobs", "metrics", "config", "total_jobs"} <= set(exported)
+    assert written["jobs"] == len(exported["jobs"]) == exported["total_jobs"]
+    assert OPERATOR_TOKEN not in out.read_text()
+
+    shown = cli.json("config", "show")
+    assert shown["client"] == {"url": agent.url, "token_from": "AI_ADMIN_TOKEN"}
+    assert shown["agent"]["max_concurrent"] >= 1
+    assert OPERATOR_TOKEN not in json.dumps(shown)
+
+    metrics = cli.run("metrics", "--format", "csv").stdout
+    table = dict(csv.reader(io.StringIO(metrics)))
+    assert table["key"] == "value"
+    assert int(table["enqueued"]) >= 0
+
+
+def test_queue_pause_list_configure_and_resume(cli: Cli) -> None:
+    assert cli.json("queue", "pause") == {"paused": True}
+    queues = cli.json("queue", "list")["queues"]
+    default = next(q for q in queues if q["name"] == "default")
+    assert default["paused"] is True
+    before = cli.json("queue", "configure")["settings"]["max_concurrent"]
+    try:
+        changed = cli.json("queue", "configure", "--max-concurrent", "3")
+        assert changed["changed"] == ["max_concurrent"]
+        assert changed["settings"]["max_concurrent"] == 3
+    finally:
+        cli.json("queue", "configure", "--max-concurrent", str(before))
+    assert cli.json("queue", "resume") == {"paused": False}
+    assert cli.json("status")["queue"]["paused"] is False
+
+
+def test_the_token_file_and_the_agents_settings_are_found_without_flags(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    agent = launch(data, token=None, read_only=())  # generates <data>/token
+    try:
+        port = agent.url.rpartition(":")[2]
+        settings = {"AI_ADMIN_DATA_DIR": str(data), "AI_ADMIN_PORT": port}
+        env = Cli(agent.url, token=None).env(settings)
+        done = subprocess.run(
+            [AI_ADMIN, "config", "show", "--format", "json"],  # no --url, no token
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        assert agent.stop() == 0
+    assert done.returncode == ExitCode.OK, done.stderr
+    shown = json.loads(done.stdout)
+    assert shown["client"] == {
+        "url": f"http://127.0.0.1:{port}",
+        "token_from": f"token file {data / 'token'}",
+    }
+
+
+def test_follow_resumes_across_a_restart_of_the_agent(
+    tmp_path: Path,
+    docker_client: docker.DockerClient,
+    open_registry: str,
+    image_cleanup: ImageCleanup,
+) -> None:
+    ref = _image_in_registry(docker_client, image_cleanup, open_registry, 4)
+    port = str(_closed_port())  # free now: the agent takes it, and takes it again
+    data = tmp_path / "data"
+    agent = launch(data, args=["--port", port])
+    cli = Cli(agent.url)
+    follower: subprocess.Popen[str] | None = None
+    try:
+        cli.json("queue", "pause")  # kept across the restart
+        task_id = cli.submit("pull", ref)
+        follower = subprocess.Popen(
+            cli.argv("status", task_id, "--follow"),
+            env=cli.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert follower.stderr is not None
+        assert " pending " in follower.stderr.readline()
+        assert agent.stop() == 0
+        time.sleep(1)  # the follower finds no agent and keeps trying
+        assert follower.poll() is None
+        agent = launch(data, args=["--port", port])
+        assert agent.url == cli.url
+        cli.json("queue", "resume")
+        out, err = follower.communicate(timeout=120)
+    finally:
+        if follower is not None:
+            follower.kill()
+        agent.stop()
+    assert follower.returncode == ExitCode.OK, err
+    assert json.loads(out)["status"]["value"] == "completed"
+    assert err.splitlines()[-1].split()[1] == "completed"
+
+
+def _counters(screen: str) -> dict[str, str]:
+    """The monitor's counters: the line under the one that names them."""
+    lines = screen.splitlines()
+    for i, line in enumerate(lines[:-1]):
+        if "WAITING" in line:
+            return dict(zip(line.split(), lines[i + 1].split(), strict=False))
+    return {}
+
+
+def test_monitor_shows_the_queue_and_quits_on_q_or_ctrl_c(cli: Cli, tmux: Tmux) -> None:
+    cli.json("queue", "pause")
+    task_id = cli.submit("pull", "127.0.0.1:1/cli/monitored:1", "--priority", "high")
+    try:
+        tmux.start("monitor", cli.argv("monitor", "--interval", "0.3"), cli.env())
+        screen = tmux.wait_for(
+            "monitor", lambda s: task_id[:8] in s and _counters(s).get("QUEUE") == "PAUSED"
+        )
+        assert "ai-admin monitor" in screen
+        assert int(_counters(screen)["WAITING"]) >= 1
+        active = next(line for line in screen.splitlines() if task_id[:8] in line)
+        assert "pending" in active
+        assert "0%" in active
+        assert "recent activity" in screen
+
+        cli.json("queue", "resume")  # the screen follows: the task fails, the queue runs
+        tmux.wait_for(
+            "monitor", lambda s: _counters(s).get("QUEUE") == "running" and "DOCKER_" in s
+        )
+        tmux.keys("monitor", "q")
+        tmux.wait_for("monitor", lambda s: "EXIT=0" in s)
+
+        tmux.start("monitor-2", cli.argv("monitor"), cli.env())
+        tmux.wait_for("monitor-2", lambda s: "RUNNING" in s)
+        tmux.keys("monitor-2", "C-c")
+        tmux.wait_for("monitor-2", lambda s: "EXIT=0" in s)
+    finally:
+        cli.run("manage", "cancel", task_id, "--yes")
+
+
+def test_wait_on_a_terminal_draws_a_live_bar_with_bytes_and_ends_at_100(
+    cli: Cli,
+    tmux: Tmux,
+    docker_client: docker.DockerClient,
+    open_registry: str,
+    image_cleanup: ImageCleanup,
+) -> None:
+    ref = _image_in_registry(docker_client, image_cleanup, open_registry, PULL_MB)
+    tmux.start("bar", cli.argv("pull", ref, "--wait"), cli.env())
+    screen = tmux.wait_for("bar", lambda s: "EXIT=" in s, timeout_s=180)
+    assert "EXIT=0" in screen, screen
+    bar = next(line for line in screen.splitlines() if line.startswith("completed"))
+    assert "━" in bar
+    assert "100%" in bar
+    assert "Completed successfully" in bar
+    assert "MB" in bar  # the last numbers: bytes done of the total
+    assert "completed (Completed successfully)" in screen  # the table: stdout is a terminal
