@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from functools import partial
+from typing import Any
 
 from ai_admin.config import DEFAULT_QUEUE, QueueSettings, Settings
 from ai_admin.errors import (
@@ -36,6 +37,8 @@ from ai_admin.queue.runs import Run, Stop
 from ai_admin.queue.secrets import holds_secrets
 from ai_admin.queue.states import Action, check_action
 from ai_admin.queue.stats import TaskClass
+
+QUEUE_RECORD = "queue"  # a queue made or changed at run time: its own limits
 
 
 class TaskControl(TaskMemory):
@@ -239,6 +242,7 @@ class TaskControl(TaskMemory):
                 code=ErrorCode.QUEUE_ALREADY_EXISTS,
                 details={"queue": name},
             )
+        await self._store.save_record(QUEUE_RECORD, name, _own(limits))
         lane = self._lanes.add_lane(name, limits)
         await lane.pause.load(self._store)
         return self.queue_view(name)
@@ -247,7 +251,9 @@ class TaskControl(TaskMemory):
         """Change the limits a queue sets itself (those given; the others stay as they are)."""
         await self.start()
         lane = self._lanes.lane(name)
-        lane.own = lane.own.model_copy(update=limits.model_dump(exclude_unset=True))
+        own = lane.own.model_copy(update=limits.model_dump(exclude_unset=True))
+        await self._store.save_record(QUEUE_RECORD, name, _own(own))
+        lane.own = own
         self._wakeup.set()
         return self.queue_view(name)
 
@@ -265,7 +271,13 @@ class TaskControl(TaskMemory):
                 details={"queue": name, "unfinished": unfinished},
             )
         await lane.pause.set(False)  # no flag of it is left behind
+        await self._store.save_record(QUEUE_RECORD, name, None)
         self._lanes.remove_lane(name)
+
+    async def _load_queues(self) -> None:
+        """The queues made or changed at run time (they win over the configuration file)."""
+        for name, own in (await self._store.load_records(QUEUE_RECORD)).items():
+            self._lanes.add_lane(name, QueueSettings.model_validate(own))
 
     async def clear(self, *, include_failed: bool = False) -> int:
         """Delete finished tasks (completed and merged; also failed, cancelled and timed-out
@@ -290,6 +302,10 @@ class TaskControl(TaskMemory):
         """Apply new run-time settings (concurrency, limits, retry policy) at once."""
         self.settings = settings
         self._wakeup.set()
+
+
+def _own(limits: QueueSettings) -> dict[str, Any]:
+    return limits.model_dump(exclude_none=True)
 
 
 def _hold(task: DockerTask) -> None:

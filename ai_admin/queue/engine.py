@@ -36,6 +36,7 @@ from ai_admin.errors import (
     ExecutionError,
     QueueShuttingDown,
 )
+from ai_admin.queue.batch_control import BatchControl
 from ai_admin.queue.context import RunContext
 from ai_admin.queue.dependencies import check_names
 from ai_admin.queue.executor import ExecutorMap
@@ -48,7 +49,6 @@ from ai_admin.queue.outcomes import (
     timeout_error,
     unknown_error,
 )
-from ai_admin.queue.reading import QueueReading
 from ai_admin.queue.retry_policy import RetryPolicy
 from ai_admin.queue.runs import Run, Stop
 from ai_admin.queue.secrets import (
@@ -71,7 +71,7 @@ class Submission:
     merged_into: str | None = None
 
 
-class QueueEngine(QueueReading):
+class QueueEngine(BatchControl):
     def __init__(
         self,
         store: QueueStore,
@@ -100,9 +100,12 @@ class QueueEngine(QueueReading):
             if self._closing:
                 raise QueueShuttingDown("The queue is closed.")
             await self._store.open()
+            await self._load_queues()
             for lane in self._lanes.lanes():  # before anything can be scheduled
                 await lane.pause.load(self._store)
+            await self._load_batches()  # before the tasks: which may start
             await self._recover()
+            await self._after_recovery()
             self._background = [
                 asyncio.create_task(self._schedule_loop(), name="ai-admin-scheduler"),
                 asyncio.create_task(
@@ -204,7 +207,7 @@ class QueueEngine(QueueReading):
             await run.done.wait()
         for job in self._background:
             job.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await asyncio.gather(*self._background, *self._batch_jobs, return_exceptions=True)
         await self._journal.flush()
         self._journal.end_subscriptions()
         await self._store.close()

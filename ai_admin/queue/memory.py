@@ -15,6 +15,7 @@ from typing import Any
 
 from ai_admin.config import Settings
 from ai_admin.errors import QueueFull
+from ai_admin.queue.batches import Batch
 from ai_admin.queue.dependencies import (
     ENDED_BADLY,
     MAX_MERGE_HOPS,
@@ -45,6 +46,10 @@ class TaskMemory:
         self._secrets: dict[str, dict[str, Any]] = {}
         self._by_merge_key: dict[str, str] = {}  # the live task each twin merges into
         self._dependents = Dependents()  # live tasks waiting for others to complete
+        self._batches: dict[str, Batch] = {}  # every batch kept (finished ones too)
+        self._batch_lock = asyncio.Lock()  # batch changes are made one at a time
+        self._batch_jobs: set[asyncio.Future[None]] = set()  # batches ending
+        self._batch_waiters: dict[str, list[asyncio.Future[None]]] = {}  # wait_for_batch
         # Actions waiting to decide on a task (live or finished): the scheduler holds it.
         self._deciding: Counter[str] = Counter()
         self._wakeup = asyncio.Event()
@@ -78,6 +83,8 @@ class TaskMemory:
             self._by_merge_key.setdefault(key, task.id)
         if record.waiting_on:  # enqueued for real once its dependencies have completed
             return
+        if task.batch_id is not None and not self._batch_lets_start(task.batch_id):
+            return  # enqueued for real when its batch runs
         if task.next_attempt_at is not None and task.next_attempt_at > time.time():
             heapq.heappush(self._delayed, (task.next_attempt_at, task.seq, task.id))
         else:
@@ -139,6 +146,18 @@ class TaskMemory:
                 waiter.set_result(task)
         for waiting in self._dependents.release(task.id):
             self._dependency_ended(waiting, task)
+        if task.batch_id is not None:
+            self._batch_task_ended(task.batch_id)
+
+    # -- batches ---------------------------------------------------------------------------------
+
+    def _batch_lets_start(self, batch_id: str) -> bool:
+        batch = self._batches.get(batch_id)
+        return batch is None or batch.lets_tasks_start
+
+    def _batch_task_ended(self, batch_id: str) -> None:
+        """Provided by the engine (``batch_control``): a task of the batch has finished."""
+        raise NotImplementedError
 
     # -- dependencies ----------------------------------------------------------------------------
 

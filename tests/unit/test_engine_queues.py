@@ -203,3 +203,20 @@ async def test_pausing_and_resuming_a_queue_from_many_clients_ends_as_the_last_a
     await engine.close()
     again = await make_engine(Work(block=False), queues={"bulk": {}})
     assert not again.queue_view("bulk").paused
+
+
+async def test_queues_made_or_changed_at_run_time_survive_a_restart(
+    make_engine: EngineFactory,
+) -> None:
+    engine = await make_engine(Work(block=False), queues={"configured": {"max_concurrent": 2}})
+    await engine.create_queue("made", QueueSettings(max_concurrent=1, max_retries=0))
+    await engine.configure_queue("configured", QueueSettings(max_concurrent=3))
+    await engine.create_queue("dropped", QueueSettings())
+    await engine.delete_queue("dropped")
+    await engine.close()
+
+    again = await make_engine(Work(block=False), queues={"configured": {"max_concurrent": 2}})
+    views = {q.name: q for q in again.queue_views()}
+    assert sorted(views) == ["configured", "default", "made"]
+    assert (views["made"].limits.max_concurrent, views["made"].limits.max_retries) == (1, 0)
+    assert views["configured"].limits.max_concurrent == 3  # the change wins over the file
