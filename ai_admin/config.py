@@ -102,6 +102,20 @@ class Settings(BaseSettings):
     task_log_lines: int = Field(200, ge=0, le=100_000)
     progress_write_interval_s: float = Field(1.0, ge=0)
     shutdown_grace_s: float = Field(30.0, ge=0)
+
+    # Schedules (docs/schedules.md): firings missed while the agent was down coalesce into one
+    # if the latest of them is no older than this; older ones are skipped and counted.
+    schedule_misfire_grace_s: int = Field(3600, ge=1)
+    # Housekeeping: finished tasks older than retention_max_age_s (from their end) and beyond
+    # the newest retention_max_finished are deleted every housekeeping_interval_s, and the
+    # space goes back to the file system. 0 or null turns a rule (or housekeeping) off.
+    retention_max_age_s: float | None = Field(30 * 86_400.0, ge=0)
+    retention_max_finished: int | None = Field(10_000, ge=0)
+    housekeeping_interval_s: float | None = Field(3600.0, ge=0)
+    # The queue's counters are kept every stats_snapshot_interval_s (0 or null: never) for
+    # stats_history_max_age_s: queue_metrics with historical: true reads trends from them.
+    stats_snapshot_interval_s: float | None = Field(300.0, ge=0)
+    stats_history_max_age_s: float = Field(30 * 86_400.0, gt=0)
     # Named queues besides "default" (whose own limits may be set here too).
     queues: dict[QueueName, QueueSettings] = Field(default_factory=dict)
 

@@ -10,6 +10,7 @@ Exception tree (catch ``AiAdminError`` to catch them all)::
     ├── InvalidParams            VALIDATION_* (bad input from a client)
     ├── BadRequest               REQUEST_*, AUTH_* (a door refused the request itself)
     ├── TaskNotFound             QUEUE_TASK_NOT_FOUND
+    ├── ScheduleNotFound         SCHEDULE_NOT_FOUND
     ├── QueueFull                QUEUE_FULL
     ├── QueueShuttingDown        QUEUE_SHUTTING_DOWN
     ├── TransitionNotAllowed     QUEUE_TASK_* (an action the state machine refuses)
@@ -81,6 +82,7 @@ class ErrorCode(StrEnum):
     QUEUE_NOT_EMPTY = "QUEUE_NOT_EMPTY"
     BATCH_NOT_FOUND = "BATCH_NOT_FOUND"
     BATCH_ACTION_NOT_ALLOWED = "BATCH_ACTION_NOT_ALLOWED"
+    SCHEDULE_NOT_FOUND = "SCHEDULE_NOT_FOUND"
     # Generic
     UNKNOWN_ERROR = "UNKNOWN_ERROR"
     INTERNAL_ERROR = "INTERNAL_ERROR"
@@ -380,6 +382,11 @@ _CATALOGUE: dict[ErrorCode, CodeInfo] = {
         ("Check the batch's state with `batch_status`.",),
         http_status=409,
     ),
+    ErrorCode.SCHEDULE_NOT_FOUND: CodeInfo(
+        "No schedule has this id (it may have been deleted).",
+        ("List the schedules with `schedule_list`.",),
+        http_status=404,
+    ),
     ErrorCode.UNKNOWN_ERROR: CodeInfo(
         "The operation failed for a reason the agent could not classify.",
         ("Read the task's log and the error details for the original message.",),
@@ -449,6 +456,15 @@ class TaskNotFound(AiAdminError):
 
     def __init__(self, task_id: str) -> None:
         super().__init__(f"No task with id {task_id!r}.", details={"task_id": task_id})
+
+
+class ScheduleNotFound(AiAdminError):
+    default_code = ErrorCode.SCHEDULE_NOT_FOUND
+
+    def __init__(self, schedule_id: str) -> None:
+        super().__init__(
+            f"No schedule with id {schedule_id!r}.", details={"schedule_id": schedule_id}
+        )
 
 
 class QueueFull(AiAdminError):

@@ -7,6 +7,12 @@ its iterator then ends with ``SubscriptionLagged``.
 Every subscriber receives the same read-only ``TaskEvent``: a door that sends events on the wire
 encodes each one once (``TaskEvent.encoded``), however many subscribers there are.
 
+Things that are not tasks (a schedule created, fired, paused, resumed or deleted; next, batches)
+change too: an ``ObjectEvent`` names its subject, the change and a few facts. It goes to
+*watches* (``EventBus.watch``), which receive every event, tasks' and others', in one order;
+a task subscription (``subscribe``) receives task events only, so what follows a task never
+meets one.
+
 Ids and replay. The bus numbers every event it publishes (``TaskEvent.id``), one more than the
 last, and keeps the last ``REPLAY_EVENTS`` in memory, so a client that lost its connection can
 ask for what came after the last id it saw (``Subscription.backlog``). The first id of a run is
@@ -25,10 +31,10 @@ import itertools
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ai_admin.queue.models import DockerTask, ProgressDetail, TaskStatus
 
@@ -37,7 +43,7 @@ _BUFFER = 10_000
 # its encoded frame (a pull's progress event), so at most about 13 MB.
 REPLAY_EVENTS = 10_000
 
-Encoder = Callable[["TaskEvent"], bytes]
+Encoder = Callable[[Any], bytes]
 
 
 class SubscriptionLagged(Exception):
@@ -92,6 +98,11 @@ class TaskEvent:
         )
 
     @property
+    def name(self) -> str:
+        """The event's name on the wire (a server-sent event's ``event:``)."""
+        return self.event.value
+
+    @property
     def finishes(self) -> bool:
         """The task has ended: nothing more will be published for it."""
         return self.status.is_finished
@@ -127,23 +138,93 @@ class TaskEvent:
         return {}
 
 
-class Subscription:
-    """Registered when created, so no event after ``subscribe()`` returns is missed.
+class Subject(StrEnum):
+    """What an ``ObjectEvent`` is about."""
 
-    Iterate it (``async for event in sub``) or ``await sub.next()``; close it when done
-    (``async with`` does)."""
+    SCHEDULE = "schedule"
+
+
+class Change(StrEnum):
+    """What happened to the subject of an ``ObjectEvent``."""
+
+    CREATED = "created"
+    FIRED = "fired"  # a schedule submitted a task (``data.task_id``)
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True)
+class ObjectEvent:
+    """One change of something that is not a task (a schedule; next, a batch), shared
+    read-only by every watch. ``event`` is its name on the wire, ``<subject>_<change>``
+    (``schedule_fired``); ``data`` holds a few facts about it (the task a firing submitted)."""
+
+    event: str
+    subject: Subject
+    subject_id: str
+    change: Change
+    at: float
+    data: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None  # set by the bus when it publishes the event
+
+    @classmethod
+    def of(cls, subject: Subject, subject_id: str, change: Change, **data: Any) -> ObjectEvent:
+        return cls(
+            f"{subject.value}_{change.value}", subject, subject_id, change, time.time(), data
+        )
+
+    @property
+    def name(self) -> str:
+        return self.event
+
+    @property
+    def task_id(self) -> None:
+        """No task's: a task subscription never receives it."""
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "event": self.event,
+            "subject": self.subject.value,
+            "subject_id": self.subject_id,
+            "change": self.change.value,
+            "at": self.at,
+            "data": dict(self.data),
+        }
+
+    def encoded(self, encoder: Encoder) -> bytes:
+        """``encoder(self)``, computed once per event and encoder."""
+        data = self._encodings.get(encoder)
+        if data is None:
+            data = self._encodings[encoder] = encoder(self)
+        return data
+
+    @cached_property
+    def _encodings(self) -> dict[Encoder, bytes]:
+        return {}
+
+
+Event = TaskEvent | ObjectEvent
+E = TypeVar("E", bound=Event)
+Published = TypeVar("Published", TaskEvent, ObjectEvent)
+
+
+class _Inbox(Generic[E]):
+    """What a subscriber reads: delivered events in order, bounded by the bus."""
 
     def __init__(self, bus: EventBus, task_id: str | None) -> None:
-        self.task_id = task_id
+        self.task_id: str | None = task_id
         # Unbounded so a closing marker always fits; the bound is enforced by the bus.
-        self._inbox: asyncio.Queue[TaskEvent | None] = asyncio.Queue()
-        self._bus = bus
+        self._inbox: asyncio.Queue[E | None] = asyncio.Queue()
+        self._bus: EventBus = bus
         self.start_id = bus.last_id  # events after this one are delivered to the subscription
         self.lagged = False
         self.closed = False
         self.delivered = 0  # events put in the inbox so far: the n-th one taken out is the n-th
 
-    def _deliver(self, event: TaskEvent | None) -> bool:
+    def _deliver(self, event: E | None) -> bool:
         if event is not None:
             if self._inbox.qsize() >= _BUFFER:
                 self.lagged = True
@@ -152,17 +233,17 @@ class Subscription:
         self._inbox.put_nowait(event)
         return True
 
-    async def next(self) -> TaskEvent | None:
+    async def next(self) -> E | None:
         """The next event, or None once the subscription has ended."""
         if self.closed and self._inbox.empty():
             return None
         return self._received(await self._inbox.get())
 
-    def ready(self, most: int) -> list[TaskEvent | None]:
+    def ready(self, most: int) -> list[E | None]:
         """Up to ``most`` events already waiting, without waiting (a writer batches them).
 
         Ends with None if the subscription ended there; raises as ``next`` does."""
-        found: list[TaskEvent | None] = []
+        found: list[E | None] = []
         while len(found) < most and not self._inbox.empty() and not self.closed:
             found.append(self._received(self._inbox.get_nowait()))
         return found
@@ -177,28 +258,17 @@ class Subscription:
         """The id of the last event published so far (to any subscriber)."""
         return self._bus.last_id
 
-    def backlog(self, after: int, until: int | None = None) -> list[TaskEvent] | None:
-        """The events published after id ``after`` up to ``until`` (by default, until this
-        subscription began), of its task if it has one: what a client that saw ``after``
-        missed, oldest first.
-
-        None if the bus no longer holds them all (``after`` is older than the replay buffer,
-        from another run, or an id never given out): the client must start over from the
-        current state. Call it before awaiting anything, or events may leave the buffer.
-        """
-        return self._bus.replay(after, self.start_id if until is None else until, self.task_id)
-
-    def _received(self, event: TaskEvent | None) -> TaskEvent | None:
+    def _received(self, event: E | None) -> E | None:
         if event is None:
             self.closed = True
             if self.lagged:
                 raise SubscriptionLagged(f"subscriber fell {_BUFFER} events behind")
         return event
 
-    def __aiter__(self) -> Subscription:
+    def __aiter__(self) -> _Inbox[E]:
         return self
 
-    async def __anext__(self) -> TaskEvent:
+    async def __anext__(self) -> E:
         event = await self.next()
         if event is None:
             raise StopAsyncIteration
@@ -207,11 +277,42 @@ class Subscription:
     def close(self) -> None:
         self._bus.unsubscribe(self)
 
-    async def __aenter__(self) -> Subscription:
+    async def __aenter__(self) -> _Inbox[E]:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         self.close()
+
+
+class Subscription(_Inbox[TaskEvent]):
+    """Registered when created, so no event after ``subscribe()`` returns is missed.
+
+    Iterate it (``async for event in sub``) or ``await sub.next()``; close it when done
+    (``async with`` does). It receives task events: one task's, or with no ``task_id`` all."""
+
+    def backlog(self, after: int, until: int | None = None) -> list[TaskEvent] | None:
+        """The task events published after id ``after`` up to ``until`` (by default, until
+        this subscription began), of its task if it has one: what a client that saw ``after``
+        missed, oldest first.
+
+        None if the bus no longer holds them all (``after`` is older than the replay buffer,
+        from another run, or an id never given out): the client must start over from the
+        current state. Call it before awaiting anything, or events may leave the buffer.
+        """
+        return self._bus.replay(after, self.start_id if until is None else until, self.task_id)
+
+
+class Watch(_Inbox[Event]):
+    """Every event, of tasks and of other things (``ObjectEvent``), in the order published:
+    what a stream of everything (``/api/events``) sends."""
+
+    def __init__(self, bus: EventBus) -> None:
+        super().__init__(bus, None)
+
+    def backlog(self, after: int, until: int | None = None) -> list[Event] | None:
+        """Every event published after ``after`` up to ``until`` (as ``Subscription.backlog``,
+        of every kind)."""
+        return self._bus.replay_all(after, self.start_id if until is None else until)
 
 
 class EventBus:
@@ -219,13 +320,14 @@ class EventBus:
         # By the task they follow (None: all tasks), so that an event costs what its own
         # subscribers cost, however many streams follow other tasks.
         self._subscribers: dict[str | None, set[Subscription]] = {}
+        self._watches: set[Watch] = set()
         # The id before the first: see the module's docstring.
         self.last_id = time.time_ns() // 1_000 if first_id is None else first_id - 1
-        self._recent: deque[TaskEvent] = deque(maxlen=replay_events)
+        self._recent: deque[Event] = deque(maxlen=replay_events)
 
-    def replay(self, after: int, until: int, task_id: str | None = None) -> list[TaskEvent] | None:
-        """The kept events with ``after < id <= until`` (of ``task_id`` only, if given); None
-        unless every event after ``after`` is still kept and ``after`` was given out."""
+    def replay_all(self, after: int, until: int) -> list[Event] | None:
+        """The kept events with ``after < id <= until``; None unless every event after
+        ``after`` is still kept and ``after`` was given out."""
         recent = self._recent
         oldest = recent[0].id if recent else self.last_id + 1
         assert oldest is not None
@@ -233,16 +335,38 @@ class EventBus:
             return None
         first = after - oldest + 1  # ids are consecutive: the position of the first one missed
         last = until - oldest  # and of the last one wanted
-        found = itertools.islice(recent, first, max(first, last + 1))
-        return [e for e in found if task_id is None or e.task_id == task_id]
+        return list(itertools.islice(recent, first, max(first, last + 1)))
+
+    def replay(self, after: int, until: int, task_id: str | None = None) -> list[TaskEvent] | None:
+        """The kept task events with ``after < id <= until`` (of ``task_id`` only, if given);
+        None unless every event after ``after`` is still kept and ``after`` was given out."""
+        found = self.replay_all(after, until)
+        if found is None:
+            return None
+        return [
+            e
+            for e in found
+            if isinstance(e, TaskEvent) and (task_id is None or e.task_id == task_id)
+        ]
 
     def subscribe(self, task_id: str | None = None) -> Subscription:
-        """Events from now on, for one task or all."""
+        """Task events from now on, for one task or all."""
         sub = Subscription(self, task_id)
         self._subscribers.setdefault(task_id, set()).add(sub)
         return sub
 
-    def unsubscribe(self, sub: Subscription) -> None:
+    def watch(self) -> Watch:
+        """Every event from now on, tasks' and others'."""
+        watch = Watch(self)
+        self._watches.add(watch)
+        return watch
+
+    def unsubscribe(self, sub: _Inbox[Any]) -> None:
+        if isinstance(sub, Watch):
+            if sub in self._watches:
+                self._watches.discard(sub)
+                sub._deliver(None)
+            return
         subs = self._subscribers.get(sub.task_id)
         if subs is not None and sub in subs:
             subs.discard(sub)
@@ -252,9 +376,9 @@ class EventBus:
 
     @property
     def subscribers(self) -> int:
-        return sum(len(subs) for subs in self._subscribers.values())
+        return sum(len(subs) for subs in self._subscribers.values()) + len(self._watches)
 
-    def publish(self, event: TaskEvent) -> TaskEvent:
+    def publish(self, event: Published) -> Published:
         """Number ``event``, keep it for replay and hand it to every interested subscriber (the
         same object to each); returns the numbered event."""
         self.last_id += 1
@@ -263,7 +387,12 @@ class EventBus:
         else:  # published again: a copy, so the holders of the first keep their id
             event = dataclasses.replace(event, id=self.last_id)
         self._recent.append(event)
-        interested = [*self._subscribers.get(None, ()), *self._subscribers.get(event.task_id, ())]
+        interested: list[_Inbox[Any]] = [*self._watches]
+        if isinstance(event, TaskEvent):
+            interested += [
+                *self._subscribers.get(None, ()),
+                *self._subscribers.get(event.task_id, ()),
+            ]
         for sub in interested:
             if not sub._deliver(event):
                 self.unsubscribe(sub)
@@ -271,5 +400,7 @@ class EventBus:
 
     def close(self) -> None:
         """End every subscription (agent shutdown)."""
-        for sub in [s for subs in self._subscribers.values() for s in subs]:
+        every: list[_Inbox[Any]] = [*self._watches]
+        every += [s for subs in self._subscribers.values() for s in subs]
+        for sub in every:
             self.unsubscribe(sub)
