@@ -25,6 +25,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     epilog="Example: ai-admin pull 127.0.0.1:5000/team/app:1.4 --wait  "
     "(docs/cli.md describes every command)",
 )

@@ -33,12 +33,14 @@ from ai_admin.cli.output import Format, choose, emit, generic_view
 __all__ = ["batch_app", "register", "schedule_app"]
 
 schedule_app = typer.Typer(
+    rich_markup_mode=None,
     help="Schedules: submit a command on a cron expression, an interval or once.",
     no_args_is_help=True,
     epilog="Example: ai-admin schedule create --name nightly --cron '0 3 * * *' "
     "--command commands/docker_pull.json",
 )
 batch_app = typer.Typer(
+    rich_markup_mode=None,
     help="Batches: sets of tasks run one batch at a time, with one progress.",
     no_args_is_help=True,
     epilog="Example: ai-admin batch submit release.json --name release-1.4",

@@ -35,6 +35,7 @@ QueueName = Annotated[
     ),
 ]
 queue_app = typer.Typer(
+    rich_markup_mode=None,
     help="Pause, resume, clear, list or configure the queue.",
     no_args_is_help=True,
     epilog="Example: ai-admin queue configure --max-concurrent 2",
@@ -259,6 +260,7 @@ def _export(agent: AgentClient, what: str) -> dict[str, Any]:
 
 
 config_app = typer.Typer(
+    rich_markup_mode=None,
     help="The agent's configuration, and where this client finds the agent.",
     no_args_is_help=True,
     epilog="Example: ai-admin config show",

@@ -383,6 +383,7 @@ def list_tasks(
 
 
 manage_app = typer.Typer(
+    rich_markup_mode=None,
     help="Pause, resume, retry or cancel one task.",
     no_args_is_help=True,
     epilog="Example: ai-admin manage cancel 123e4567-e89b-12d3-a456-426614174000 --yes",
