@@ -1,6 +1,12 @@
 """Commands: each defined once (params model, handler, description, example) in the registry."""
 
-from ai_admin.commands import docker_commands, queue_commands, schedule_commands
+from ai_admin.commands import (
+    batch_commands,
+    docker_commands,
+    named_queue_commands,
+    queue_commands,
+    schedule_commands,
+)
 from ai_admin.commands.dispatcher import Dispatcher, Reply
 from ai_admin.commands.registry import REGISTRY, Command
 
@@ -9,7 +15,9 @@ __all__ = [
     "Command",
     "Dispatcher",
     "Reply",
+    "batch_commands",
     "docker_commands",
+    "named_queue_commands",
     "queue_commands",
     "schedule_commands",
 ]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import BaseModel, Field, SecretStr
 
 from ai_admin.commands.registry import REGISTRY
+from ai_admin.config import DEFAULT_QUEUE, QueueName
 from ai_admin.docker.build_context import read_dockerignore, resolve_context, resolve_dockerfile
 from ai_admin.docker.build_options import check_network_mode
 from ai_admin.docker.params import BuildParams, PullParams, PushParams
@@ -35,6 +36,13 @@ class QueueOptions(BaseModel):
     )
     max_retries: int | None = Field(
         None, ge=0, le=100, description="Automatic retries of transient failures."
+    )
+    queue: QueueName = DEFAULT_QUEUE
+    depends_on: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Ids of tasks that must complete first; if one of them fails, is "
+        "cancelled or times out, this task fails with QUEUE_DEPENDENCY_FAILED.",
     )
 
 
@@ -77,11 +85,24 @@ def task_of(task_type: TaskType, p: QueueOptions) -> DockerTask:
         priority=TaskPriority.parse(p.priority),
         timeout_s=p.timeout,
         max_retries=p.max_retries,
+        queue=p.queue,
+        depends_on=list(p.depends_on),
     )
 
 
+async def prepare_task(agent: Agent, task_type: TaskType, p: QueueOptions) -> DockerTask:
+    """The task of a validated submit command, once what can be checked before it runs is:
+    a build's network mode and its context under the allowed roots (the build checks again
+    when it runs)."""
+    if isinstance(p, DockerBuildCommand):
+        check_network_mode(p.network_mode, agent.settings.allowed_network_modes)
+        if p.context_path is not None:  # file system reads: off the loop
+            await asyncio.to_thread(_check_context, p, agent.settings.allowed_roots)
+    return task_of(task_type, p)
+
+
 async def submit(agent: Agent, task_type: TaskType, p: QueueOptions) -> dict[str, Any]:
-    sub = await agent.queue.submit(task_of(task_type, p))
+    sub = await agent.queue.submit(await prepare_task(agent, task_type, p))
     return {
         "task_id": sub.task_id,
         "status": sub.status.value,
@@ -113,10 +134,6 @@ async def docker_build(agent: Agent, p: DockerBuildCommand) -> dict[str, Any]:
     and/or inline Dockerfile text (give at least one of the two), with tags, build args,
     labels and target; push: true also pushes every tag afterwards, replacing what the
     registry held under it. Progress follows the build's steps."""
-    # Refused now rather than queued to fail: the build checks again when it runs.
-    check_network_mode(p.network_mode, agent.settings.allowed_network_modes)
-    if p.context_path is not None:  # file system reads: off the loop
-        await asyncio.to_thread(_check_context, p, agent.settings.allowed_roots)
     return await submit(agent, TaskType.BUILD, p)
 
 

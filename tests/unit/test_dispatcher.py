@@ -32,6 +32,11 @@ READ_ONLY = {
     "queue_list_tasks",
     "queue_metrics",
     "queue_export",
+    "queue_list",
+    "batch_status",
+    "batch_list",
+    "schedule_list",
+    "schedule_get",
     "commands",
 }
 
