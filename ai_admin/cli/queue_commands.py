@@ -36,7 +36,7 @@ QueueName = Annotated[
 ]
 queue_app = typer.Typer(
     rich_markup_mode=None,
-    help="Pause, resume, clear, list or configure the queue.",
+    help="Pause, resume, clear, list, configure, create or delete queues.",
     no_args_is_help=True,
     epilog="Example: ai-admin queue configure --max-concurrent 2",
 )
@@ -184,6 +184,48 @@ def queue_configure(
     with handled():
         data = client(url, token, config).command("queue_configure", params)
         emit(data, choose(fmt), Fields(data.get("settings", data), "settings"))
+
+
+QueueArg = Annotated[str, typer.Argument(help="The queue's name.")]
+
+
+@queue_app.command("create", epilog="Example: ai-admin queue create nightly --max-concurrent 1")
+def queue_create(
+    name: QueueArg,
+    max_concurrent: Annotated[int | None, typer.Option(help="Tasks run at once.")] = None,
+    max_queue_size: Annotated[int | None, typer.Option(help="Waiting tasks at most.")] = None,
+    default_timeout_s: Annotated[float | None, typer.Option(help="A task's timeout.")] = None,
+    max_retries: Annotated[int | None, typer.Option(help="Automatic retries.")] = None,
+    fmt: FormatOpt = None,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Create a named queue with its own settings (agents with named queues)."""
+    given = {
+        "max_concurrent": max_concurrent,
+        "max_queue_size": max_queue_size,
+        "default_timeout_s": default_timeout_s,
+        "max_retries": max_retries,
+    }
+    params = {"name": name, **{k: v for k, v in given.items() if v is not None}}
+    with handled():
+        emit(client(url, token, config).command("queue_create", params), choose(fmt))
+
+
+@queue_app.command("delete", epilog="Example: ai-admin queue delete nightly --yes")
+def queue_delete(
+    name: QueueArg,
+    yes: YesOpt = False,
+    fmt: FormatOpt = None,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Delete an empty named queue; asks first unless --yes."""
+    confirm(f"Delete queue {name}?", yes)
+    with handled():
+        emit(client(url, token, config).command("queue_delete", {"name": name}), choose(fmt))
 
 
 def metrics(

@@ -229,6 +229,11 @@ def test_commands_the_agent_may_not_have_print_its_own_answer(cli: Cli) -> None:
         ExitCode.NOT_FOUND if "batch_status" in known else ExitCode.UNSUPPORTED
     ), batch.stderr
 
+    gone = cli.run("queue", "delete", "no-such-queue", "--yes")
+    assert gone.returncode == (
+        ExitCode.NOT_FOUND if "queue_delete" in known else ExitCode.UNSUPPORTED
+    ), gone.stderr
+
     pull_params = known["docker_pull"]["params_schema"]["properties"]
     queued = cli.run("pull", "127.0.0.1:1/cli/none:1", "--queue", "nightly", "--depends-on", "x")
     if "queue" not in pull_params:
