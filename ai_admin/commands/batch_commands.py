@@ -15,6 +15,7 @@ from ai_admin.commands.docker_commands import QueueOptions, prepare_task
 from ai_admin.commands.registry import REGISTRY
 from ai_admin.config import DEFAULT_QUEUE, QueueName
 from ai_admin.errors import InvalidParams
+from ai_admin.queue.dependencies import invalid
 from ai_admin.queue.models import DockerTask, TaskType
 from ai_admin.validation import parse
 from ai_admin.wire.batches import BatchList, BatchRemoved, BatchSubmitted, BatchView
@@ -104,10 +105,9 @@ async def batch_submit(agent: Agent, p: BatchSubmitParams) -> dict[str, Any]:
         task = await prepare_task(agent, TaskType(entry.action), params)
         for earlier in entry.depends_on:
             if not 0 <= earlier < index:
-                raise InvalidParams(
-                    f"{where}depends_on: {earlier} is not an earlier entry of the batch "
-                    f"(0 to {index - 1}).",
-                    details={"field": f"{where}depends_on", "index": earlier},
+                why = "a cycle" if 0 <= earlier < len(p.tasks) else "no such entry"
+                raise invalid(
+                    task, str(earlier), f"{where}depends_on may name earlier entries only ({why})"
                 )
             task.depends_on.append(tasks[earlier].id)
         tasks.append(task)
