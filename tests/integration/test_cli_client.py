@@ -13,13 +13,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import queue
+import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -149,6 +153,55 @@ def test_push_wait_exits_0_and_a_refused_push_exits_task_failed_with_its_code(
     assert json.loads(again.stdout)["error"]["code"] == "DOCKER_AUTHENTICATION_FAILED"
 
 
+def test_build_wait_exits_0_and_a_failing_step_exits_task_failed(
+    cli: Cli, busybox_image: str, image_cleanup: ImageCleanup, tmp_path: Path
+) -> None:
+    tag = image_cleanup.add(f"ai-admin-test/cli-build:{uuid.uuid4().hex[:8]}")
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(f"FROM {busybox_image}\nRUN echo built > /built\n")
+    built = cli.run("build", "-f", str(dockerfile), "-t", tag, "--wait")
+    assert built.returncode == ExitCode.OK, built.stderr
+    assert json.loads(built.stdout)["result"]["tags"] == [tag]
+    assert " building " in built.stderr
+
+    dockerfile.write_text(f"FROM {busybox_image}\nRUN exit 3\n")
+    failed = cli.run("build", "-f", str(dockerfile), "-t", tag, "--retries", "0", "--wait")
+    assert failed.returncode == ExitCode.TASK_FAILED, failed.stderr
+    assert json.loads(failed.stdout)["error"]["code"] == "DOCKER_BUILD_FAILED"
+    assert "ai-admin: DOCKER_BUILD_FAILED: task " in failed.stderr
+
+
+def test_a_merged_submit_waits_for_the_task_it_joined(
+    cli: Cli,
+    docker_client: docker.DockerClient,
+    open_registry: str,
+    image_cleanup: ImageCleanup,
+) -> None:
+    ref = _image_in_registry(docker_client, image_cleanup, open_registry, 4)
+    cli.json("queue", "pause")
+    first = cli.submit("pull", ref)
+    second = subprocess.Popen(
+        cli.argv("pull", ref, "--wait"),
+        env=cli.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert second.stderr is not None
+        said = second.stderr.readline()
+        assert said == (
+            f"ai-admin: an identical task was waiting or running; merged into {first}\n"
+        )
+        cli.json("queue", "resume")
+        out, err = second.communicate(timeout=120)
+    finally:
+        second.kill()
+    assert second.returncode == ExitCode.OK, err
+    final = json.loads(out)
+    assert (final["task_id"], final["status"]["value"]) == (first, "completed")
+
+
 def test_status_follow_waits_for_a_queued_task_and_ends_with_it(
     cli: Cli,
     docker_client: docker.DockerClient,
@@ -207,6 +260,57 @@ def test_each_failure_class_exits_with_its_status(cli: Cli, agent: AgentProcess)
         refused = cli.run("manage", "resume", done[0]["id"])
         assert refused.returncode == ExitCode.REFUSED
         assert refused.stderr.startswith("ai-admin: QUEUE_")
+
+
+def test_an_address_that_is_no_agent_is_an_agent_error(cli: Cli, open_registry: str) -> None:
+    answered = cli.run("list", url=f"http://{open_registry}")  # a registry answers, not JSON
+    assert answered.returncode == ExitCode.AGENT_ERROR
+    assert answered.stderr.startswith(
+        f"ai-admin: CLIENT_BAD_ANSWER: http://{open_registry} answered HTTP 404"
+    )
+
+
+def _events_of(lines: queue.Queue[str], task_id: str, timeout_s: float) -> list[dict[str, Any]]:
+    """The JSON lines about ``task_id`` until it failed, or none came for ``timeout_s``."""
+    seen: list[dict[str, Any]] = []
+    while not seen or seen[-1]["status"] != "failed":
+        try:
+            event = json.loads(lines.get(timeout=timeout_s))
+        except queue.Empty:
+            return seen
+        if event["task_id"] == task_id:
+            seen.append(event)
+    return seen
+
+
+def test_follow_without_an_id_prints_every_tasks_changes_until_interrupted(cli: Cli) -> None:
+    watcher = subprocess.Popen(
+        cli.argv("status", "--follow", "--format", "json"),
+        env=cli.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(
+        target=lambda: [lines.put(x) for x in watcher.stdout or ()], daemon=True
+    ).start()
+    try:
+        # The stream carries live changes only: submit until one task is seen from its start
+        # (the stream may open while the first one is under way).
+        for attempt in range(10):
+            task_id = cli.submit("pull", f"127.0.0.1:1/cli/watched:{attempt}", "--retries", "0")
+            seen = _events_of(lines, task_id, timeout_s=3)
+            if seen and seen[0]["status"] == "pending":
+                break
+        watcher.send_signal(signal.SIGINT)
+        watcher.wait(timeout=30)
+    finally:
+        watcher.kill()
+    assert seen[0]["status"] == "pending"
+    assert seen[-1]["status"] == "failed"
+    assert seen[-1]["error_code"] == "DOCKER_NETWORK_ERROR"
+    assert watcher.returncode == ExitCode.INTERRUPTED
 
 
 def test_commands_the_agent_may_not_have_print_its_own_answer(cli: Cli) -> None:
