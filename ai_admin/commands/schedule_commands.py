@@ -2,24 +2,28 @@
 schedule_resume, schedule_delete (``docs/schedules.md``).
 
 A schedule's ``command`` is a command message that submits a task (docker_build, docker_push,
-docker_pull), validated now by that command's own params model, so a schedule never fires a
-message its command would refuse. Per-task credentials (``auth``) are refused: a schedule runs
-with the agent's own Docker login and never stores a secret.
+docker_pull), validated now by that command's own params model. What depends on the agent's
+files or configuration at the time (a build's context directory, its network mode) is checked
+when each firing's task runs: the directory may not exist yet when the schedule is made.
+Per-task credentials (``auth``) are refused: a schedule runs with the agent's own Docker login
+and never stores a secret.
+
+The OpenAPI request schema of ``schedule_create`` states every rule its validation applies
+(``SCHEMA_RULES``), so a request the document allows is never refused.
 """
 
 from __future__ import annotations
 
-import asyncio
-from typing import TYPE_CHECKING, Any, Literal
+import zoneinfo
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ai_admin.commands.docker_commands import DockerBuildCommand, QueueOptions, task_of
+from ai_admin.commands.docker_commands import QueueOptions, task_of
 from ai_admin.commands.registry import REGISTRY, NoParams
-from ai_admin.docker.build_context import read_dockerignore, resolve_context, resolve_dockerfile
-from ai_admin.docker.build_options import check_network_mode
 from ai_admin.errors import InvalidParams
 from ai_admin.queue.models import TaskType
+from ai_admin.queue.secrets import SECRET_NAME_PARTS
 from ai_admin.schedule.spec import MAX_INTERVAL_S, MIN_INTERVAL_S
 from ai_admin.validation import parse
 from ai_admin.wire.schedules import ScheduleDeleted, ScheduleList, ScheduleView
@@ -32,6 +36,72 @@ _EXAMPLE_ID = "sch-0123456789abcdef"
 ScheduleId = Field(
     min_length=1, max_length=64, description="The schedule's id, as schedule_create returned it."
 )
+
+
+# What the agent takes in each cron field: *, */N (N of 1-9), or a number or comma list of numbers
+# in the field's range (minute hour day-of-month month day-of-week, Sunday 0).
+_STEP = r"\*(/[1-9])?"
+_MINUTE = r"[1-5]?[0-9]"
+_HOUR = r"(1?[0-9]|2[0-3])"
+_DAY = r"([1-9]|[12][0-9]|3[01])"
+_MONTH = r"([1-9]|1[0-2])"
+_WEEKDAY = r"[0-6]"
+
+
+def _field(number: str) -> str:
+    return rf"({_STEP}|{number}(,{number}){{0,9}})"
+
+
+CRON_PATTERN = "^" + " ".join(_field(n) for n in (_MINUTE, _HOUR, _DAY, _MONTH, _WEEKDAY)) + "$"
+# A calendar date (never 29 February) and time, with an optional UTC offset or Z.
+_DATE = (
+    r"[0-9]{3}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)"
+    r"|02-(0[1-9]|1[0-9]|2[0-8]))"
+)
+_TIME = r"([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?"
+AT_PATTERN = rf"^[12]{_DATE}T{_TIME}(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])?$"
+# JSON Schema patterns have no case-insensitive flag: each letter as a class.
+_SECRET_NAME = "|".join(
+    "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in part)
+    for part in SECRET_NAME_PARTS
+)
+_NO_AUTH = {"properties": {"auth": {"type": "null"}}}
+_NO_SECRET_BUILD_ARGS = {
+    "properties": {
+        "build_args": {
+            "patternProperties": {_SECRET_NAME: {"not": {"type": "string", "minLength": 1}}},
+            "additionalProperties": {
+                "not": {
+                    "anyOf": [
+                        {"const": "***"},
+                        {"type": "string", "pattern": r"://[^\s@:/]{0,256}:[^\s@]{0,256}@"},
+                    ]
+                }
+            },
+        }
+    }
+}
+_MODELS = {"docker_pull": "DockerPullCommand", "docker_push": "DockerPushCommand"}
+
+
+def _command_rule(action: str, *extra: dict[str, Any]) -> dict[str, Any]:
+    model = _MODELS.get(action, "DockerBuildCommand")
+    return {
+        "required": ["action", "params"],
+        "properties": {
+            "action": {"const": action},
+            "params": {"allOf": [{"$ref": f"#/components/schemas/{model}"}, _NO_AUTH, *extra]},
+        },
+    }
+
+
+def _only(field: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """``field`` given (not null), the other two of cron, interval_s and at not."""
+    others = [f for f in ("cron", "interval_s", "at") if f != field]
+    return {
+        "required": [field],
+        "properties": {field: schema, **{o: {"type": "null"} for o in others}},
+    }
 
 
 class _Params(BaseModel):
@@ -49,13 +119,39 @@ class ScheduledCommand(_Params):
 
 
 class ScheduleCreateParams(_Params):
+    # For the OpenAPI request schema (kept out of the params schema, as assistants' tool APIs
+    # refuse a combinator at its root): the rules across fields and the agent's time zones.
+    SCHEMA_RULES: ClassVar[tuple[dict[str, Any], ...]] = (
+        {
+            "anyOf": [
+                _only("cron", {"type": "string"}),
+                _only("interval_s", {"type": "number"}),
+                _only("at", {"type": "string"}),
+            ]
+        },
+        {"properties": {"timezone": {"enum": sorted(zoneinfo.available_timezones())}}},
+        {
+            "properties": {
+                "command": {
+                    "anyOf": [
+                        _command_rule("docker_pull"),
+                        _command_rule("docker_push"),
+                        _command_rule("docker_build", _NO_SECRET_BUILD_ARGS),
+                    ]
+                }
+            }
+        },
+    )
+
     name: str = Field(min_length=1, max_length=200, description="A name for people.")
     command: ScheduledCommand = Field(description="The command message each firing submits.")
     cron: str | None = Field(
         None,
         min_length=1,
         max_length=200,
-        description="Five fields: minute hour day-of-month month day-of-week ('0 3 * * *').",
+        pattern=CRON_PATTERN,
+        description="Five fields: minute hour day-of-month month day-of-week ('0 3 * * *'); "
+        "each *, */N or numbers separated by commas.",
     )
     interval_s: float | None = Field(
         None, ge=MIN_INTERVAL_S, le=MAX_INTERVAL_S, description="Seconds between firings."
@@ -64,7 +160,9 @@ class ScheduleCreateParams(_Params):
         None,
         min_length=1,
         max_length=64,
-        description="One ISO 8601 time to fire at once (without an offset: in timezone).",
+        pattern=AT_PATTERN,
+        description="One ISO 8601 time to fire at (without an offset: in timezone); one "
+        "already past fires at once.",
     )
     timezone: str = Field(
         "UTC", min_length=1, max_length=64, description="IANA zone cron and at are read in."
@@ -99,21 +197,6 @@ def _scheduled_task(agent: Agent, command: ScheduledCommand) -> Any:
     return params
 
 
-async def _check_build(agent: Agent, p: DockerBuildCommand) -> None:
-    """What docker_build refuses before queueing, refused before scheduling too."""
-    check_network_mode(p.network_mode, agent.settings.allowed_network_modes)
-    if p.context_path is not None:
-
-        def check() -> None:
-            assert p.context_path is not None
-            context = resolve_context(p.context_path, agent.settings.allowed_roots)
-            read_dockerignore(context)
-            if p.dockerfile is None:
-                resolve_dockerfile(context, p.dockerfile_name)
-
-        await asyncio.to_thread(check)
-
-
 @REGISTRY.command(
     "schedule_create",
     ScheduleCreateParams,
@@ -135,8 +218,6 @@ async def schedule_create(agent: Agent, p: ScheduleCreateParams) -> dict[str, An
     (the agent's own Docker login is used). A firing while the last firing's task still waits
     or runs merges into it. Answers with the schedule: its id and next run."""
     params = _scheduled_task(agent, p.command)
-    if isinstance(params, DockerBuildCommand):
-        await _check_build(agent, params)
     task = task_of(TaskType(p.command.action), params)
     view = await agent.queue.schedule(
         task,

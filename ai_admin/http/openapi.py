@@ -18,9 +18,9 @@ from ai_admin import __version__
 from ai_admin.commands import REGISTRY, Command
 from ai_admin.http.route_table import ROUTES, Params, Route
 from ai_admin.mcp import MCP_METHODS, MCP_PATH
-from ai_admin.queue.events import EventKind
+from ai_admin.queue.events import Change, EventKind, Subject
 from ai_admin.wire.envelope import Failure, success_of
-from ai_admin.wire.events import event_schema
+from ai_admin.wire.events import event_schema, object_event_schema
 
 _REF = "#/components/schemas/{model}"
 _ERRORS = {
@@ -61,7 +61,10 @@ _OWN_RESPONSES: dict[str, dict[str, Any]] = {
         "200": {
             "description": (
                 "An event stream: each event is named after its kind and its data is a "
-                "TaskEvent as JSON, with its id in the frame's id: field; the stream opens with "
+                "TaskEvent as JSON, with its id in the frame's id: field (on the stream of all "
+                "tasks, changes of other things too: an ObjectEvent named <subject>_<change>, "
+                "such as schedule_fired with the task it submitted in data.task_id); the stream "
+                "opens with "
                 "retry: 2000. A client that reconnects with a Last-Event-ID header gets the "
                 "events it missed (the agent keeps the last 10,000), then the live ones; if "
                 "they are no longer kept (or the id is from before a restart: ids start at the "
@@ -111,18 +114,23 @@ _LAST_EVENT_ID = {
 }
 
 
+_OBJECT_EVENTS = [f"{subject.value}_{change.value}" for subject in Subject for change in Change]
 # One server-sent event as a client's parser sees it: its name and its data.
 _EVENT = {
     "type": "object",
     "required": ["event", "data"],
     "properties": {
-        "event": {"type": "string", "enum": [*(k.value for k in EventKind), "lagged", "reset"]},
+        "event": {
+            "type": "string",
+            "enum": [*(k.value for k in EventKind), *_OBJECT_EVENTS, "lagged", "reset"],
+        },
         "data": {
             "type": "string",
             "contentMediaType": "application/json",
             "contentSchema": {
                 "anyOf": [
                     {"$ref": _REF.format(model="TaskEvent")},
+                    {"$ref": _REF.format(model="ObjectEvent")},
                     {
                         "type": "object",
                         "required": ["event"],
@@ -177,6 +185,7 @@ class _Schemas:
                 self.schemas[refs[(model, "validation")]["$ref"].rsplit("/", 1)[-1]], model
             )
         self._add(event_schema(ref_template=_REF))
+        self._add(object_event_schema(ref_template=_REF))
         self.schemas["Event"] = _EVENT
         self._names: dict[Any, str] = {
             model: str(ref["$ref"]).rsplit("/", 1)[-1] for (model, _), ref in refs.items()
@@ -207,6 +216,14 @@ class _Schemas:
             "description": "The command's success envelope",
             "content": {"application/json": {"schema": schema}},
         }
+
+    def path(self, route: Route) -> list[dict[str, Any]]:
+        """The route's path parameters, each with its param's schema."""
+        props = self.schemas[self.name(self.params[route.command])].get("properties", {})
+        return [
+            {"name": key, "in": "path", "required": True, "schema": props[key]}
+            for key in route.path_keys
+        ]
 
     def query(self, route: Route) -> list[dict[str, Any]]:
         """The route's parameters: its path's, then its command's params in the query; each
@@ -281,6 +298,10 @@ def _operation(route: Route, schemas: _Schemas, commands: list[Command[Any]]) ->
                 ]
             }
         )
+    elif route.params is Params.BODY:
+        op["requestBody"] = _json_body(schemas.params_ref(route.command))
+        if route.path_keys:
+            op["parameters"] = schemas.path(route)
     else:
         op["parameters"] = schemas.query(route)
     op["responses"] = {**_success(route, schemas.answer(names)), **_ERRORS}
@@ -427,6 +448,7 @@ def document() -> dict[str, Any]:
             {"name": "commands", "description": "Any command, and the list of them."},
             {"name": "tasks", "description": "Submit, read and control Docker tasks."},
             {"name": "queue", "description": "The queue as a whole."},
+            {"name": "schedules", "description": "Tasks submitted on a schedule."},
             {"name": "events", "description": "Live task changes."},
             {"name": "agent", "description": "Health, metrics and this document."},
             {"name": "mcp", "description": "The same commands as MCP tools."},

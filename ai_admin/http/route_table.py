@@ -2,7 +2,9 @@
 ``openapi.document`` documents them, both from this table (``/mcp`` is mounted and documented
 from ``ai_admin.mcp``'s ``MCP_PATH`` and ``MCP_METHODS``).
 
-A command route names the command(s) it runs and where their params come from; the other
+A command route names the command(s) it runs and where their params come from (the query
+string, a whole command message, a submission, or the JSON body as the params themselves, as
+``POST /api/schedules`` takes them); the other
 routes (``/health``, ``/metrics``, ``/openapi.json``, ``/api/events``) name only themselves.
 Paths are written as OpenAPI writes them: ``{task_id}`` is a path parameter.
 
@@ -19,10 +21,20 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from urllib.parse import quote
 
-__all__ = ["OPEN_PATHS", "ROUTES", "SUBMITTABLE", "TASK_PATH", "Params", "Route", "task_location"]
+__all__ = [
+    "OPEN_PATHS",
+    "ROUTES",
+    "SCHEDULE_PATH",
+    "SUBMITTABLE",
+    "TASK_PATH",
+    "Params",
+    "Route",
+    "task_location",
+]
 
 SUBMITTABLE = ("docker_build", "docker_push", "docker_pull")
 TASK_PATH = "/api/tasks/{task_id}"
+SCHEDULE_PATH = "/api/schedules/{schedule_id}"
 
 
 def task_location(task_id: str) -> str:
@@ -36,6 +48,7 @@ class Params(StrEnum):
     MESSAGE = "message"  # the body is a whole command message: {"action", "params"}
     SUBMIT = "submit"  # the body is {"task_type": <a submitting command>, "params"}
     QUERY = "query"  # the query string, plus the path's parameters and the route's fixed ones
+    BODY = "body"  # the JSON body is the params object, plus the path's parameters
     NONE = "none"  # not a command route
 
 
@@ -74,6 +87,16 @@ def _manage(action: str) -> Route:
     )
 
 
+def _schedule(action: str) -> Route:
+    return Route(
+        "POST",
+        f"{SCHEDULE_PATH}/{action}",
+        f"{action}Schedule",
+        "schedules",
+        commands=(f"schedule_{action}",),
+    )
+
+
 ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
@@ -100,6 +123,18 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", TASK_PATH, "getTask", "tasks", commands=("queue_task_status",)),
     *(_manage(action) for action in ("pause", "resume", "retry", "cancel")),
     Route("GET", "/api/stats", "getQueueStatus", "queue", commands=("queue_status",)),
+    Route("GET", "/api/schedules", "listSchedules", "schedules", commands=("schedule_list",)),
+    Route(
+        "POST",
+        "/api/schedules",
+        "createSchedule",
+        "schedules",
+        commands=("schedule_create",),
+        params=Params.BODY,
+    ),
+    Route("GET", SCHEDULE_PATH, "getSchedule", "schedules", commands=("schedule_get",)),
+    Route("DELETE", SCHEDULE_PATH, "deleteSchedule", "schedules", commands=("schedule_delete",)),
+    *(_schedule(action) for action in ("pause", "resume")),
     Route("GET", "/api/commands", "listCommands", "commands", commands=("commands",)),
     Route(
         "GET",

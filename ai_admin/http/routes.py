@@ -177,6 +177,35 @@ def query_handler(route: Route) -> Handler:
     return handle
 
 
+def body_handler(route: Route) -> Handler:
+    """A command whose params are the JSON body (an object), and the path's parameters."""
+    name = route.command
+
+    async def handle(request: web.Request) -> web.Response:
+        path = {key: request.match_info[key] for key in route.path_keys}
+        try:
+            body = await _json_body(request)
+            if not isinstance(body, dict):
+                raise BadRequest(
+                    f"Send the params of {name} as a JSON object.",
+                    code=ErrorCode.VALIDATION_INVALID_PARAMS,
+                )
+            taken = sorted(key for key in path if key in body)
+            if taken:
+                raise BadRequest(
+                    f"{taken[0]} is given by the path; remove it from the body.",
+                    code=ErrorCode.VALIDATION_INVALID_PARAMS,
+                    details={
+                        "errors": [{"field": f"params.{taken[0]}", "problem": "set by the path"}]
+                    },
+                )
+        except BadRequest as exc:
+            return reply_response(error_reply(exc, name))
+        return reply_response(await _run(request, name, {**body, **path}, strict=True))
+
+    return handle
+
+
 async def submit_task(request: web.Request) -> web.Response:
     try:
         body = await _json_body(request)
@@ -227,6 +256,8 @@ def handler(route: Route) -> Handler:
         return submit_task
     if route.params is Params.QUERY:
         return query_handler(route)
+    if route.params is Params.BODY:
+        return body_handler(route)
     return _OWN_HANDLERS[route.operation_id]
 
 

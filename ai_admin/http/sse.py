@@ -1,5 +1,9 @@
 """``GET /api/events``: task changes as server-sent events, for all tasks or one.
 
+The stream of all tasks carries the changes of things that are not tasks too (a schedule
+created, fired, paused, resumed or deleted: ``ObjectEvent``), in the same order and numbering;
+a one-task stream carries its task's events only.
+
 For one task the stream opens with its current state and ends once it has finished, so a
 client can simply read until the stream closes: it is ``ai_admin.queue.follow`` written out as
 frames. A token may hold ``max_event_streams_per_token`` streams at once; one more gets 429
@@ -39,7 +43,7 @@ from loguru import logger
 
 from ai_admin.agent import Agent
 from ai_admin.http.guard import TokenSlots, principal
-from ai_admin.queue.events import EventKind, Subscription, SubscriptionLagged, TaskEvent
+from ai_admin.queue.events import Event, EventKind, SubscriptionLagged, TaskEvent, Watch
 from ai_admin.queue.follow import follow
 
 _FLUSH_S = 0.05  # the most often frames are written to every stream
@@ -56,10 +60,10 @@ LAST_EVENT_ID = "Last-Event-ID"
 _NOT_AN_ID = -1  # a Last-Event-ID that is no id: never in the replay buffer, so a reset
 
 
-def frame(event: TaskEvent) -> bytes:
+def frame(event: Event) -> bytes:
     """The event as one server-sent-events frame, with its id when it has one."""
     head = f"id: {event.id}\n" if event.id is not None else ""
-    return f"{head}event: {event.event.value}\ndata: {json.dumps(event.to_dict())}\n\n".encode()
+    return f"{head}event: {event.name}\ndata: {json.dumps(event.to_dict())}\n\n".encode()
 
 
 def reset_frame(last_event_id: int, resume_id: int) -> bytes:
@@ -80,7 +84,7 @@ def last_event_id(request: web.Request) -> int | None:
         return _NOT_AN_ID
 
 
-def _id(event: TaskEvent) -> int:
+def _id(event: Event) -> int:
     """A published event's id (the bus numbers every event it hands out)."""
     assert event.id is not None
     return event.id
@@ -130,7 +134,7 @@ class _Stream:
         else:
             transport.write(chunked_data if self.chunked and chunked_data else self._framed(data))
 
-    def send_frames(self, events: Iterable[TaskEvent], after: int | None = None) -> None:
+    def send_frames(self, events: Iterable[Event], after: int | None = None) -> None:
         """The frames of ``events`` after id ``after`` (by default, those newer than the
         stream; a resumed stream's replay gives the last id its client saw)."""
         after = self.since if after is None else after
@@ -151,21 +155,22 @@ class _Stream:
 
 
 class EventStreams:
-    """Every open event stream, fed from one subscription to the queue's events."""
+    """Every open event stream, fed from one watch of the queue's events (tasks' and
+    others')."""
 
     def __init__(self, agent: Agent, limit: int) -> None:
         self.slots = TokenSlots("event streams", "max_event_streams_per_token", limit)
         self._agent = agent
         self._streams: set[_Stream] = set()
-        self._subscription: Subscription | None = None
-        self._pending: list[TaskEvent] = []
+        self._subscription: Watch | None = None
+        self._pending: list[Event] = []
         self._last_flush = 0.0
         self._flush_handle: asyncio.TimerHandle | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._ended = False
 
     async def start(self, app: web.Application) -> None:
-        self._subscription = self._agent.queue.subscribe()
+        self._subscription = self._agent.queue.events.watch()
         self._tasks = [
             asyncio.create_task(self._pump(), name="event-streams"),
             asyncio.create_task(self._tend(), name="event-streams-tend"),
@@ -222,7 +227,7 @@ class EventStreams:
             except SubscriptionLagged:
                 logger.warning("event streams fell behind the queue; open streams are ended")
                 self._lagged_all()
-                self._subscription = self._agent.queue.subscribe()
+                self._subscription = self._agent.queue.events.watch()
                 continue
             for event in batch:
                 if event is None:  # the queue ended its subscriptions: the agent stops

@@ -113,8 +113,6 @@ class ScheduleService:
         ``command``: the command message it was made from, kept as given (the Python API
         passes none: the task's own description is kept)."""
         spec = TriggerSpec(cron, interval_s, at, timezone)
-        if not name.strip():
-            raise refused("name", "give the schedule a name")
         if split_secrets(task.params)[1] is not None:
             raise refused(
                 "command.params",
@@ -132,16 +130,17 @@ class ScheduleService:
             template=template,
         )
         first = spec.first_run(schedule.created_at)
-        if first is None:
-            raise refused("at", f"{at} has already passed")
-        schedule.next_run_at = first.timestamp()
+        if first is None and at is not None:  # already past: it fires at once
+            first = datetime.now(UTC)
+        schedule.next_run_at = None if first is None else first.timestamp()
         sid = schedule.schedule_id
         async with self._lock(sid):
             await self._store.save_record(RECORD_KIND, sid, schedule.record())
             self._schedules[sid] = schedule
-            self._add_job(schedule, schedule.next_run_at)
+            if schedule.next_run_at is not None:  # (a cron of 31 February never fires)
+                self._add_job(schedule, schedule.next_run_at)
             self._publish(sid, Change.CREATED, name=name)
-        logger.info("schedule {} ({}) created: next run at {}", sid, name, first.isoformat())
+        logger.info("schedule {} ({}) created: next run at {}", sid, name, first)
         return schedule_view(schedule, None)
 
     async def list(self) -> list[ScheduleView]:

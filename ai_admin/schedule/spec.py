@@ -1,6 +1,9 @@
 """When a schedule fires: exactly one of a five-field cron expression, an interval in seconds,
 or a single ISO 8601 time, read in an IANA time zone (UTC by default).
 
+Cron reads as crontab does (day of week 0 or 7 is Sunday), with one difference that is
+APScheduler's: when both day of month and day of week are restricted, a firing needs both.
+
 ``TriggerSpec`` holds them as the client gave them (so they are stored and shown unchanged) and
 ``trigger()`` makes the APScheduler trigger. Every mistake is ``VALIDATION_INVALID_PARAMS``
 naming the field (``params.cron``, ``params.timezone``, ...), found when the schedule is made.
@@ -8,6 +11,7 @@ naming the field (``params.cron``, ``params.timezone``, ...), found when the sch
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -30,6 +34,30 @@ def refused(field: str, problem: str, **details: object) -> InvalidParams:
         f"Invalid parameters: params.{field}: {problem}",
         details={"errors": [{"field": f"params.{field}", "problem": problem}], **details},
     )
+
+
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def crontab_weekdays(field: str) -> str:
+    """A crontab day-of-week field (0 or 7 is Sunday) as APScheduler reads it (by name: its
+    numbers start from Monday). ``*/2`` is Sunday, Tuesday, Thursday, Saturday, as in cron."""
+    parts: list[str] = []
+    for item in field.split(","):
+        every = re.fullmatch(r"\*/([0-9]+)", item)
+        span = re.fullmatch(r"([0-7])-([0-7])", item)
+        if item == "*":
+            return item
+        if every and int(every.group(1)) > 0:
+            parts += [_WEEKDAYS[i] for i in range(0, 7, int(every.group(1)))]
+        elif re.fullmatch(r"[0-7]", item):
+            parts.append(_WEEKDAYS[int(item) % 7])
+        elif span and int(span.group(1)) < int(span.group(2)):
+            first, last = int(span.group(1)), int(span.group(2))
+            parts += [_WEEKDAYS[i % 7] for i in range(first, last + 1)]
+        else:
+            parts.append(item)  # a name or a form APScheduler reads (or refuses) itself
+    return ",".join(dict.fromkeys(parts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +109,16 @@ class TriggerSpec:
                     "a cron expression has five fields: minute hour day-of-month month "
                     "day-of-week (e.g. '0 3 * * *')",
                 )
+            minute, hour, day, month, weekday = self.cron.split()
             try:
-                return CronTrigger.from_crontab(self.cron, timezone=zone)
+                return CronTrigger(
+                    minute=minute,
+                    hour=hour,
+                    day=day,
+                    month=month,
+                    day_of_week=crontab_weekdays(weekday),
+                    timezone=zone,
+                )
             except ValueError as exc:
                 raise refused("cron", f"{self.cron[:64]!r}: {exc}") from None
         if self.interval_s is not None:

@@ -1,4 +1,5 @@
-"""The event's wire form: ``TaskEvent.to_dict`` (the type itself lives with the queue)."""
+"""The events' wire forms: ``TaskEvent.to_dict`` and ``ObjectEvent.to_dict`` (the types live
+with the queue)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from typing import Any
 from pydantic import TypeAdapter
 from pydantic.json_schema import DEFAULT_REF_TEMPLATE
 
-from ai_admin.queue.events import TaskEvent
+from ai_admin.queue.events import ObjectEvent, TaskEvent
 
-__all__ = ["EVENT", "event_schema"]
+__all__ = ["EVENT", "OBJECT_EVENT", "event_schema", "object_event_schema"]
 
 EVENT: TypeAdapter[TaskEvent] = TypeAdapter(TaskEvent)
+OBJECT_EVENT: TypeAdapter[ObjectEvent] = TypeAdapter(ObjectEvent)
 
 
 def event_schema(ref_template: str = DEFAULT_REF_TEMPLATE) -> dict[str, Any]:
@@ -22,3 +24,10 @@ def event_schema(ref_template: str = DEFAULT_REF_TEMPLATE) -> dict[str, Any]:
     config, so the schema forbids other keys here."""
     schema = EVENT.json_schema(mode="serialization", ref_template=ref_template)
     return {**schema, "additionalProperties": False}
+
+
+def object_event_schema(ref_template: str = DEFAULT_REF_TEMPLATE) -> dict[str, Any]:
+    """The JSON schema of a change of something that is not a task (``ObjectEvent``): every
+    key always sent, no other."""
+    schema = OBJECT_EVENT.json_schema(mode="serialization", ref_template=ref_template)
+    return {**schema, "required": sorted(schema["properties"]), "additionalProperties": False}

@@ -9,7 +9,15 @@ import pytest
 from queue_helpers import within
 
 from ai_admin.queue import events as events_module
-from ai_admin.queue.events import EventBus, EventKind, SubscriptionLagged, TaskEvent
+from ai_admin.queue.events import (
+    Change,
+    EventBus,
+    EventKind,
+    ObjectEvent,
+    Subject,
+    SubscriptionLagged,
+    TaskEvent,
+)
 from ai_admin.queue.models import DockerTask, ProgressDetail, TaskStatus, TaskType
 
 
@@ -182,3 +190,43 @@ def test_an_event_published_twice_is_numbered_twice_without_renumbering_the_firs
     assert first.id is not None
     assert again.id == first.id + 1
     assert [e.id for e in sub.ready(10) if e is not None] == [first.id, again.id]
+
+
+# --- changes of things that are not tasks ----------------------------------------------------
+
+
+def change(n: int) -> ObjectEvent:
+    return ObjectEvent.of(Subject.SCHEDULE, f"sch-{n}", Change.FIRED, task_id=f"t{n}")
+
+
+async def test_a_watch_gets_every_event_and_a_task_subscription_only_task_events() -> None:
+    bus = EventBus(first_id=1)
+    watch, tasks, one = bus.watch(), bus.subscribe(), bus.subscribe("a")
+    published = [bus.publish(event("a", 0)), bus.publish(change(1)), bus.publish(event("a", 2))]
+    assert [e.id for e in published] == [1, 2, 3]
+    assert published[1].event == "schedule_fired"
+    for sub in (watch, tasks, one):
+        sub.close()
+    assert [e async for e in watch] == published
+    assert [e async for e in tasks] == [published[0], published[2]]
+    assert [e async for e in one] == [published[0], published[2]]
+    assert bus.subscribers == 0
+
+
+def test_replay_keeps_the_kinds_apart() -> None:
+    bus = EventBus(first_id=1)
+    published = [bus.publish(change(0)), bus.publish(event("a", 1)), bus.publish(change(2))]
+    assert bus.replay_all(0, 3) == published
+    assert bus.replay(0, 3) == [published[1]]
+    assert bus.watch().backlog(1) == published[1:]
+
+
+async def test_a_lagging_watch_is_dropped_like_a_subscription() -> None:
+    bus = EventBus()
+    watch = bus.watch()
+    for n in range(events_module._BUFFER + 1):
+        bus.publish(change(n))
+    assert bus.subscribers == 0  # dropped at once
+    assert len(watch.ready(events_module._BUFFER)) == events_module._BUFFER
+    with pytest.raises(SubscriptionLagged):
+        await within(watch.next())

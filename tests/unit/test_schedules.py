@@ -302,7 +302,6 @@ async def test_a_schedule_refuses_credentials_and_bad_triggers(make_queue: Queue
         ({"cron": "* * *"}, "params.cron"),
         ({"interval_s": 0.5}, "params.interval_s"),
         ({"at": "tomorrow"}, "params.at"),
-        ({"at": "2001-01-01T00:00:00"}, "params.at"),
         ({"cron": "0 3 * * *", "timezone": "Nowhere/City"}, "params.timezone"),
         ({}, "params.cron"),
     ]:

@@ -11,17 +11,27 @@ what it missed and then goes on live, or a ``reset`` and the unfinished tasks' s
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, cast
 
+import jsonschema
 import pytest
 from aiohttp import web
 from queue_helpers import within
 
 from ai_admin.agent import Agent
-from ai_admin.http import sse
+from ai_admin.http import openapi, sse
 from ai_admin.http.sse import EventStreams
-from ai_admin.queue.events import EventBus, EventKind, Subscription, TaskEvent
+from ai_admin.queue.events import (
+    Change,
+    EventBus,
+    EventKind,
+    ObjectEvent,
+    Subject,
+    Subscription,
+    TaskEvent,
+)
 from ai_admin.queue.follow import follow
 from ai_admin.queue.models import DockerTask, TaskStatus, TaskType
 
@@ -64,6 +74,10 @@ class FakeQueue:
 
     def subscribe(self, task_id: str | None = None) -> Subscription:
         return self.bus.subscribe(task_id)
+
+    @property
+    def events(self) -> EventBus:
+        return self.bus
 
     async def require_task(self, task_id: str) -> DockerTask:
         return self.tasks[task_id]
@@ -269,3 +283,55 @@ def test_last_event_id_is_read_from_the_header() -> None:
     assert sse.last_event_id(request({})) is None
     assert sse.last_event_id(request({"Last-Event-ID": " 42 "})) == 42
     assert sse.last_event_id(request({"Last-Event-ID": "yesterday"})) == -1  # a reset
+
+
+async def test_a_schedule_change_goes_to_the_stream_of_everything_in_order(
+    streams: tuple[EventStreams, EventBus],
+) -> None:
+    """Not to a one-task stream; on the stream of all tasks, between the task events around
+    it, numbered with them, its frame and data as the OpenAPI document describes them."""
+    hub, bus = streams
+    _, everything = opened(hub)
+    _, task_stream = opened(hub, "a")
+    bus.publish(event("a", "pending"))
+    fired = bus.publish(
+        ObjectEvent.of(Subject.SCHEDULE, "sch-1", Change.FIRED, task_id="a", status="pending")
+    )
+    bus.publish(event("a", "running"))
+    await until_written(everything, frame_of("a", "running", id=3))
+    written = b"".join(everything.writes)
+    expected = frame_of("a", "pending", id=1) + sse.frame(fired) + frame_of("a", "running", id=3)
+    assert written == expected
+    assert sse.frame(fired).startswith(b"id: 2\nevent: schedule_fired\ndata: ")
+    assert b"schedule_fired" not in b"".join(task_stream.writes)
+
+    document = openapi.document()
+    schema = document["components"]["schemas"]["Event"]
+    fields = dict(line.split(": ", 1) for line in sse.frame(fired).decode().strip().splitlines())
+    assert fields["event"] in schema["properties"]["event"]["enum"]
+    data = json.loads(fields["data"])
+    assert data == {
+        "id": 2,
+        "event": "schedule_fired",
+        "subject": "schedule",
+        "subject_id": "sch-1",
+        "change": "fired",
+        "at": fired.at,
+        "data": {"task_id": "a", "status": "pending"},
+    }
+    jsonschema.validate(data, {**schema["properties"]["data"]["contentSchema"], **document})
+    jsonschema.validate(
+        data, {"$ref": "#/components/schemas/ObjectEvent", "components": document["components"]}
+    )
+
+
+async def test_a_stream_resumed_after_a_schedule_change_gets_it_again(
+    streams: tuple[EventStreams, EventBus],
+) -> None:
+    hub, bus = streams
+    bus.publish(event("a", "pending"))
+    created = bus.publish(ObjectEvent.of(Subject.SCHEDULE, "sch-1", Change.CREATED, name="n"))
+    transport = FakeTransport()
+    stream = hub.open(cast(web.Request, FakeRequest(transport)), None, after=1)
+    stream.start(chunked=False)
+    assert transport.writes[0] == sse._RETRY + sse.frame(created)
