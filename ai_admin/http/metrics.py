@@ -7,7 +7,10 @@ unit (``_seconds``, ``_bytes``), and counters end in ``_total``. What is served:
   (``ai_admin_process_cpu_seconds_total``, ``..._resident_memory_bytes``, ``..._open_fds``, ...);
 - ``ai_admin_docker_engine_up``: 1 when the Docker engine answers (probed every few seconds);
 - the queue now: ``ai_admin_queue_running_tasks``, ``ai_admin_queue_waiting_tasks``,
-  ``ai_admin_queue_max_concurrent``, ``ai_admin_queue_paused``, and the stored tasks
+  ``ai_admin_queue_max_concurrent`` (the agent's, all queues together),
+  ``ai_admin_queue_paused`` (the queue ``default``); each named queue by its name:
+  ``ai_admin_named_queue_running_tasks{queue}``, ``..._waiting_tasks{queue}``,
+  ``..._max_concurrent{queue}``, ``..._paused{queue}``; and the stored tasks
   ``ai_admin_stored_tasks{status,task_type}`` (``ai_admin_tasks_by_status{status}`` is their
   sum by status, kept for the dashboards made before);
 - since the store was created (they survive restarts): ``ai_admin_tasks_enqueued_total``,
@@ -47,6 +50,7 @@ from prometheus_client.registry import Collector
 
 from ai_admin import __version__
 from ai_admin.agent import Agent
+from ai_admin.queue.lanes import QueueView
 from ai_admin.queue.models import TaskType
 from ai_admin.queue.stats import Durations, QueueStats
 
@@ -89,6 +93,7 @@ class _QueueCollector(Collector):
         )
         if self.snapshot is not None:
             yield from _queue_now(self.snapshot)
+        yield from _named_queues(self.agent.queue.queue_views())
         stats = _queue_stats(self.agent)
         yield from _store_totals(stats)
         yield from _totals_by_type(stats)
@@ -116,6 +121,25 @@ def _queue_now(snapshot: dict[str, Any]) -> Iterator[Metric]:
     for status, n in sorted(snapshot["distributions"]["status"].items()):
         by_status.add_metric([status], n)
     yield by_status
+
+
+def _named_queues(views: list[QueueView]) -> Iterator[Metric]:
+    """Each named queue (``default`` included) by its name."""
+    families: list[tuple[str, str, list[float]]] = [
+        ("running_tasks", "Its tasks running now", [q.running for q in views]),
+        ("waiting_tasks", "Its unfinished tasks not running", [q.waiting for q in views]),
+        (
+            "max_concurrent",
+            "How many of its tasks may run at once",
+            [q.limits.max_concurrent for q in views],
+        ),
+        ("paused", "1 while the queue is paused, else 0", [float(q.paused) for q in views]),
+    ]
+    for name, help_text, values in families:
+        family = GaugeMetricFamily(f"{_PREFIX}_named_queue_{name}", help_text, labels=["queue"])
+        for view, value in zip(views, values, strict=True):
+            family.add_metric([view.name], value)
+        yield family
 
 
 def _store_totals(stats: QueueStats) -> Iterator[Metric]:

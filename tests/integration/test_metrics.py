@@ -115,6 +115,7 @@ async def test_a_scrape_after_real_work_passes_promtool_and_counts_by_type(
 ) -> None:
     async with client(agent.url, OPERATOR_TOKEN) as api:
         await _known_work(api, busybox_image, image_cleanup)
+        await api.ok("queue_create", name="nightly", max_concurrent=2)
         text, content_type = await scrape(api)
 
     checked = check_with_promtool(promtool, text)
@@ -162,6 +163,12 @@ async def test_a_scrape_after_real_work_passes_promtool_and_counts_by_type(
     assert value(got, "ai_admin_tasks_enqueued_total") == 3
     assert value(got, "ai_admin_tasks_failed_total") == 2
     assert value(got, "ai_admin_queue_waiting_tasks") == 0
+    # Each named queue by its name.
+    assert value(got, "ai_admin_named_queue_max_concurrent", queue="nightly") == 2
+    assert value(got, "ai_admin_named_queue_max_concurrent", queue="default") == 4
+    assert value(got, "ai_admin_named_queue_paused", queue="nightly") == 0
+    assert value(got, "ai_admin_named_queue_running_tasks", queue="default") == 0
+    assert value(got, "ai_admin_named_queue_waiting_tasks", queue="nightly") == 0
 
 
 def _assert_cumulative(got: dict[Any, float], name: str, **labels: str) -> None:
