@@ -334,13 +334,33 @@ async def queue_clear(agent: Agent, p: ClearParams) -> dict[str, Any]:
     return {"deleted": await agent.queue.clear(include_failed=p.include_failed)}
 
 
-@REGISTRY.command("queue_metrics", NoParams, result=QueueMetrics, read_only=True, idempotent=True)
-async def queue_metrics(agent: Agent, p: NoParams) -> dict[str, Any]:
+class MetricsParams(_Params):
+    historical: bool = Field(
+        False,
+        description="Also the trends per hour and per day (submitted, completed, failed, mean "
+        "wait and run time), from the counters the agent keeps every stats_snapshot_interval_s.",
+    )
+    days: float = Field(7.0, gt=0, le=366, description="historical: how many days back.")
+
+
+@REGISTRY.command(
+    "queue_metrics",
+    MetricsParams,
+    result=QueueMetrics,
+    example={"historical": True, "days": 7},
+    read_only=True,
+    idempotent=True,
+)
+async def queue_metrics(agent: Agent, p: MetricsParams) -> dict[str, Any]:
     """Production counters since the store was created: enqueued, dequeued, completed, failed,
     timed out, cancelled, retried, merged, average wait and processing time; plus how many
-    tasks run and wait now."""
+    tasks run and wait now. With historical: true, also the trends per hour and per day over
+    the last days (history: hourly and daily, oldest first)."""
     stats = await agent.queue.get_queue_stats()
-    return {**stats["counters"], **stats["summary"], "paused": stats["queue"]["paused"]}
+    data = {**stats["counters"], **stats["summary"], "paused": stats["queue"]["paused"]}
+    if p.historical:
+        data["history"] = (await agent.queue.trends(p.days)).as_json()
+    return data
 
 
 @REGISTRY.command(

@@ -11,6 +11,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from ai_admin.config import Settings
 from ai_admin.queue.models import TaskStatus
+from ai_admin.schedule.trends import Trends
 from ai_admin.wire.envelope import ErrorBody, Wire, sometimes
 from ai_admin.wire.stats import Counters, QueueStatistics, QueueSummary
 from ai_admin.wire.task import TaskSummary, TaskView
@@ -86,6 +87,9 @@ class Cleared(Wire):
 
 class QueueMetrics(Counters, QueueSummary):
     paused: bool
+    history: Trends | SkipJsonSchema[None] = sometimes(
+        "With historical: the trends per hour and per day."
+    )
 
 
 class Export(Paged):

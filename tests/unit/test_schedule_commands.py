@@ -15,7 +15,9 @@ from queue_helpers import Work, executors_for, make_settings, within
 from ai_admin.agent import Agent
 from ai_admin.commands import Dispatcher
 from ai_admin.python_api import TaskQueue
+from ai_admin.queue.models import DockerTask, TaskType
 from ai_admin.queue.sqlite_store import SqliteStore
+from ai_admin.wire.results import QueueMetrics
 from ai_admin.wire.schedules import ScheduleDeleted, ScheduleList, ScheduleView
 
 PULL = {"action": "docker_pull", "params": {"image_name": "127.0.0.1:5000/team/app", "tag": "1"}}
@@ -23,18 +25,23 @@ CANARY = "canary-pw-7Hq2"
 
 
 @pytest.fixture
-async def send(tmp_path: Path) -> AsyncIterator[Any]:
+async def agent(tmp_path: Path) -> AsyncIterator[Agent]:
     settings = make_settings(tmp_path)
     queue = TaskQueue(SqliteStore(tmp_path / "q.db"), executors_for(Work(block=False)), settings)
-    agent = Agent(settings, queue=queue)
+    made = Agent(settings, queue=queue)
+    yield made
+    await within(made.stop())
+
+
+@pytest.fixture
+def send(agent: Agent) -> Any:
     dispatcher = Dispatcher(agent)
 
     async def run(action: str, **params: Any) -> tuple[int, dict[str, Any]]:
         reply = await dispatcher.dispatch({"action": action, "params": params})
         return reply.status, reply.envelope
 
-    yield run
-    await within(agent.stop())
+    return run
 
 
 def field_of(envelope: dict[str, Any]) -> str:
@@ -123,3 +130,29 @@ async def test_a_secret_build_arg_is_refused_too(send: Any) -> None:
     assert status == 400
     assert field_of(refused) == "params.command.params"
     assert CANARY not in json.dumps(refused)
+
+
+async def test_queue_metrics_historical_gives_trends_from_the_snapshots(
+    agent: Agent, send: Any
+) -> None:
+    queue = agent.queue
+    await queue.start()
+    await queue.scheduler.take_snapshot()
+    for n in range(3):
+        task_id = await queue.add_task(
+            DockerTask(task_type=TaskType.PULL, params={"image_name": f"i{n}"})
+        )
+        await queue.wait_for(task_id, timeout_s=10)
+    await queue.scheduler.take_snapshot()
+    status, plain = await send("queue_metrics")
+    assert status == 200
+    assert "history" not in plain["data"]
+    status, answer = await send("queue_metrics", historical=True, days=1)
+    assert status == 200, answer
+    metrics = QueueMetrics.model_validate(answer["data"])
+    assert metrics.history is not None
+    (hour,) = metrics.history.hourly
+    assert (hour.submitted, hour.completed, hour.failed) == (3, 3, 0)
+    assert hour.mean_run_s is not None
+    assert hour.mean_wait_s is not None
+    assert sum(d.submitted for d in metrics.history.daily) == 3
