@@ -63,14 +63,14 @@ class Tools:
         self.tools = tools
         self.validated = Validated()
 
-    async def call(self, name: str, **arguments: Any) -> dict[str, Any]:
-        result = await self.session.call_tool(name, arguments)
-        self.validated.check_tool(self.tools[name], result)
+    async def call(self, tool: str, /, **arguments: Any) -> dict[str, Any]:
+        result = await self.session.call_tool(tool, arguments)
+        self.validated.check_tool(self.tools[tool], result)
         content: dict[str, Any] = result.structured_content or {}
         return content
 
-    async def data(self, name: str, **arguments: Any) -> dict[str, Any]:
-        content = await self.call(name, **arguments)
+    async def data(self, tool: str, /, **arguments: Any) -> dict[str, Any]:
+        content = await self.call(tool, **arguments)
         assert content["success"], content
         data: dict[str, Any] = content["data"]
         return data
@@ -141,6 +141,37 @@ async def test_every_tool_answers_as_its_output_schema_says(
         for action in ("pause", "resume", "cancel"):
             await tools.data("queue_manage", action=action, task_id=first["task_id"])
         await tools.data("queue_manage", action="retry", task_id=first["task_id"], force=True)
+        # two batches in a named queue, held by a task of the paused default queue
+        await tools.data("queue_create", name="bulk", max_concurrent=1)
+        await tools.data("queue_list")
+        batches = []
+        for n in ("b1", "b2"):
+            held = {"image_name": UNREACHABLE, "tag": n, "depends_on": [first["task_id"]]}
+            after = {"image_name": UNREACHABLE, "tag": f"{n}-after"}
+            pulls = [
+                {"action": "docker_pull", "params": held},
+                {"action": "docker_pull", "params": after, "depends_on": [0]},
+            ]
+            batches.append(
+                await tools.data("batch_submit", name=n, queue="bulk", serial=True, tasks=pulls)
+            )
+        waiting = batches[1]["batch_id"]  # behind the first in line
+        await tools.data("batch_status", batch_id=waiting)
+        await tools.data("batch_move", batch_id=waiting, position=2)
+        await tools.data("batch_stop", batch_id=waiting)
+        await tools.data("batch_start", batch_id=waiting)
+        await tools.data("batch_list")
+        for batch in batches:
+            await tools.data("batch_cancel", batch_id=batch["batch_id"])
+            await tools.data("batch_remove", batch_id=batch["batch_id"])
+        await tools.data("queue_delete", name="bulk")
+        # a schedule
+        pull = {"action": "docker_pull", "params": {"image_name": UNREACHABLE, "tag": "s"}}
+        schedule = await tools.data("schedule_create", name="s", cron="0 3 * * *", command=pull)
+        for command in ("schedule_get", "schedule_pause", "schedule_resume"):
+            await tools.data(command, schedule_id=schedule["schedule_id"])
+        await tools.data("schedule_list")
+        await tools.data("schedule_delete", schedule_id=schedule["schedule_id"])
         await tools.data("queue_resume")
         await asyncio.wait_for(served.agent.queue.join(), TIMEOUT_S)
         await tools.data("queue_metrics")
