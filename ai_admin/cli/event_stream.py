@@ -106,8 +106,9 @@ def _open(
         return conn, None
     state.away_since = None
     if response.status != 200:
+        body = response.read()
         conn.close()
-        client.envelope(response.status, response.read())  # raises the agent's failure
+        client.envelope(response.status, body)  # raises the agent's failure
     return conn, response
 
 

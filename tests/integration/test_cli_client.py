@@ -232,11 +232,43 @@ def test_status_follow_waits_for_a_queued_task_and_ends_with_it(
     assert err.splitlines()[-1].split()[1] == "completed"
 
 
+def test_ctrl_c_stops_following_and_leaves_the_task_queued(cli: Cli) -> None:
+    cli.json("queue", "pause")
+    follower = subprocess.Popen(
+        cli.argv("pull", "127.0.0.1:1/cli/interrupted:1", "--wait"),
+        env=cli.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert follower.stderr is not None
+        submitted = follower.stderr.readline()
+        task_id = submitted.split()[2]
+        assert " pending " in follower.stderr.readline()
+        follower.send_signal(signal.SIGINT)
+        out, err = follower.communicate(timeout=30)
+    finally:
+        follower.kill()
+    assert follower.returncode == ExitCode.INTERRUPTED
+    assert out == ""
+    assert err == (
+        f"ai-admin: stopped following; task {task_id} goes on "
+        f"(`ai-admin status {task_id} --follow`)\n"
+    )
+    assert cli.status(task_id) == "pending"
+    cli.run("manage", "cancel", task_id, "--yes")
+
+
 def test_each_failure_class_exits_with_its_status(cli: Cli, agent: AgentProcess) -> None:
     missing = cli.run("status", "no-such-task")
     assert missing.returncode == ExitCode.NOT_FOUND
     assert missing.stderr.startswith("ai-admin: QUEUE_TASK_NOT_FOUND: No task with id")
     assert missing.stdout == ""
+
+    not_followed = cli.run("status", "no-such-task", "--follow")  # the stream's own 404
+    assert not_followed.returncode == ExitCode.NOT_FOUND
+    assert not_followed.stderr.startswith("ai-admin: QUEUE_TASK_NOT_FOUND: No task with id")
 
     wrong = Cli(agent.url, token="not-the-token").run("list")
     assert wrong.returncode == ExitCode.AUTH
@@ -419,7 +451,7 @@ def test_send_export_config_and_metrics(cli: Cli, agent: AgentProcess, tmp_path:
 
 
 def test_queue_pause_list_configure_and_resume(cli: Cli) -> None:
-    assert cli.json("queue", "pause") == {"paused": True}
+    assert cli.json("queue", "pause") == {"queue": "default", "paused": True}
     queues = cli.json("queue", "list")["queues"]
     default = next(q for q in queues if q["name"] == "default")
     assert default["paused"] is True
@@ -430,7 +462,7 @@ def test_queue_pause_list_configure_and_resume(cli: Cli) -> None:
         assert changed["settings"]["max_concurrent"] == 3
     finally:
         cli.json("queue", "configure", "--max-concurrent", str(before))
-    assert cli.json("queue", "resume") == {"paused": False}
+    assert cli.json("queue", "resume") == {"queue": "default", "paused": False}
     assert cli.json("status")["queue"]["paused"] is False
 
 
