@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import Any, TextIO
 
 from ai_admin.cli.exits import CliFailure
+from ai_admin.cli.units import when
 
 __all__ = [
     "Column",
@@ -101,8 +102,15 @@ def _cell(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return json.dumps(value, default=str)
     if isinstance(value, float):
-        return f"{value:g}"
+        return f"{value:.3f}".rstrip("0").rstrip(".")
     return str(value)
+
+
+def _shown(key: str, value: Any) -> str:
+    """A table's text of ``key``'s value: a time (``*_at``, Unix seconds) in local time."""
+    if key.endswith("_at") and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return when(value)
+    return _cell(value)
 
 
 def _csv_cell(value: Any) -> Any:
@@ -131,7 +139,11 @@ def _columns_of(rows: Sequence[Mapping[str, Any]]) -> list[Column]:
     keys: list[str] = []
     for row in rows[:50]:
         keys += [k for k in row if k not in keys]
-    return [Column(key, _getter(key), _cell) for key in keys]
+    return [Column(key, _getter(key), _text_of(key)) for key in keys]
+
+
+def _text_of(key: str) -> Callable[[Any], str]:
+    return lambda value: _shown(key, value)
 
 
 def _getter(key: str) -> Callable[[Mapping[str, Any]], Any]:
@@ -187,7 +199,7 @@ def _draw_table(view: Records | Fields) -> None:
         table.add_column("KEY", style="bold")
         table.add_column("VALUE")
         for key, value in flatten(view.values).items():
-            table.add_row(Text(key), Text(_cell(value)))
+            table.add_row(Text(key), Text(_shown(key, value)))
     console.print(table)
     if isinstance(view, Records) and view.footer:
         console.print(view.footer, markup=False, style="dim")

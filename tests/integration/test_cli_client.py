@@ -380,6 +380,66 @@ def test_commands_the_agent_may_not_have_print_its_own_answer(cli: Cli) -> None:
         assert queued.returncode in (ExitCode.REFUSED, ExitCode.NOT_FOUND), queued.stderr
 
 
+def test_a_schedules_life_through_the_schedule_subcommands(cli: Cli, tmp_path: Path) -> None:
+    """The subcommands send the params the agent's schedule_* commands take (an agent
+    without schedules refuses the first one as unknown)."""
+    known = {c["name"] for c in cli.json("send", str(COMMANDS / "commands.json"))["commands"]}
+    message = tmp_path / "pull.json"
+    message.write_text(json.dumps({"action": "docker_pull", "params": {"image_name": "cli/a"}}))
+    create = ("schedule", "create", "--name", "hourly", "--interval", "3600")
+    if "schedule_create" not in known:
+        refused = cli.run(*create, "--command", str(message))
+        assert refused.returncode == ExitCode.UNSUPPORTED
+        return
+
+    created = cli.json(*create, "--command", str(message))
+    schedule_id = created["schedule_id"]
+    assert (created["name"], created["interval_s"], created["paused"]) == ("hourly", 3600, False)
+    listed = cli.run("schedule", "list", "--format", "csv").stdout
+    assert [row["name"] for row in csv.DictReader(io.StringIO(listed))].count("hourly") == 1
+    assert cli.json("schedule", "pause", schedule_id)["paused"] is True
+    assert cli.json("schedule", "get", schedule_id)["next_run_at"] is None
+    assert cli.json("schedule", "resume", schedule_id)["paused"] is False
+
+    declined = cli.run("schedule", "delete", schedule_id, input="n\n")
+    assert declined.returncode == ExitCode.DECLINED
+    assert cli.json("schedule", "get", schedule_id)["schedule_id"] == schedule_id
+    assert cli.json("schedule", "delete", schedule_id, "--yes")["deleted"] is True
+    assert cli.run("schedule", "get", schedule_id).returncode == ExitCode.NOT_FOUND
+
+
+def test_a_batch_through_the_batch_subcommands(cli: Cli, tmp_path: Path) -> None:
+    """batch submit sends the file's messages as tasks, with name and serial; status, list
+    and remove take the batch's id (an agent without batches refuses the submit as unknown)."""
+    known = {c["name"] for c in cli.json("send", str(COMMANDS / "commands.json"))["commands"]}
+    entries = [
+        {
+            "action": "docker_pull",
+            "params": {"image_name": f"127.0.0.1:1/cli/b{n}", "max_retries": 0},
+        }
+        for n in range(2)
+    ]
+    batch = tmp_path / "batch.json"
+    batch.write_text(json.dumps({"tasks": entries}))
+    if "batch_submit" not in known:
+        refused = cli.run("batch", "submit", str(batch))
+        assert refused.returncode == ExitCode.UNSUPPORTED
+        return
+
+    submitted = cli.json("batch", "submit", str(batch), "--name", "cli-release")
+    batch_id = submitted["batch_id"]
+    assert len(submitted["task_ids"]) == 2
+    for task_id in submitted["task_ids"]:  # both fail at once (nothing listens on port 1)
+        follow = cli.run("status", task_id, "--follow")
+        assert follow.returncode == ExitCode.TASK_FAILED, follow.stderr
+    status = cli.json("batch", "status", batch_id)
+    assert (status["name"], status["serial"], status["state"]) == ("cli-release", True, "failed")
+    listed = cli.run("batch", "list", "--format", "csv").stdout
+    assert batch_id in {row["batch_id"] for row in csv.DictReader(io.StringIO(listed))}
+    assert cli.json("batch", "remove", batch_id, "--yes")["removed"] is True
+    assert cli.run("batch", "status", batch_id).returncode == ExitCode.NOT_FOUND
+
+
 def test_clear_and_cancel_ask_first(cli: Cli) -> None:
     cli.json("queue", "pause")
     task_id = cli.submit("pull", "127.0.0.1:1/cli/held:1")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -232,6 +233,9 @@ def test_data_of_unknown_shape_shows_its_one_list_as_rows() -> None:
     assert isinstance(view, output.Records)
     assert [c.header for c in view.columns] == ["id", "next_run"]
     assert view.footer == "total: 1"
+    # In a table a time in seconds shows as a time; a number keeps its digits.
+    shown = [output._shown("next_run_at", 1796180075.5), output._shown("progress", 12.25)]
+    assert shown == [time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(1796180075.5)), "12.25"]
     fields = output.generic_view({"paused": True, "queue": {"name": "default"}})
     assert isinstance(fields, output.Fields)
     assert output.flatten(fields.values) == {"paused": True, "queue.name": "default"}
