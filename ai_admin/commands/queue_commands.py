@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ai_admin.commands.registry import REGISTRY, NoParams
-from ai_admin.config import Settings
+from ai_admin.config import DEFAULT_QUEUE, QueueName, QueueSettings, Settings
+from ai_admin.errors import InvalidParams
 from ai_admin.queue import views
 from ai_admin.queue.models import DockerTask, TaskStatus, TaskType
 from ai_admin.queue.states import Action
@@ -42,7 +43,19 @@ class _Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+_ONE_QUEUE = Field(DEFAULT_QUEUE, description="The named queue (queue_list).")
+
+
+class QueueParams(_Params):
+    queue: QueueName = _ONE_QUEUE
+
+
 class QueueStatusParams(_Params):
+    queue: QueueName = Field(
+        DEFAULT_QUEUE,
+        description="The named queue whose limits, counts and (with detailed) tasks to show; "
+        "the statistics are the agent's.",
+    )
     include_logs: bool = Field(False, description="Include each listed task's log lines.")
     detailed: bool = Field(False, description="Also list running, waiting and paused tasks.")
     limit: int = Field(100, ge=1, le=1000, description="At most this many tasks per list.")
@@ -65,12 +78,18 @@ class ListParams(_Params):
         None, max_length=len(TaskStatus), description="Only tasks in these statuses."
     )
     task_type: TaskType | None = None
+    queue: QueueName | None = Field(
+        None, description="Only this queue's tasks (all when left out)."
+    )
     limit: int = Field(50, ge=1, le=1000)
     offset: int = Field(0, ge=0, le=_MAX_OFFSET)
     include_logs: bool = False
 
 
 class ClearParams(_Params):
+    queue: QueueName | None = Field(
+        None, description="Only this queue's finished tasks (every queue's when left out)."
+    )
     include_failed: bool = Field(
         False, description="Also delete failed, cancelled and timed-out tasks."
     )
@@ -99,6 +118,12 @@ class ConfigureParams(_Params):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
+    queue: QueueName | None = Field(
+        None,
+        description="A named queue whose own limits to change (max_concurrent, "
+        "max_queue_size, default_timeout_s, max_retries); left out, the agent's settings.",
+    )
+
     max_concurrent: int | None = _setting("max_concurrent")
     max_queue_size: int | None = _setting("max_queue_size")
     default_timeout_s: float | None = _setting("default_timeout_s")
@@ -109,7 +134,8 @@ class ConfigureParams(_Params):
     retry_jitter: float | None = _setting("retry_jitter")
 
 
-_RUNTIME_KEYS = tuple(ConfigureParams.model_fields)
+_RUNTIME_KEYS = tuple(k for k in ConfigureParams.model_fields if k != "queue")
+_QUEUE_LIMITS = frozenset(QueueSettings.model_fields)
 
 
 def task_view(agent: Agent, task: DockerTask, *, include_logs: bool) -> dict[str, Any]:
@@ -197,6 +223,7 @@ async def queue_status(agent: Agent, p: QueueStatusParams) -> dict[str, Any]:
     lists longer than max_answer_bytes are cut ("truncated": true; page them with
     queue_list_tasks). Use it to see how busy the agent is or to find a task's id."""
     data = await agent.queue.get_queue_stats()
+    data["named_queue"] = agent.queue.queue_view(p.queue).model_dump(mode="json")
     if p.detailed:
         queue = agent.queue
         lists = {
@@ -204,6 +231,7 @@ async def queue_status(agent: Agent, p: QueueStatusParams) -> dict[str, Any]:
             "pending": queue.pending_tasks(),
             "paused": queue.paused_tasks(),
         }
+        lists = {name: [t for t in tasks if t.queue == p.queue] for name, tasks in lists.items()}
         data["tasks"], cut = _live_views(agent, lists, p, _budget(agent, data))
         if cut:
             data["truncated"] = True
@@ -265,7 +293,9 @@ async def queue_list_tasks(agent: Agent, p: ListParams) -> dict[str, Any]:
     total that match. An answer longer than max_answer_bytes is cut at a task and says
     "truncated": true with the next_offset to ask for. Use it to find failed tasks or browse
     the history."""
-    query = TaskQuery(status=p.status, task_type=p.task_type, limit=p.limit, offset=p.offset)
+    query = TaskQuery(
+        status=p.status, task_type=p.task_type, queue=p.queue, limit=p.limit, offset=p.offset
+    )
     page = await _bounded_page(agent, query, include_logs=p.include_logs, budget=_budget(agent))
     return {
         "tasks": page.views,
@@ -305,19 +335,25 @@ async def queue_manage(agent: Agent, p: ManageParams) -> dict[str, Any]:
     }
 
 
-@REGISTRY.command("queue_pause", NoParams, result=QueuePaused, idempotent=True)
-async def queue_pause(agent: Agent, p: NoParams) -> dict[str, Any]:
-    """Pause the whole queue: running tasks finish, nothing new starts until queue_resume.
-    The pause is kept across restarts; the answer comes once it is stored."""
-    await agent.queue.pause_queue()
-    return {"paused": True}
+@REGISTRY.command(
+    "queue_pause", QueueParams, result=QueuePaused, example={"queue": "default"}, idempotent=True
+)
+async def queue_pause(agent: Agent, p: QueueParams) -> dict[str, Any]:
+    """Pause a queue (default unless named): its running tasks finish, nothing new of it
+    starts until queue_resume; other queues run on. The pause is kept across restarts; the
+    answer comes once it is stored."""
+    await agent.queue.pause_queue(p.queue)
+    return {"queue": p.queue, "paused": True}
 
 
-@REGISTRY.command("queue_resume", NoParams, result=QueuePaused, idempotent=True)
-async def queue_resume(agent: Agent, p: NoParams) -> dict[str, Any]:
-    """Resume the whole queue after queue_pause: waiting tasks start again."""
-    await agent.queue.resume_queue()
-    return {"paused": False}
+@REGISTRY.command(
+    "queue_resume", QueueParams, result=QueuePaused, example={"queue": "default"}, idempotent=True
+)
+async def queue_resume(agent: Agent, p: QueueParams) -> dict[str, Any]:
+    """Resume a queue (default unless named) after queue_pause: its waiting tasks start
+    again."""
+    await agent.queue.resume_queue(p.queue)
+    return {"queue": p.queue, "paused": False}
 
 
 @REGISTRY.command(
@@ -331,7 +367,7 @@ async def queue_clear(agent: Agent, p: ClearParams) -> dict[str, Any]:
     """Delete finished tasks from the history: completed and merged ones, and with
     include_failed also failed, cancelled and timed-out ones. Returns how many were deleted.
     Waiting and running tasks are never touched."""
-    return {"deleted": await agent.queue.clear(include_failed=p.include_failed)}
+    return {"deleted": await agent.queue.clear(include_failed=p.include_failed, queue=p.queue)}
 
 
 class MetricsParams(_Params):
@@ -400,11 +436,30 @@ async def queue_configure(agent: Agent, p: ConfigureParams) -> dict[str, Any]:
     retry_factor, retry_cap_s, retry_jitter). Changes apply at once and last until restart.
     retry_cap_s may not fall below retry_base_s, counting the current value of the one not
     given (a rule across the call and the agent's state, so no schema can state it)."""
-    changes = p.model_dump(exclude_none=True)
+    changes = p.model_dump(exclude_none=True, exclude={"queue"})
+    if p.queue is not None:
+        return await _configure_queue(agent, p.queue, changes)
     if changes:
         agent.reconfigure(changes)
     current = agent.public_settings()
     return {"changed": sorted(changes), "settings": {k: current[k] for k in _RUNTIME_KEYS}}
+
+
+async def _configure_queue(agent: Agent, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+    agent_wide = sorted(changes.keys() - _QUEUE_LIMITS)
+    if agent_wide:
+        raise InvalidParams(
+            f"{', '.join(agent_wide)}: the retry backoff is the agent's, not a queue's; "
+            "change it without queue.",
+            details={"fields": agent_wide, "queue": name},
+        )
+    view = await agent.queue.configure_queue(name, QueueSettings(**changes))
+    current = agent.public_settings()
+    return {
+        "changed": sorted(changes),
+        "settings": {k: current[k] for k in _RUNTIME_KEYS} | view.limits.model_dump(),
+        "queue": view.model_dump(mode="json"),
+    }
 
 
 @REGISTRY.command("commands", NoParams, result=CommandList, read_only=True, idempotent=True)

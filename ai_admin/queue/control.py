@@ -279,14 +279,15 @@ class TaskControl(TaskMemory):
         for name, own in (await self._store.load_records(QUEUE_RECORD)).items():
             self._lanes.add_lane(name, QueueSettings.model_validate(own))
 
-    async def clear(self, *, include_failed: bool = False) -> int:
+    async def clear(self, *, include_failed: bool = False, queue: str | None = None) -> int:
         """Delete finished tasks (completed and merged; also failed, cancelled and timed-out
-        ones with ``include_failed``). Returns how many were deleted."""
+        ones with ``include_failed``), of ``queue`` or of every queue. Returns how many were
+        deleted."""
         await self.start()
         statuses = {TaskStatus.COMPLETED, TaskStatus.MERGED}
         if include_failed:
             statuses |= {TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.TIMEOUT}
-        deleted = await self._store.delete(statuses)
+        deleted = await self._store.delete(statuses, queue)
         if include_failed:  # kept only so a manual retry could use them; nothing left to retry
             self._secrets = {k: v for k, v in self._secrets.items() if k in self._live}
         # The store counts as of the saves issued so far; what moves while it counts is added.

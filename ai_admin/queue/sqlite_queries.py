@@ -119,14 +119,15 @@ def move_aside(bad: Failed, conn: sqlite3.Connection) -> None:
     conn.executemany("DELETE FROM tasks WHERE id = ?", [(task_id,) for task_id, _ in bad])
 
 
-def delete_chunk(statuses: list[str], conn: sqlite3.Connection) -> int:
-    """Up to ``DELETE_CHUNK`` tasks in these statuses deleted; how many were."""
+def delete_chunk(statuses: list[str], queue: str | None, conn: sqlite3.Connection) -> int:
+    """Up to ``DELETE_CHUNK`` tasks in these statuses (of ``queue``) deleted; how many were."""
     marks = ",".join("?" * len(statuses))
+    of_queue = " AND queue = ?" if queue is not None else ""
     sql = (
-        f"DELETE FROM tasks WHERE rowid IN (SELECT rowid FROM tasks WHERE status IN ({marks}) "  # noqa: S608
-        f"LIMIT {DELETE_CHUNK})"
+        f"DELETE FROM tasks WHERE rowid IN (SELECT rowid FROM tasks WHERE status IN ({marks})"  # noqa: S608
+        f"{of_queue} LIMIT {DELETE_CHUNK})"
     )
-    return conn.execute(sql, statuses).rowcount
+    return conn.execute(sql, [*statuses, *([queue] if queue is not None else [])]).rowcount
 
 
 # A finished task's age counts from its end (completed_at; the stored documents of tasks that

@@ -223,11 +223,12 @@ class SqliteStore:
     async def set_aside(self) -> list[SetAside]:
         return await self._scan(queries.set_aside)
 
-    async def delete(self, statuses: Collection[TaskStatus]) -> int:
+    async def delete(self, statuses: Collection[TaskStatus], queue: str | None = None) -> int:
         """In chunks, each its own commit, so clearing a long history never stalls the loop."""
         values = [s.value for s in statuses]
         deleted = 0
-        while values and (n := await self._submit(partial(queries.delete_chunk, values))):
+        chunk = partial(queries.delete_chunk, values, queue)
+        while values and (n := await self._submit(chunk)):
             deleted += n
         return deleted
 

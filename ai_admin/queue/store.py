@@ -91,8 +91,9 @@ class QueueStore(Protocol):
     async def set_aside(self) -> list[SetAside]:
         """Every stored task set aside because it failed to load, oldest first."""
 
-    async def delete(self, statuses: Collection[TaskStatus]) -> int:
-        """Delete every task in one of ``statuses``; returns how many."""
+    async def delete(self, statuses: Collection[TaskStatus], queue: str | None = None) -> int:
+        """Delete every task in one of ``statuses`` (of ``queue``, or of every queue);
+        returns how many."""
 
     async def class_counts(self) -> dict[TaskClass, int]:
         """How many tasks are in each stats class (start-up and after deletes), as of every

@@ -10,6 +10,7 @@ from pydantic import Field, create_model
 from pydantic.json_schema import SkipJsonSchema
 
 from ai_admin.config import Settings
+from ai_admin.queue.lanes import QueueView
 from ai_admin.queue.models import TaskStatus
 from ai_admin.schedule.trends import Trends
 from ai_admin.wire.envelope import ErrorBody, Wire, sometimes
@@ -53,7 +54,8 @@ class LiveTasks(Wire):
 class QueueStatus(QueueStatistics):
     """``queue_status``: the statistics; with detailed, the live tasks too."""
 
-    tasks: LiveTasks | SkipJsonSchema[None] = sometimes("With detailed.")
+    named_queue: QueueView = Field(description="The queue asked for (default unless named).")
+    tasks: LiveTasks | SkipJsonSchema[None] = sometimes("With detailed: the named queue's.")
     truncated: bool | SkipJsonSchema[None] = sometimes(_NOT_CUT)
     note: str | SkipJsonSchema[None] = sometimes()
 
@@ -78,6 +80,7 @@ class Managed(Wire):
 
 
 class QueuePaused(Wire):
+    queue: str
     paused: bool
 
 
@@ -121,7 +124,10 @@ RuntimeSettings = create_model(  # type: ignore[call-overload]
 
 class Configured(Wire):
     changed: list[str] = Field(description="The settings this call changed, by name.")
-    settings: RuntimeSettings
+    settings: RuntimeSettings = Field(
+        description="The agent's; with queue, the queue's limits in place of its own."
+    )
+    queue: QueueView | SkipJsonSchema[None] = sometimes("With queue: the queue after the change.")
 
 
 class CommandDescription(Wire):
@@ -142,7 +148,9 @@ class Submitted(Wire):
     """A task was queued (or merged into an identical one already waiting or running)."""
 
     task_id: str
-    status: Literal[TaskStatus.PENDING, TaskStatus.MERGED]
+    status: Literal[TaskStatus.PENDING, TaskStatus.MERGED, TaskStatus.FAILED] = Field(
+        description="failed: a task it depends on had already failed, so it never runs."
+    )
     queue_position: int | None
     merged_into: str | None = Field(description="The identical task this one was merged into.")
 

@@ -261,7 +261,7 @@ async def test_the_queue_pause_survives_kill_9(tmp_path: Path) -> None:
     try:
         async with session() as http:
             api = Api(http, agent.url, OPERATOR_TOKEN)
-            assert await api.ok("queue_pause") == {"paused": True}
+            assert await api.ok("queue_pause") == {"queue": "default", "paused": True}
             ids = []
             for _ in range(3):
                 message = _submit_message(Load(http, api, "unused", random.Random(0)))
@@ -280,7 +280,7 @@ async def test_the_queue_pause_survives_kill_9(tmp_path: Path) -> None:
                 assert task["status"]["value"] == "pending"
                 assert task["timing"]["started_at"] is None  # nothing started
 
-            assert await api.ok("queue_resume") == {"paused": False}
+            assert await api.ok("queue_resume") == {"queue": "default", "paused": False}
             for task_id in ids:
                 assert (await api.finished(task_id))["status"]["value"] == "failed"
     finally:

@@ -148,14 +148,14 @@ async def _queue_manage(api: Api, cleanup: ImageCleanup) -> None:
 
 @scenario("queue_pause")
 async def _queue_pause(api: Api, cleanup: ImageCleanup) -> None:
-    assert await api.ok("queue_pause") == {"paused": True}
+    assert await api.ok("queue_pause") == {"queue": "default", "paused": True}
     assert (await api.ok("queue_status"))["queue"]["paused"] is True
 
 
 @scenario("queue_resume")
 async def _queue_resume(api: Api, cleanup: ImageCleanup) -> None:
     await api.ok("queue_pause")
-    assert await api.ok("queue_resume") == {"paused": False}
+    assert await api.ok("queue_resume") == {"queue": "default", "paused": False}
     assert (await api.ok("queue_status"))["queue"]["paused"] is False
 
 

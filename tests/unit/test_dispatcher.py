@@ -592,12 +592,12 @@ async def test_manage_moves_tasks_and_refuses_with_specific_codes(harness: Harne
 
 async def test_queue_pause_and_resume(harness: Harness) -> None:
     harness.work.release()
-    assert await harness.ok("queue_pause") == {"paused": True}
-    assert await harness.ok("queue_pause") == {"paused": True}  # idempotent
+    assert await harness.ok("queue_pause") == {"queue": "default", "paused": True}
+    assert await harness.ok("queue_pause") == {"queue": "default", "paused": True}  # idempotent
     task_id = await harness.pull("held")
     assert (await harness.ok("queue_metrics"))["paused"] is True
     assert await harness.status(task_id) == "pending"
-    assert await harness.ok("queue_resume") == {"paused": False}
+    assert await harness.ok("queue_resume") == {"queue": "default", "paused": False}
     assert (await within(harness.agent.queue.wait_for(task_id))).status is TaskStatus.COMPLETED
 
 

@@ -69,7 +69,8 @@ def test_every_model_refuses_keys_it_does_not_name(model: type[BaseModel]) -> No
 
 
 def test_queue_configure_takes_the_settings_it_shows() -> None:
-    assert tuple(ConfigureParams.model_fields) == RUNTIME_SETTINGS
+    # and the queue whose own limits to change
+    assert tuple(ConfigureParams.model_fields) == ("queue", *RUNTIME_SETTINGS)
     assert tuple(RuntimeSettings.model_fields) == RUNTIME_SETTINGS
 
 
