@@ -108,7 +108,8 @@ async def test_pausing_one_queue_leaves_the_others_running(make_engine: EngineFa
     ran = await engine.add_task(make_task("ran"))
     assert (await within(engine.wait_for(ran))).status is TaskStatus.COMPLETED
     assert (await engine.require_task(held)).status is TaskStatus.PENDING
-    assert engine.queue_view("bulk").paused and not engine.paused
+    assert engine.queue_view("bulk").paused
+    assert not engine.paused
     await engine.resume_queue("bulk")
     assert (await within(engine.wait_for(held))).status is TaskStatus.COMPLETED
 
