@@ -77,6 +77,12 @@ class Scheduler:
         await asyncio.sleep(0)  # APScheduler stops in a callback of the loop
         await self.schedules.settle()
 
+    @property
+    def apscheduler(self) -> AsyncIOScheduler:
+        """The APScheduler instance the jobs run on (to watch its events: a benchmark
+        measures each firing's lateness from the time it was due)."""
+        return self._aps
+
     def schedule_jobs(self) -> list[str]:
         """The ids of the schedules with a job on the scheduler (those that will fire)."""
         return sorted(j.id for j in self._aps.get_jobs() if j.id not in _HOUSEKEEPING)
