@@ -225,7 +225,7 @@ def queue_delete(
     """Delete an empty named queue; asks first unless --yes."""
     confirm(f"Delete queue {name}?", yes)
     with handled():
-        emit(client(url, token, config).command("queue_delete", {"name": name}), choose(fmt))
+        emit(client(url, token, config).command("queue_delete", {"queue": name}), choose(fmt))
 
 
 def metrics(

@@ -22,7 +22,7 @@ class QueueCreateParams(QueueSettings):
 
 
 class QueueDeleteParams(NoParams):
-    name: QueueName
+    queue: QueueName
 
 
 @REGISTRY.command(
@@ -50,11 +50,11 @@ async def queue_list(agent: Agent, p: NoParams) -> dict[str, Any]:
     "queue_delete",
     QueueDeleteParams,
     result=QueueDeleted,
-    example={"name": "bulk"},
+    example={"queue": "bulk"},
     destructive=True,
 )
 async def queue_delete(agent: Agent, p: QueueDeleteParams) -> dict[str, Any]:
     """Delete a named queue that holds no unfinished task (default always stays; a queue of
     the configuration file comes back at the next start)."""
-    await agent.queue.delete_queue(p.name)
-    return {"queue": p.name, "deleted": True}
+    await agent.queue.delete_queue(p.queue)
+    return {"queue": p.queue, "deleted": True}

@@ -449,6 +449,8 @@ def document() -> dict[str, Any]:
             {"name": "tasks", "description": "Submit, read and control Docker tasks."},
             {"name": "queue", "description": "The queue as a whole."},
             {"name": "schedules", "description": "Tasks submitted on a schedule."},
+            {"name": "batches", "description": "Tasks submitted together and run as one."},
+            {"name": "queues", "description": "The named queues: limits, pause, counts."},
             {"name": "events", "description": "Live task changes."},
             {"name": "agent", "description": "Health, metrics and this document."},
             {"name": "mcp", "description": "The same commands as MCP tools."},

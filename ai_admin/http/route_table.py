@@ -35,6 +35,8 @@ __all__ = [
 SUBMITTABLE = ("docker_build", "docker_push", "docker_pull")
 TASK_PATH = "/api/tasks/{task_id}"
 SCHEDULE_PATH = "/api/schedules/{schedule_id}"
+BATCH_PATH = "/api/batches/{batch_id}"
+QUEUE_PATH = "/api/queues/{queue}"
 
 
 def task_location(task_id: str) -> str:
@@ -87,6 +89,28 @@ def _manage(action: str) -> Route:
     )
 
 
+def _batch(action: str) -> Route:
+    return Route(
+        "POST",
+        f"{BATCH_PATH}/{action}",
+        f"{action}Batch",
+        "batches",
+        commands=(f"batch_{action}",),
+        params=Params.BODY if action == "move" else Params.QUERY,
+    )
+
+
+def _queue(action: str) -> Route:
+    return Route(
+        "POST",
+        f"{QUEUE_PATH}/{action}",
+        f"{action}Queue",
+        "queues",
+        commands=(f"queue_{action}",),
+        params=Params.BODY if action in ("configure", "clear") else Params.QUERY,
+    )
+
+
 def _schedule(action: str) -> Route:
     return Route(
         "POST",
@@ -135,6 +159,30 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", SCHEDULE_PATH, "getSchedule", "schedules", commands=("schedule_get",)),
     Route("DELETE", SCHEDULE_PATH, "deleteSchedule", "schedules", commands=("schedule_delete",)),
     *(_schedule(action) for action in ("pause", "resume")),
+    Route("GET", "/api/batches", "listBatches", "batches", commands=("batch_list",)),
+    Route(
+        "POST",
+        "/api/batches",
+        "submitBatch",
+        "batches",
+        commands=("batch_submit",),
+        params=Params.BODY,
+    ),
+    Route("GET", BATCH_PATH, "getBatch", "batches", commands=("batch_status",)),
+    Route("DELETE", BATCH_PATH, "removeBatch", "batches", commands=("batch_remove",)),
+    *(_batch(action) for action in ("stop", "start", "cancel", "move")),
+    Route("GET", "/api/queues", "listQueues", "queues", commands=("queue_list",)),
+    Route(
+        "POST",
+        "/api/queues",
+        "createQueue",
+        "queues",
+        commands=("queue_create",),
+        params=Params.BODY,
+    ),
+    Route("GET", QUEUE_PATH, "getQueue", "queues", commands=("queue_status",)),
+    Route("DELETE", QUEUE_PATH, "deleteQueue", "queues", commands=("queue_delete",)),
+    *(_queue(action) for action in ("pause", "resume", "configure", "clear")),
     Route("GET", "/api/commands", "listCommands", "commands", commands=("commands",)),
     Route(
         "GET",

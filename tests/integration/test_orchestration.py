@@ -19,7 +19,8 @@ from sse_client import open_events
 
 from ai_admin.errors import ErrorCode
 
-pytestmark = pytest.mark.docker
+# Every answer a test gets has the shape the OpenAPI document gives it.
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("answers_as_documented")]
 
 FINISHED = {"completed", "failed", "cancelled", "timeout", "merged"}
 RUNNING = {"running", "validating", "preparing", "pulling", "downloading", "uploading", "building"}
@@ -263,8 +264,8 @@ async def test_two_named_queues_run_side_by_side_within_their_limits(
     assert (listed[bulk]["running"], listed[bulk]["waiting"]) == (0, 0)
     for task_id in queue_of:
         assert (await api.task(task_id))["status"]["value"] == "completed"
-    await api.ok("queue_delete", name=bulk)
-    await api.ok("queue_delete", name=fast)
+    await api.ok("queue_delete", queue=bulk)
+    await api.ok("queue_delete", queue=fast)
 
 
 async def test_the_queue_commands_act_on_the_named_queue(api: Api) -> None:
@@ -293,7 +294,7 @@ async def test_the_queue_commands_act_on_the_named_queue(api: Api) -> None:
         404,
     )
     await api.refused(
-        api.cmd({"action": "queue_delete", "params": {"name": name}}),
+        api.cmd({"action": "queue_delete", "params": {"queue": name}}),
         ErrorCode.QUEUE_NOT_EMPTY,
         409,
     )
@@ -303,4 +304,47 @@ async def test_the_queue_commands_act_on_the_named_queue(api: Api) -> None:
     cleared = await api.ok("queue_clear", queue=name, include_failed=True)
     assert cleared == {"deleted": 1}
     assert (await api.task(elsewhere["task_id"]))["status"]["value"] == "cancelled"
-    await api.ok("queue_delete", name=name)
+    await api.ok("queue_delete", queue=name)
+
+
+async def test_batches_and_queues_over_rest(api: Api) -> None:
+    name = f"rest-{uuid.uuid4().hex[:6]}"
+    made = await api.request("POST", "/api/queues", json_body={"name": name, "max_concurrent": 2})
+    assert made.status == 200, made.describe()
+    paused = await api.request("POST", f"/api/queues/{name}/pause")
+    assert paused.data == {"queue": name, "paused": True}
+    shown = await api.request("GET", f"/api/queues/{name}")
+    assert shown.data["named_queue"]["limits"]["max_concurrent"] == 2
+    configured = await api.request(
+        "POST", f"/api/queues/{name}/configure", json_body={"max_queue_size": 5}
+    )
+    assert configured.data["queue"]["limits"]["max_queue_size"] == 5
+    listed = await api.request("GET", "/api/queues")
+    assert name in [q["name"] for q in listed.data["queues"]]
+
+    pull = {"action": "docker_pull", "params": {"image_name": "busybox", "tag": "rest"}}
+    submitted = await api.request(
+        "POST", "/api/batches", json_body={"tasks": [pull], "queue": name, "name": "rest"}
+    )
+    assert submitted.status == 200, submitted.describe()
+    batch_id = submitted.data["batch_id"]
+    stopped = await api.request("POST", f"/api/batches/{batch_id}/stop")
+    assert stopped.data["state"] == "stopped"
+    got = await api.request("GET", f"/api/batches/{batch_id}")
+    assert (got.data["name"], got.data["queue"]) == ("rest", name)
+    in_queue = await api.request("GET", f"/api/batches?queue={name}")
+    assert [b["batch_id"] for b in in_queue.data["batches"]] == [batch_id]
+    cancelled = await api.request("POST", f"/api/batches/{batch_id}/cancel")
+    assert cancelled.data["state"] == "cancelled"
+    removed = await api.request("DELETE", f"/api/batches/{batch_id}")
+    assert removed.data == {"batch_id": batch_id, "removed": True}
+    missing = await api.request("GET", f"/api/batches/{batch_id}")
+    assert (missing.status, missing.code) == (404, ErrorCode.BATCH_NOT_FOUND.value)
+
+    cleared = await api.request(
+        "POST", f"/api/queues/{name}/clear", json_body={"include_failed": True}
+    )
+    assert cleared.data == {"deleted": 1}
+    await api.request("POST", f"/api/queues/{name}/resume")
+    deleted = await api.request("DELETE", f"/api/queues/{name}")
+    assert deleted.data == {"queue": name, "deleted": True}

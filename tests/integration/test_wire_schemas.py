@@ -164,7 +164,7 @@ async def test_every_tool_answers_as_its_output_schema_says(
         for batch in batches:
             await tools.data("batch_cancel", batch_id=batch["batch_id"])
             await tools.data("batch_remove", batch_id=batch["batch_id"])
-        await tools.data("queue_delete", name="bulk")
+        await tools.data("queue_delete", queue="bulk")
         # a schedule
         pull = {"action": "docker_pull", "params": {"image_name": UNREACHABLE, "tag": "s"}}
         schedule = await tools.data("schedule_create", name="s", cron="0 3 * * *", command=pull)
