@@ -1,5 +1,5 @@
-"""The aiohttp application: middlewares (access log, errors, Host/Origin guard, auth) and
-routes over the dispatcher."""
+"""The aiohttp application: middlewares (access log, errors, Host/Origin guard, the dashboard's
+page, auth) and routes over the dispatcher."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from ai_admin.commands.dispatcher import error_reply
 from ai_admin.errors import AiAdminError, BadRequest, ErrorCode
 from ai_admin.http.access_log import access_log_middleware
 from ai_admin.http.auth import Tokens
-from ai_admin.http.guard import HostPolicy, OriginPolicy, guard_middleware
+from ai_admin.http.dashboard import dashboard_middleware, own_origin_guard
+from ai_admin.http.guard import HostPolicy, OriginPolicy
 from ai_admin.http.mcp_route import mount_mcp
 from ai_admin.http.metrics import METRICS, AgentMetrics
 from ai_admin.http.route_table import OPEN_PATHS
@@ -109,7 +110,8 @@ def auth_middleware(tokens: Tokens) -> Middleware:
 
 def create_app(agent: Agent, tokens: Tokens) -> web.Application:
     settings = agent.settings
-    guard = guard_middleware(
+    # The dashboard's own page may call the agent from the agent's origin.
+    guard = own_origin_guard(
         HostPolicy.from_settings(settings), OriginPolicy.from_settings(settings)
     )
     app = web.Application(
@@ -118,6 +120,7 @@ def create_app(agent: Agent, tokens: Tokens) -> web.Application:
             access_log_middleware,  # outermost: every request's line, whatever answered it
             errors_middleware,
             guard,
+            dashboard_middleware,  # the page and its files hold no data: no token
             auth_middleware(tokens),
         ],
     )

@@ -1,0 +1,547 @@
+"""The web dashboard in a real browser: Debian's Chromium driven by Playwright (through its
+``executable_path``: no browser download) against a live ``ai-admin serve`` and the test
+registries.
+
+The ``chromium`` fixture installs Debian's ``chromium`` package when it is missing (as root on
+Debian, like the ``promtool`` fixture; it fails otherwise). What the page shows is compared
+with what the agent's API says. Screenshots at desktop and phone widths are saved under
+``test-artifacts/dashboard/`` (ignored by git) and must not be blank.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+import requests
+from agent_process import OPERATOR_TOKEN, READ_ONLY_TOKEN, AgentProcess, launch
+from dockerenv import AuthRegistry, ImageCleanup, build_random_data_image, only_in_registry
+from executor_harness import build_containers
+from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
+from playwright.sync_api import Request as PageRequest
+from playwright.sync_api import Response as PageResponse
+
+from ai_admin.http.dashboard.assets import CONTENT_SECURITY_POLICY
+
+pytestmark = pytest.mark.docker
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}  # a phone held upright
+WAIT_MS = 60_000
+PULL_MB = 48  # enough bytes for several progress events on the way
+ACTIONS = "button[data-action]"
+
+
+# -- the browser ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Debian's ``chromium``, installed from its package when it is missing."""
+    found = shutil.which("chromium")
+    if found:
+        return Path(found)
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        pytest.fail(
+            "chromium is missing: install Debian's chromium package (apt-get install -y chromium)",
+            pytrace=False,
+        )
+    apt = ["apt-get", "-o", "DPkg::Lock::Timeout=300"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = [*apt, "install", "-y", "--no-install-recommends", "chromium"]
+    done = subprocess.run(install, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:  # the package lists may be missing or stale
+        subprocess.run([*apt, "update"], capture_output=True, env=env, check=False)
+        done = subprocess.run(install, capture_output=True, text=True, env=env, check=False)
+    found = shutil.which("chromium")
+    if found is None:
+        pytest.fail(f"installing chromium gave no chromium:\n{done.stderr[-2000:]}")
+    return Path(found)
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright, chromium: Path) -> Iterator[Browser]:
+    # Root cannot use Chromium's sandbox; the pages are the agent's own.
+    launched = playwright.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
+    yield launched
+    launched.close()
+
+
+class Watched:
+    """A page with everything it logged and asked for."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.console: list[ConsoleMessage] = []
+        self.errors: list[str] = []
+        self.requests: list[PageRequest] = []
+        self.refused: list[tuple[str, str, int]] = []  # method, URL, status of each 4xx/5xx
+        page.on("console", lambda message: self.console.append(message))
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.on("request", lambda request: self.requests.append(request))
+        page.on("response", self._answered)
+
+    def _answered(self, response: PageResponse) -> None:
+        if response.status >= 400:
+            self.refused.append((response.request.method, response.url, response.status))
+
+    def problems(self) -> list[str]:
+        logged = [f"{m.type}: {m.text}" for m in self.console if m.type in ("error", "warning")]
+        return logged + self.errors
+
+
+@pytest.fixture
+def open_page(browser: Browser) -> Iterator[Callable[..., Watched]]:
+    """``open_page(url, token)``: a new browser context (its own sessionStorage) on the
+    dashboard, with the token in the fragment, live on the event stream."""
+    contexts = []
+
+    def open_(url: str, token: str, viewport: dict[str, int] = DESKTOP) -> Watched:
+        context = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
+        contexts.append(context)
+        watched = Watched(context.new_page())
+        watched.page.set_default_timeout(WAIT_MS)
+        watched.page.goto(f"{url}/#token={token}")
+        live(watched.page)
+        return watched
+
+    yield open_
+    for context in contexts:
+        context.close()
+
+
+def live(page: Page) -> None:
+    page.wait_for_selector("#connection[data-state=live]")
+
+
+# -- the agent's own answers ----------------------------------------------------------------
+
+
+class Agent:
+    """The agent's REST API for a test's own checks and set-up (not through the page)."""
+
+    def __init__(self, url: str, token: str = OPERATOR_TOKEN) -> None:
+        self.url = url
+        self.http = requests.Session()
+        self.http.trust_env = False  # never through a proxy from the environment
+        self.http.headers["Authorization"] = f"Bearer {token}"
+
+    def cmd(self, command: str, /, **params: Any) -> Any:
+        answer = self.http.post(
+            f"{self.url}/cmd", json={"action": command, "params": params}, timeout=30
+        )
+        body = answer.json()
+        assert body["success"], body
+        return body["data"]
+
+    def submit(self, task_type: str, /, **params: Any) -> str:
+        return str(self.cmd(task_type, **params)["task_id"])
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        data: dict[str, Any] = self.cmd("queue_task_status", task_id=task_id, detailed=True)
+        return data
+
+
+@pytest.fixture
+def operator(agent: AgentProcess) -> Iterator[Agent]:
+    client = Agent(agent.url)
+    yield client
+    client.cmd("queue_resume")
+
+
+def row(page: Page, task_id: str) -> Any:
+    return page.locator(f'tr[data-task-id="{task_id}"]')
+
+
+def select_tab(page: Page, name: str) -> None:
+    page.click(f"#tab-{name}")
+    page.wait_for_selector(f'#tab-{name}[aria-selected="true"]')
+
+
+def card(page: Page, name: str) -> int:
+    return int(page.inner_text(f'[data-card="{name}"] [data-value]'))
+
+
+_GREY_LEVELS = """async (b64) => {
+    const image = new Image();
+    image.src = "data:image/png;base64," + b64;
+    await image.decode();
+    const canvas = new OffscreenCanvas(image.width, image.height);
+    const context = canvas.getContext("2d");
+    context.drawImage(image, 0, 0);
+    const data = context.getImageData(0, 0, image.width, image.height).data;
+    const grey = [];
+    for (let i = 0; i < data.length; i += 4 * 7) {  // every 7th pixel is plenty
+      grey.push(Math.round((data[i] + data[i + 1] + data[i + 2]) / 3));
+    }
+    return grey;
+}"""
+
+
+def save_screenshot(page: Page, name: str) -> Path:
+    """A full-page PNG under test-artifacts/dashboard/, checked not to be blank: its pixels
+    vary (a blank or single-colour page has no variance) and they are not all one colour."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    png = page.screenshot(path=str(path), full_page=True)
+    # Decoded by the browser in a blank page of its own (the dashboard's policy allows no
+    # data: image): PNG to grey levels without an imaging library.
+    browser = page.context.browser
+    assert browser is not None
+    blank = browser.new_page()
+    try:
+        pixels: list[int] = blank.evaluate(_GREY_LEVELS, base64.b64encode(png).decode())
+    finally:
+        blank.close()
+    assert len(pixels) > 1000, name
+    assert statistics.pvariance(pixels) > 100, f"{path} looks blank"
+    assert len(set(pixels)) > 20, f"{path} has almost one colour"
+    return path
+
+
+# -- the tests ---------------------------------------------------------------------------------
+
+
+def test_the_page_loads_under_its_policy_with_no_error_and_nothing_from_another_host(
+    agent: AgentProcess, browser: Browser
+) -> None:
+    context = browser.new_context(viewport=DESKTOP)  # type: ignore[arg-type]
+    try:
+        watched = Watched(context.new_page())
+        page = watched.page
+        page.set_default_timeout(WAIT_MS)
+        response = page.goto(f"{agent.url}/#token={OPERATOR_TOKEN}")
+        assert response is not None
+        assert response.status == 200
+        headers = response.headers
+        assert headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+        assert "default-src 'self'" in headers["content-security-policy"]
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["referrer-policy"] == "no-referrer"
+        live(page)
+        page.wait_for_function(  # the cards hold the agent's numbers
+            "/^[0-9]+$/.test(document.querySelector('[data-card=total] [data-value]').textContent)"
+        )
+
+        # The token left the address bar and the history, and lives in this tab only.
+        assert page.url == f"{agent.url}/"
+        assert "token" not in page.evaluate("location.href")
+        assert page.evaluate("sessionStorage.getItem('ai-admin-token')") == OPERATOR_TOKEN
+        assert page.evaluate("localStorage.length") == 0
+        assert page.inner_text("#role") == "Operator"
+        # Reloaded, the tab keeps its token without asking again.
+        page.reload()
+        live(page)
+        assert page.is_hidden("#login")
+
+        hosts = {re.match(r"^[a-z]+://[^/]+", r.url)[0] for r in watched.requests}  # type: ignore[index]
+        assert hosts == {agent.url}
+        api = [r for r in watched.requests if r.url.startswith(f"{agent.url}/api/")]
+        assert api
+        assert all(r.headers.get("authorization") == f"Bearer {OPERATOR_TOKEN}" for r in api)
+        assert watched.problems() == []
+        assert watched.refused == []
+        save_screenshot(page, "desktop-empty")
+    finally:
+        context.close()
+
+
+def test_a_real_pull_shows_its_bar_moving_and_ends_completed(
+    agent: AgentProcess,
+    operator: Agent,
+    open_page: Callable[..., Watched],
+    docker_client: docker.DockerClient,
+    open_registry: str,
+    image_cleanup: ImageCleanup,
+) -> None:
+    repository = f"{open_registry}/ai-admin-test/dash-{uuid.uuid4().hex[:8]}"
+    tag, ref, _pushed = only_in_registry(docker_client, image_cleanup, repository, PULL_MB)
+    watched = open_page(agent.url, OPERATOR_TOKEN)
+    page = watched.page
+    # Every state the table shows, as it shows it, recorded in the page as it changes.
+    page.evaluate(
+        """() => {
+            window.seen = [];
+            const body = document.getElementById("task-rows");
+            const record = () => {
+              for (const tr of body.querySelectorAll("tr")) {
+                window.seen.push({
+                  id: tr.dataset.taskId,
+                  status: tr.dataset.status,
+                  value: tr.querySelector("progress").value,
+                  text: tr.querySelector(".progress-text").textContent,
+                });
+              }
+            };
+            new MutationObserver(record).observe(body, {childList: true, subtree: true});
+        }"""
+    )
+    page.fill("#pull-image", repository)
+    page.fill("#pull-tag", tag)
+    page.click("#form-pull button[type=submit]")
+    page.wait_for_selector("#submit-result a")
+    task_id = page.inner_text("#submit-result a")
+    final = wait_finished(operator, task_id)
+    assert final["status"]["value"] == "completed", final
+
+    seen = page.evaluate("id => window.seen.filter(s => s.id === id)", task_id)
+    moving = [s for s in seen if s["status"] == "downloading" and 0 < s["value"] < 100]
+    assert len({s["value"] for s in moving}) >= 2, seen  # the bar moved while bytes came
+    shown = next(s["text"] for s in moving if " / " in s["text"])
+    assert re.search(r"\d+(\.\d)? [KM]?B / 48\.0 MB", shown), shown  # bytes done of the total
+    assert any("/s" in s["text"] for s in moving), seen  # with the rate
+    assert any("ETA" in s["text"] for s in moving), seen  # and the time left
+
+    # It leaves the active tab and is found under completed, at 100 %, with its end time.
+    row(page, task_id).wait_for(state="detached")
+    select_tab(page, "completed")
+    done = row(page, task_id)
+    assert done.get_attribute("data-status") == "completed"
+    assert "completed" in done.locator('[data-label="Status"]').inner_text()
+    assert done.locator("progress").evaluate("p => p.value") == 100
+    assert done.locator('[data-label="Ended"] time').count() == 1
+    assert done.locator('[data-label="Image"]').inner_text() == ref
+    assert card(page, "completed") >= 1
+    assert watched.problems() == []
+    save_screenshot(page, "desktop-completed")
+
+
+def wait_finished(operator: Agent, task_id: str) -> dict[str, Any]:
+    """The task's summary once it has finished, read through the agent's own stream."""
+    with operator.http.get(
+        f"{operator.url}/api/events", params={"task_id": task_id}, stream=True, timeout=120
+    ) as stream:
+        for _line in stream.iter_lines():
+            pass  # a one-task stream ends with the task
+    return operator.task(task_id)
+
+
+def test_a_refused_push_shows_its_error_code_description_and_suggestions(
+    agent: AgentProcess,
+    operator: Agent,
+    open_page: Callable[..., Watched],
+    docker_client: docker.DockerClient,
+    auth_registry: AuthRegistry,
+    image_cleanup: ImageCleanup,
+) -> None:
+    ref = image_cleanup.add(
+        f"{auth_registry.address}/ai-admin-test/dash-push-{uuid.uuid4().hex[:8]}:1"
+    )
+    build_random_data_image(docker_client, ref, size_mb=1)
+    watched = open_page(agent.url, OPERATOR_TOKEN)
+    page = watched.page
+    task_id = operator.submit("docker_push", image_name=ref, max_retries=0)
+    final = wait_finished(operator, task_id)
+    assert final["status"]["value"] == "failed", final
+    error = final["error"]
+    assert error["suggestions"]
+
+    select_tab(page, "failed")
+    failed = row(page, task_id)
+    failed.wait_for()
+    assert failed.locator(".error-code").inner_text() == error["code"]
+    assert "failed" in failed.locator('[data-label="Status"]').inner_text()
+    assert failed.locator(ACTIONS).all_inner_texts() == ["Retry"]  # the one action allowed
+
+    failed.locator('[data-label="Image"] a').click()
+    detail = page.locator("#detail")
+    detail.wait_for()
+    page.wait_for_selector(f'#detail[data-task-id="{task_id}"]')
+    assert page.inner_text("#detail-error-code") == error["code"]
+    assert page.inner_text("#detail-error-description") == error["description"]
+    assert page.locator("#detail-suggestions li").all_inner_texts() == error["suggestions"]
+    logs = operator.cmd("queue_task_status", task_id=task_id, include_logs=True)["logs"]
+    assert logs
+    assert page.inner_text("#detail-logs").splitlines() == logs
+    assert page.url.endswith(f"#task={task_id}")
+    assert watched.problems() == []
+    save_screenshot(page, "desktop-failed-push")
+
+
+def test_cancel_from_the_button_stops_a_running_build_after_confirmation(
+    agent: AgentProcess,
+    operator: Agent,
+    open_page: Callable[..., Watched],
+    docker_client: docker.DockerClient,
+    busybox_image: str,
+) -> None:
+    marker = f"dash-{uuid.uuid4().hex[:10]}"
+    watched = open_page(agent.url, OPERATOR_TOKEN)
+    page = watched.page
+    page.fill("#build-dockerfile", f"FROM {busybox_image}\nRUN sleep 120 && echo {marker}\n")
+    page.click("#form-build button[type=submit]")
+    page.wait_for_selector("#submit-result a")
+    task_id = page.inner_text("#submit-result a")
+    building = row(page, task_id)
+    page.wait_for_selector(f'tr[data-task-id="{task_id}"][data-status="building"]')
+    assert building.locator(ACTIONS).all_inner_texts() == ["Pause", "Cancel"]
+
+    # Cancel asks first; keeping the task leaves it building.
+    building.locator('button[data-action="cancel"]').click()
+    page.wait_for_selector("#confirm[open]")
+    assert "Cancel task" in page.inner_text("#confirm-text")
+    page.click("#confirm-cancel")
+    assert page.is_hidden("#confirm")
+    assert operator.task(task_id)["status"]["value"] == "building"
+
+    row(page, task_id).locator('button[data-action="cancel"]').click()
+    page.click("#confirm-ok")
+    final = wait_finished(operator, task_id)
+    assert final["status"]["value"] == "cancelled", final
+    row(page, task_id).wait_for(state="detached")  # it left the active tab
+    select_tab(page, "failed")
+    assert row(page, task_id).get_attribute("data-status") == "cancelled"
+    deadline_checks = 0
+    while build_containers(docker_client, marker) and deadline_checks < 100:
+        page.wait_for_timeout(100)  # the engine removes the stopped step's container
+        deadline_checks += 1
+    assert build_containers(docker_client, marker) == []
+    assert watched.problems() == []
+
+
+def test_each_state_shows_only_its_actions_and_a_read_only_token_sees_none(
+    agent: AgentProcess, operator: Agent, open_page: Callable[..., Watched]
+) -> None:
+    operator.cmd("queue_pause")  # nothing starts: the tasks stay in the states made here
+    unreachable = f"127.0.0.1:{closed_port()}/ai-admin-test/dash-wait"
+    waiting = operator.submit("docker_pull", image_name=f"{unreachable}-a", tag="1")
+    held = operator.submit("docker_pull", image_name=f"{unreachable}-b", tag="1")
+    operator.cmd("queue_manage", action="pause", task_id=held)
+    try:
+        writer = open_page(agent.url, OPERATOR_TOKEN).page
+        row(writer, held).wait_for()
+        assert row(writer, waiting).locator(ACTIONS).all_inner_texts() == ["Pause", "Cancel"]
+        assert row(writer, held).locator(ACTIONS).all_inner_texts() == ["Resume", "Cancel"]
+        assert writer.is_visible("#queue-resume")  # the queue is paused: resume is offered
+        assert writer.is_hidden("#queue-pause")
+        assert writer.is_visible("#form-pull")
+
+        reader = open_page(agent.url, READ_ONLY_TOKEN, PHONE)
+        page = reader.page
+        row(page, held).wait_for()
+        assert page.inner_text("#role") == "Read-only"
+        assert page.locator(ACTIONS).count() == 0
+        for control in ("#queue-pause", "#queue-resume", "#queue-clear", "#form-pull"):
+            assert page.is_hidden(control), control
+        assert page.locator("form.submit-form").evaluate_all(
+            "forms => forms.every(f => f.offsetParent === null)"
+        )
+        visible = page.locator("button:visible").all_inner_texts()
+        assert set(visible) <= {"Active", "Completed", "Failed", "Merged", "Forget token"}
+        page.click(f'tr[data-task-id="{held}"] [data-label="Image"] a')
+        page.wait_for_selector(f'#detail[data-task-id="{held}"]')
+        assert page.locator("#detail-actions button").count() == 0
+        # The one refusal: the probe that told the page its token may only read.
+        assert reader.refused == [("POST", f"{agent.url}/cmd", 403)]
+        assert reader.problems() == [
+            "error: Failed to load resource: the server responded with a status of 403 (Forbidden)"
+        ]
+        save_screenshot(page, "phone-read-only")
+        # The phone layout: no sideways scrolling, the table shown as one card per task.
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        assert page.locator("thead").evaluate("h => h.getBoundingClientRect().height") <= 1
+    finally:
+        for task_id in (waiting, held):
+            operator.cmd("queue_manage", action="cancel", task_id=task_id)
+
+
+def test_a_merged_task_explains_itself_and_links_to_the_task_it_joined(
+    agent: AgentProcess, operator: Agent, open_page: Callable[..., Watched]
+) -> None:
+    operator.cmd("queue_pause")
+    image = f"127.0.0.1:{closed_port()}/ai-admin-test/dash-merge"
+    first = operator.submit("docker_pull", image_name=image, tag="1")
+    twin = operator.cmd("docker_pull", image_name=image, tag="1")
+    assert twin["merged_into"] == first
+    try:
+        watched = open_page(agent.url, OPERATOR_TOKEN, PHONE)
+        page = watched.page
+        select_tab(page, "merged")
+        merged = row(page, twin["task_id"])
+        assert merged.get_attribute("data-status") == "merged"
+        assert merged.locator(ACTIONS).count() == 0  # a merged task has no action
+        merged.locator('[data-label="Image"] a').click()
+        banner = page.locator("#merged-banner")
+        banner.wait_for()
+        assert "joined it to that task" in banner.inner_text()
+        assert banner.locator("a").get_attribute("href") == f"#task={first}"
+        save_screenshot(page, "phone-merged")
+        banner.locator("a").click()
+        page.wait_for_selector(f'#detail[data-task-id="{first}"]')
+        assert page.is_hidden("#merged-banner")
+        assert watched.problems() == []
+    finally:
+        operator.cmd("queue_manage", action="cancel", task_id=first)
+
+
+@pytest.mark.parametrize("seen_an_event", [True, False], ids=["resumed", "without-an-id"])
+def test_after_the_agent_restarts_the_page_catches_up(
+    tmp_path: Path, open_page: Callable[..., Watched], seen_an_event: bool
+) -> None:
+    """With an event seen, the page reconnects with its Last-Event-ID and the new agent,
+    which does not have the events after it, answers with ``reset``: the page reads the state
+    again. With none seen, it has no id to send, so it reads the state again itself."""
+    port = str(closed_port())  # free now: the agent takes it, and takes it again
+    data = tmp_path / "data"
+    agent = launch(data, args=["--port", port])
+    try:
+        operator = Agent(agent.url)
+        operator.cmd("queue_pause")  # kept across the restart
+        image = {"image_name": "127.0.0.1:1/dash/restart", "tag": "1"}
+        if not seen_an_event:  # the page finds it in the list it reads, with no event
+            task_id = operator.submit("docker_pull", **image)
+        watched = open_page(agent.url, OPERATOR_TOKEN)
+        page = watched.page
+        if seen_an_event:  # submitted with the page open: it learns of it from an event
+            task_id = operator.submit("docker_pull", **image)
+        row(page, task_id).wait_for()
+        assert card(page, "failed") == 0
+
+        # The page may not reconnect until the test lets it: the change below is made while
+        # it is away, and the new agent no longer has the events it missed.
+        reconnects: list[PageRequest] = []
+        page.route("**/api/events*", lambda route: route.abort())
+        assert agent.stop() == 0
+        page.wait_for_selector("#connection[data-state=reconnecting]")
+        agent = launch(data, args=["--port", port])
+        assert agent.url == operator.url
+        operator.cmd("queue_manage", action="cancel", task_id=task_id)
+        page.wait_for_timeout(500)  # an aborted attempt or two, not a wait for an outcome
+        assert row(page, task_id).get_attribute("data-status") == "pending"  # not told yet
+
+        page.on("request", lambda r: reconnects.append(r) if "/api/events" in r.url else None)
+        page.unroute("**/api/events*")
+        live(page)
+        row(page, task_id).wait_for(state="detached")  # no longer active
+        page.wait_for_function(
+            "document.querySelector('[data-card=failed] [data-value]').textContent === '1'"
+        )
+        assert bool(reconnects[0].headers.get("last-event-id")) is seen_an_event
+        select_tab(page, "failed")
+        assert row(page, task_id).get_attribute("data-status") == "cancelled"
+    finally:
+        assert agent.stop() == 0
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
