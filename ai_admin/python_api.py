@@ -29,7 +29,6 @@ from typing import Any
 
 from ai_admin.config import Settings, load_settings
 from ai_admin.queue.engine import QueueEngine, Submission
-from ai_admin.queue.events import EventBus
 from ai_admin.queue.executor import ExecutorMap
 from ai_admin.queue.models import DockerTask, TaskPriority, TaskStatus, TaskType
 from ai_admin.queue.sqlite_store import SqliteStore
@@ -78,12 +77,6 @@ class TaskQueue(QueueEngine):
             executors = default_executors(settings)
         super().__init__(store, executors, settings)
         self.scheduler = Scheduler(self, store, self.events, settings)
-
-    @property
-    def events(self) -> EventBus:
-        """The queue's event bus: task changes, and changes of other things (schedules) that
-        ``EventBus.watch`` hands out with them. (The engine's journal holds it.)"""
-        return self._journal._events
 
     # -- lifecycle: the scheduler runs between the engine's start and close ------------------
 

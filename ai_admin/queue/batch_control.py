@@ -33,6 +33,7 @@ from ai_admin.queue.batches import (
     waiting_line,
 )
 from ai_admin.queue.dependencies import invalid
+from ai_admin.queue.events import Change, ObjectEvent, Subject
 from ai_admin.queue.models import DockerTask, TaskStatus, new_task_id
 from ai_admin.queue.reading import QueueReading
 
@@ -122,7 +123,7 @@ class BatchControl(QueueReading):
             )
             if not serial:
                 batch.started_at = batch.created_at
-            await self._save_batch(batch)  # first: every task of it names a batch that exists
+            await self._save_batch(batch, Change.CREATED)  # first: its tasks name it
             self._batches[batch_id] = batch
             submitted: list[str] = []
             try:
@@ -221,7 +222,7 @@ class BatchControl(QueueReading):
                 record = self._live.get(task_id)
                 if record is not None and record.task.status is TaskStatus.PENDING:
                     self._dequeue(record.task)
-            await self._save_batch(batch)
+            await self._save_batch(batch, Change.STOPPED)
             return await self._view(batch)
 
     async def start_batch(self, batch_id: str) -> BatchView:
@@ -234,7 +235,7 @@ class BatchControl(QueueReading):
                 raise not_allowed(batch, "start", "only a stopped batch can be started")
             if batch.serial:
                 batch.state = BatchState.QUEUED
-                await self._save_batch(batch)
+                await self._save_batch(batch, Change.RESUMED)
                 await self._promote(batch.queue)
             else:
                 await self._run_batch(batch)
@@ -249,7 +250,7 @@ class BatchControl(QueueReading):
             if batch not in line:
                 raise not_allowed(batch, "move", "only a serial batch waiting in line can move")
             batch.place = place_at(line, batch, position)
-            await self._save_batch(batch)
+            await self._save_batch(batch, Change.MOVED)
             await self._promote(batch.queue)
             return await self._view(batch)
 
@@ -261,7 +262,7 @@ class BatchControl(QueueReading):
             if batch.state.is_finished:
                 raise not_allowed(batch, "cancel", "it has already finished")
             batch.cancelled = True
-            await self._save_batch(batch)
+            await self._save_batch(batch, None)
         await self._cancel_tasks(batch)
         async with self._batch_lock:
             await self._settle(batch)
@@ -277,6 +278,7 @@ class BatchControl(QueueReading):
                 raise not_allowed(batch, "remove", "stop or cancel it first")
             del self._batches[batch_id]
             await self._store.save_record(RECORD, batch_id, None)
+            self._batch_changed(batch, Change.DELETED)
             for waiter in self._batch_waiters.pop(batch_id, []):
                 if not waiter.done():
                     waiter.set_exception(batch_not_found(batch_id))
@@ -332,7 +334,7 @@ class BatchControl(QueueReading):
         batch.state = state
         batch.finished_at = time.time()
         batch.progress = 100.0
-        await self._save_batch(batch)
+        await self._save_batch(batch, Change.FINISHED)
         for waiter in self._batch_waiters.pop(batch.batch_id, []):
             if not waiter.done():
                 waiter.set_result(None)
@@ -348,11 +350,26 @@ class BatchControl(QueueReading):
     async def _run_batch(self, batch: Batch) -> None:
         batch.state = BatchState.RUNNING
         batch.started_at = batch.started_at or time.time()
-        await self._save_batch(batch)
+        await self._save_batch(batch, Change.STARTED)
         for task_id in batch.task_ids:
             record = self._live.get(task_id)
             if record is not None:
                 self._enqueue(record.task, keep_seq=True)
 
-    async def _save_batch(self, batch: Batch) -> None:
+    async def _save_batch(self, batch: Batch, change: Change | None) -> None:
+        """Make the batch's new state durable, then announce ``change`` (if any)."""
         await self._store.save_record(RECORD, batch.batch_id, batch.model_dump(mode="json"))
+        if change is not None:
+            self._batch_changed(batch, change)
+
+    def _batch_changed(self, batch: Batch, change: Change) -> None:
+        self._journal.events.publish(
+            ObjectEvent.of(
+                Subject.BATCH,
+                batch.batch_id,
+                change,
+                state=batch.state.value,
+                queue=batch.queue,
+                name=batch.name,
+            )
+        )

@@ -142,6 +142,7 @@ class Subject(StrEnum):
     """What an ``ObjectEvent`` is about."""
 
     SCHEDULE = "schedule"
+    BATCH = "batch"
 
 
 class Change(StrEnum):
@@ -152,6 +153,10 @@ class Change(StrEnum):
     PAUSED = "paused"
     RESUMED = "resumed"
     DELETED = "deleted"
+    STARTED = "started"  # a batch runs (``data.state``)
+    STOPPED = "stopped"
+    MOVED = "moved"  # a batch has a new place in its queue's line
+    FINISHED = "finished"  # a batch ended: completed, failed or cancelled (``data.state``)
 
 
 @dataclass(frozen=True)

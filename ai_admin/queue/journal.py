@@ -47,6 +47,11 @@ class Journal:
         self._dirty: set[str] = set()  # live tasks with progress not written yet
         self._unwritten: set[str] = set()  # live tasks whose last write failed
 
+    @property
+    def events(self) -> EventBus:
+        """The bus every change is announced on (task events, and other things' changes)."""
+        return self._events
+
     # -- state changes ---------------------------------------------------------------------------
 
     def commit_soon(

@@ -8,7 +8,7 @@ from typing import Any
 
 from ai_admin.errors import TaskNotFound
 from ai_admin.queue.control import TaskControl
-from ai_admin.queue.events import Subscription
+from ai_admin.queue.events import EventBus, Subscription
 from ai_admin.queue.models import DockerTask, TaskStatus
 from ai_admin.queue.stats import QueueStats
 from ai_admin.queue.stats_views import queue_statistics
@@ -79,6 +79,12 @@ class QueueReading(TaskControl):
         """The live counters and run-time histograms, read in place (for a metrics scrape,
         which wants what ``get_queue_stats`` leaves out: histograms, totals by type)."""
         return self._stats
+
+    @property
+    def events(self) -> EventBus:
+        """The bus every change is announced on: task events (``subscribe``), and the changes
+        of other things (batches, schedules) that ``events.watch()`` hands out with them."""
+        return self._journal.events
 
     def subscribe(self, task_id: str | None = None) -> Subscription:
         """Every state, progress and log change from now on, in order."""

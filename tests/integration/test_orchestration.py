@@ -322,6 +322,7 @@ async def test_batches_and_queues_over_rest(api: Api) -> None:
     listed = await api.request("GET", "/api/queues")
     assert name in [q["name"] for q in listed.data["queues"]]
 
+    stream = await open_events(api)
     pull = {"action": "docker_pull", "params": {"image_name": "busybox", "tag": "rest"}}
     submitted = await api.request(
         "POST", "/api/batches", json_body={"tasks": [pull], "queue": name, "name": "rest"}
@@ -340,6 +341,19 @@ async def test_batches_and_queues_over_rest(api: Api) -> None:
     assert removed.data == {"batch_id": batch_id, "removed": True}
     missing = await api.request("GET", f"/api/batches/{batch_id}")
     assert (missing.status, missing.code) == (404, ErrorCode.BATCH_NOT_FOUND.value)
+    try:
+        events = await stream.until(lambda e: e["event"] == "batch_deleted")
+    finally:
+        stream.response.close()
+    changes = [(e["event"], e["data"]["state"]) for e in events if e.get("subject") == "batch"]
+    assert changes == [
+        ("batch_created", "queued"),
+        ("batch_started", "running"),
+        ("batch_stopped", "stopped"),
+        ("batch_finished", "cancelled"),
+        ("batch_deleted", "cancelled"),
+    ]
+    assert all(e["subject_id"] == batch_id for e in events if e.get("subject") == "batch")
 
     cleared = await api.request(
         "POST", f"/api/queues/{name}/clear", json_body={"include_failed": True}

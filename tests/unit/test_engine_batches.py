@@ -11,6 +11,7 @@ from queue_helpers import EngineFactory, Work, make_task, within
 from ai_admin.errors import AiAdminError, ErrorCode, ExecutionError
 from ai_admin.queue.batches import BatchState
 from ai_admin.queue.engine import QueueEngine
+from ai_admin.queue.events import ObjectEvent
 from ai_admin.queue.models import TaskStatus
 
 S = BatchState
@@ -271,3 +272,37 @@ async def test_stop_and_start_from_many_clients_end_consistent(
         await engine.start_batch(batch.batch_id)
     work.release()
     await _until(engine, batch.batch_id, S.COMPLETED)
+
+
+async def test_every_change_of_a_batch_is_an_event_once_it_is_stored(
+    make_engine: EngineFactory,
+) -> None:
+    work = Work()
+    engine = await make_engine(work, max_concurrent=1)
+    watch = engine.events.watch()
+    first = await engine.submit_batch(_tasks("a"), name="first")
+    second = await engine.submit_batch(_tasks("b"))
+    await engine.stop_batch(second.batch_id)
+    await engine.start_batch(second.batch_id)
+    work.release()
+    await _until(engine, second.batch_id, S.COMPLETED)
+    await engine.remove_batch(first.batch_id)
+
+    seen = []
+    while len(seen) < 9:
+        event = await within(watch.next())
+        if isinstance(event, ObjectEvent):
+            seen.append((event.subject_id, event.event, event.data["state"]))
+    one, two = first.batch_id, second.batch_id
+    assert seen == [
+        (one, "batch_created", "queued"),
+        (one, "batch_started", "running"),
+        (two, "batch_created", "queued"),
+        (two, "batch_stopped", "stopped"),
+        (two, "batch_resumed", "queued"),
+        (one, "batch_finished", "completed"),
+        (two, "batch_started", "running"),
+        (two, "batch_finished", "completed"),
+        (one, "batch_deleted", "completed"),
+    ]
+    watch.close()
