@@ -338,3 +338,32 @@ def test_a_named_secrets_directory_must_exist(
     monkeypatch.setenv("AI_ADMIN_SECRETS_DIR", str(tmp_path / "nowhere"))
     with pytest.raises(ConfigError, match=r"AI_ADMIN_SECRETS_DIR=.*nowhere: not a directory"):
         load_settings()
+
+
+def test_named_queues_come_from_their_own_tables(tmp_path: Path) -> None:
+    path = tmp_path / "queues.toml"
+    path.write_text(
+        "max_concurrent = 6\n\n[queues.bulk]\nmax_concurrent = 1\n\n"
+        "[queues.default]\nmax_retries = 0\n"
+    )
+    settings = load_settings(path)
+    assert settings.max_concurrent == 6
+    assert settings.queues["bulk"].max_concurrent == 1
+    assert settings.queues["bulk"].max_queue_size is None  # the agent's
+    assert settings.queues["default"].max_retries == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("[queues.Bulk]\nmax_concurrent = 1\n", "queues.Bulk"),
+        ("[queues.bulk]\nmax_concurent = 1\n", "max_concurent"),
+        ("[queues.bulk]\nmax_concurrent = 0\n", "queues.bulk.max_concurrent"),
+    ],
+)
+def test_a_wrong_queue_table_is_named(tmp_path: Path, text: str, named: str) -> None:
+    path = tmp_path / "bad-queue.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert named in str(info.value)
