@@ -7,10 +7,9 @@ from typing import Any
 
 from queue_helpers import Work, make_settings, within
 
-from ai_admin.errors import ErrorCode, ExecutionError
-
 # The names the README's examples import, from where they import them.
-from ai_admin.python_api import DockerTask, TaskQueue, TaskType
+from ai_admin import DockerTask, TaskQueue, TaskType
+from ai_admin.errors import ErrorCode, ExecutionError
 
 
 async def test_the_readmes_usage_examples(tmp_path: Path) -> None:
@@ -118,3 +117,21 @@ def test_the_module_exports_the_documented_names() -> None:
     ]
     for name in python_api.__all__:
         assert hasattr(python_api, name)
+
+
+async def test_a_release_as_docs_orchestration_writes_it(tmp_path: Path) -> None:
+    work = Work(block=False)
+    settings = make_settings(tmp_path)
+    async with TaskQueue(executors=dict.fromkeys(TaskType, work), settings=settings) as queue:
+        build = DockerTask(
+            task_type=TaskType.BUILD,
+            params={"dockerfile": "FROM busybox\n", "tags": ["127.0.0.1:5000/team/app:1.4"]},
+        )
+        push = DockerTask(
+            task_type=TaskType.PUSH,
+            params={"image_name": "127.0.0.1:5000/team/app", "tag": "1.4"},
+            depends_on=[build.id],
+        )
+        batch = await queue.submit_batch([build, push], name="release 1.4")
+        assert (await within(queue.wait_for_batch(batch.batch_id))).state.value == "completed"
+    assert work.starts == [build.id, push.id]
