@@ -492,6 +492,75 @@ def test_a_merged_task_explains_itself_and_links_to_the_task_it_joined(
         operator.cmd("queue_manage", action="cancel", task_id=first)
 
 
+def test_the_token_is_asked_for_once_per_tab_and_a_wrong_one_is_refused(
+    agent: AgentProcess, browser: Browser
+) -> None:
+    context = browser.new_context(viewport=PHONE)  # type: ignore[arg-type]
+    try:
+        watched = Watched(context.new_page())
+        page = watched.page
+        page.set_default_timeout(WAIT_MS)
+        page.goto(f"{agent.url}/")
+        page.wait_for_selector("#login")
+        assert page.is_hidden("#dashboard")
+        assert page.get_attribute("#token-input", "type") == "password"
+        assert page.inner_text('label[for="token-input"]') == "Bearer token"
+
+        page.fill("#token-input", "not-the-token")
+        page.click("#login-form button[type=submit]")
+        page.wait_for_selector("#login-error:not([hidden])")
+        assert "AUTH_INVALID_TOKEN" in page.inner_text("#login-error")
+        assert page.evaluate("sessionStorage.length") == 0
+
+        page.fill("#token-input", OPERATOR_TOKEN)
+        page.click("#login-form button[type=submit]")
+        live(page)
+        assert page.is_hidden("#login")
+        assert page.evaluate("sessionStorage.getItem('ai-admin-token')") == OPERATOR_TOKEN
+        page.reload()  # the same tab: not asked again
+        live(page)
+        assert page.is_hidden("#login")
+
+        other = context.new_page()  # another tab has its own session: asked again
+        other.goto(f"{agent.url}/")
+        other.wait_for_selector("#login")
+
+        page.click("#sign-out")
+        page.wait_for_selector("#login")
+        assert page.evaluate("sessionStorage.length") == 0
+    finally:
+        context.close()
+
+
+def test_the_queue_is_paused_resumed_and_cleared_from_its_buttons(
+    agent: AgentProcess, operator: Agent, open_page: Callable[..., Watched]
+) -> None:
+    watched = open_page(agent.url, OPERATOR_TOKEN)
+    page = watched.page
+    page.click("#queue-pause")
+    page.wait_for_selector('#queue-state[data-paused="true"]')
+    assert operator.cmd("queue_status")["queue"]["paused"] is True
+    assert page.is_hidden("#queue-pause")
+    page.click("#queue-resume")
+    page.wait_for_selector('#queue-state[data-paused="false"]')
+    assert operator.cmd("queue_status")["queue"]["paused"] is False
+
+    completed = operator.cmd("queue_list_tasks", status=["completed", "merged"])["total"]
+    assert completed >= 1  # the pull and the merged twin of the tests above
+    page.click("#queue-clear")
+    page.wait_for_selector("#confirm[open]")
+    page.click("#confirm-cancel")  # asked first: keeping them deletes nothing
+    assert operator.cmd("queue_list_tasks", status=["completed", "merged"])["total"] == completed
+    page.click("#queue-clear")
+    page.click("#confirm-ok")
+    page.wait_for_selector(f'#notice:text("Deleted {completed} finished tasks.")')
+    assert operator.cmd("queue_list_tasks", status=["completed", "merged"])["total"] == 0
+    page.wait_for_function(
+        "document.querySelector('[data-card=completed] [data-value]').textContent === '0'"
+    )
+    assert watched.problems() == []
+
+
 @pytest.mark.parametrize("seen_an_event", [True, False], ids=["resumed", "without-an-id"])
 def test_after_the_agent_restarts_the_page_catches_up(
     tmp_path: Path, open_page: Callable[..., Watched], seen_an_event: bool
