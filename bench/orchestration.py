@@ -8,17 +8,17 @@ as in the agent. Each round:
 
 - quiet: no schedule; an unrelated task is submitted every 20 ms and each submit's latency
   (until it is durable and queued) is measured;
-- schedules: ``--schedules`` schedules each firing every second (their phases spread over the
+- busy: ``--schedules`` schedules each firing every second (their phases spread over the
   second or so it takes to make them, as schedules made one after another are), for
-  ``--seconds``, with the same unrelated submits beside them. A firing's lateness is the time
-  from when it was due (APScheduler's scheduled run time) to the submit of its task.
+  ``--seconds``, and ``--batches`` serial batches of 10 no-op tasks submitted one after the
+  other at the start (they run through the queue's line while the schedules fire), with the
+  same unrelated submits beside them. A firing's lateness is the time from when it was due
+  (APScheduler's scheduled run time) to the submit of its task.
 
 The table shows medians over rounds of each round's p50 and p99, the firings made out of those
 due (a firing skipped or coalesced shows there), and the unrelated submits' latency next to the
-quiet figure. Targets (issue 16): p99 lateness under 1 s, unrelated submit latency at most twice
-the quiet one.
-
-Batches (100 batches of 10 tasks) belong here too: ``batches_load`` is where they go.
+quiet figure, each batch's submit and how long all the batches took to run. Targets (issue 16):
+p99 lateness under 1 s, unrelated submit latency at most twice the quiet one.
 """
 
 from __future__ import annotations
@@ -78,6 +78,8 @@ class Round:
     firings: int = 0
     due: int = 0
     submit_s: list[float] = field(default_factory=list)
+    batch_submit_s: list[float] = field(default_factory=list)
+    batches_done_s: float = float("nan")
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -98,7 +100,7 @@ async def _unrelated(queue: TaskQueue, seconds: float, into: list[float]) -> Non
         await asyncio.sleep(UNRELATED_EVERY_S)
 
 
-async def _round(n_schedules: int, seconds: float, directory: Path) -> Round:
+async def _round(n_schedules: int, n_batches: int, seconds: float, directory: Path) -> Round:
     settings = Settings(
         data_dir=directory,
         max_concurrent=8,
@@ -117,8 +119,10 @@ async def _round(n_schedules: int, seconds: float, directory: Path) -> Round:
             task = DockerTask(task_type=TaskType.PULL, params={"image_name": f"bench/s{i}"})
             await queue.schedule(task, name=f"s{i}", interval_s=1)
         started = time.time()
+        batches = asyncio.create_task(batches_load(queue, n_batches, result))
         await _unrelated(queue, seconds, result.submit_s)
         elapsed = time.time() - started
+        await batches
         views = await queue.list_schedules()
         for view in views:
             await queue.pause_schedule(view.schedule_id)
@@ -130,12 +134,26 @@ async def _round(n_schedules: int, seconds: float, directory: Path) -> Round:
     return result
 
 
-def batches_load() -> None:
-    """100 batches of 10 no-op tasks, with the same unrelated submits beside them: to come
-    with ``TaskQueue.submit_batch`` (a row in the table below, measured as ``_round`` is)."""
+async def batches_load(queue: TaskQueue, n_batches: int, into: Round) -> None:
+    """``n_batches`` serial batches of 10 no-op tasks, submitted one after the other: each
+    submit's latency, and the time until the last batch has finished."""
+    started = time.perf_counter()
+    ids = []
+    for b in range(n_batches):
+        tasks = [
+            DockerTask(task_type=TaskType.PULL, params={"image_name": f"bench/b{b}-{t}"})
+            for t in range(10)
+        ]
+        t0 = time.perf_counter()
+        ids.append((await queue.submit_batch(tasks, name=f"b{b}")).batch_id)
+        into.batch_submit_s.append(time.perf_counter() - t0)
+    for batch_id in ids:
+        await queue.wait_for_batch(batch_id)
+    if ids:
+        into.batches_done_s = time.perf_counter() - started
 
 
-def run(n_schedules: int, seconds: float, rounds: int) -> None:
+def run(n_schedules: int, n_batches: int, seconds: float, rounds: int) -> None:
     logger.remove()
     # A firing still under way when its next one is due is skipped, with a warning per job:
     # the table counts them (firings made / due) instead.
@@ -143,9 +161,9 @@ def run(n_schedules: int, seconds: float, rounds: int) -> None:
     quiet: list[Round] = []
     busy: list[Round] = []
     for r in range(rounds):
-        for schedules, into in ((0, quiet), (n_schedules, busy)):
+        for schedules, batches, into in ((0, 0, quiet), (n_schedules, n_batches, busy)):
             with tempfile.TemporaryDirectory() as tmp:
-                into.append(loop.run(_round(schedules, seconds, Path(tmp))))
+                into.append(loop.run(_round(schedules, batches, seconds, Path(tmp))))
         print(f"  round {r + 1}/{rounds} done", flush=True)
 
     def median(rows: list[Round], pick: Any) -> float:
@@ -159,8 +177,8 @@ def run(n_schedules: int, seconds: float, rounds: int) -> None:
     late_p99 = median(busy, lambda r: _pct(r.lateness_s, 0.99)) * 1000
     made = median(busy, lambda r: r.firings / max(r.due, 1)) * 100
     print()
-    print(f"{n_schedules} schedules firing every second for {seconds:g} s, no-op executors, "
-          f"medians of {rounds} round(s)")  # fmt: skip
+    print(f"{n_schedules} schedules firing every second for {seconds:g} s and {n_batches} "
+          f"batches of 10 tasks, no-op executors, medians of {rounds} round(s)")  # fmt: skip
     header = f"{'':44} {'p50':>10} {'p99':>10}"
     print(header)
     print("-" * len(header))
@@ -169,16 +187,23 @@ def run(n_schedules: int, seconds: float, rounds: int) -> None:
     print(f"{'unrelated submit, with the schedules (ms)':44} {busy_p50:>10.2f} {busy_p99:>10.2f}")
     print(f"{'  ratio to quiet':44} {busy_p50 / quiet_p50:>10.2f} {busy_p99 / quiet_p99:>10.2f}")
     print(f"{'firings made / due (%)':44} {made:>10.1f}")
+    if n_batches:
+        batch_p50 = median(busy, lambda r: _pct(r.batch_submit_s, 0.5)) * 1000
+        batch_p99 = median(busy, lambda r: _pct(r.batch_submit_s, 0.99)) * 1000
+        done = median(busy, lambda r: r.batches_done_s)
+        print(f"{'batch_submit of 10 tasks (ms)':44} {batch_p50:>10.2f} {batch_p99:>10.2f}")
+        print(f"{f'all {n_batches} batches finished after (s)':44} {done:>10.2f}")
     print()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--schedules", type=int, default=1_000)
+    parser.add_argument("--batches", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    run(args.schedules, args.seconds, args.rounds)
+    run(args.schedules, args.batches, args.seconds, args.rounds)
 
 
 if __name__ == "__main__":
