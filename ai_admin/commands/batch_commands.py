@@ -7,7 +7,7 @@ its ``depends_on`` by their index. Every task of a batch runs in the batch's que
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,7 +16,7 @@ from ai_admin.commands.registry import REGISTRY
 from ai_admin.config import DEFAULT_QUEUE, QueueName
 from ai_admin.errors import InvalidParams
 from ai_admin.queue.dependencies import invalid
-from ai_admin.queue.models import DockerTask, TaskType
+from ai_admin.queue.models import DockerTask, SubmitAction, TaskType
 from ai_admin.validation import parse
 from ai_admin.wire.batches import BatchList, BatchRemoved, BatchSubmitted, BatchView
 
@@ -31,7 +31,7 @@ class _Params(BaseModel):
 
 
 class BatchEntry(_Params):
-    action: Literal["docker_build", "docker_push", "docker_pull"]
+    action: SubmitAction
     params: dict[str, Any] = Field(
         default_factory=dict, description="The command's params, as the command itself takes."
     )

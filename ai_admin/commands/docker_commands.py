@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, Field, SecretStr
 
@@ -18,7 +18,7 @@ from ai_admin.config import DEFAULT_QUEUE, QueueName
 from ai_admin.docker.build_context import read_dockerignore, resolve_context, resolve_dockerfile
 from ai_admin.docker.build_options import check_network_mode
 from ai_admin.docker.params import BuildParams, PullParams, PushParams
-from ai_admin.queue.models import DockerTask, TaskPriority, TaskType
+from ai_admin.queue.models import DockerTask, Priority, TaskPriority, TaskType
 from ai_admin.wire.results import Submitted
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ _WEEK_S = 7 * 24 * 3600
 
 
 class QueueOptions(BaseModel):
-    priority: Literal["critical", "high", "normal", "low"] = Field(
+    priority: Priority = Field(
         "normal", description="critical runs first; FIFO within one priority."
     )
     timeout: float | None = Field(

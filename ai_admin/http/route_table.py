@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from urllib.parse import quote
 
+from ai_admin.queue.models import SUBMIT_ACTIONS
+
 __all__ = [
     "OPEN_PATHS",
     "ROUTES",
@@ -32,7 +34,7 @@ __all__ = [
     "task_location",
 ]
 
-SUBMITTABLE = ("docker_build", "docker_push", "docker_pull")
+SUBMITTABLE = SUBMIT_ACTIONS
 TASK_PATH = "/api/tasks/{task_id}"
 SCHEDULE_PATH = "/api/schedules/{schedule_id}"
 BATCH_PATH = "/api/batches/{batch_id}"

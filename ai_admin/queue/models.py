@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from enum import IntEnum, StrEnum
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
@@ -21,6 +21,14 @@ class TaskType(StrEnum):
     BUILD = "docker_build"
     PUSH = "docker_push"
     PULL = "docker_pull"
+
+
+# A submit command's name (TaskType's values) and a priority's name as clients write them
+# (TaskPriority's, lower-case), as literals for the models that validate messages; a test keeps
+# them equal to the enums.
+SubmitAction = Literal["docker_build", "docker_push", "docker_pull"]
+SUBMIT_ACTIONS: tuple[str, ...] = get_args(SubmitAction)
+Priority = Literal["critical", "high", "normal", "low"]
 
 
 class TaskStatus(StrEnum):

@@ -20,12 +20,19 @@ it, and ``View.as_json`` leaves out what is not set.
 from __future__ import annotations
 
 from types import EllipsisType
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from ai_admin.queue.models import DockerTask, ProgressDetail, TaskPriority, TaskStatus, TaskType
+from ai_admin.queue.models import (
+    DockerTask,
+    Priority,
+    ProgressDetail,
+    TaskPriority,
+    TaskStatus,
+    TaskType,
+)
 from ai_admin.queue.secrets import split_secrets
 
 __all__ = [
@@ -42,7 +49,6 @@ __all__ = [
     "task_view",
 ]
 
-Priority = Literal["critical", "high", "normal", "low"]
 _PRIORITY: dict[TaskPriority, Priority] = {
     TaskPriority.CRITICAL: "critical",
     TaskPriority.HIGH: "high",

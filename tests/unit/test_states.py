@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 
 from ai_admin.errors import ErrorCode, TransitionNotAllowed
-from ai_admin.queue.models import ACTIVE_STATUSES, DockerTask, TaskStatus, TaskType
+from ai_admin.queue.models import (
+    ACTIVE_STATUSES,
+    SUBMIT_ACTIONS,
+    DockerTask,
+    Priority,
+    TaskPriority,
+    TaskStatus,
+    TaskType,
+)
 from ai_admin.queue.states import Action, check_action
 
 S = TaskStatus
@@ -93,3 +103,8 @@ def test_refusals_carry_the_http_conflict_status() -> None:
         check_action(task, Action.RETRY)
     assert info.value.http_status == 409
     assert info.value.suggestions  # advice comes from the catalogue
+
+
+def test_the_literals_clients_write_are_the_enums_values() -> None:
+    assert tuple(t.value for t in TaskType) == SUBMIT_ACTIONS
+    assert get_args(Priority) == tuple(p.name.lower() for p in TaskPriority)
