@@ -96,7 +96,12 @@ def _queue_params(
     if depends_on:
         params["depends_on"] = list(depends_on)
     if username is not None:
-        password = sys.stdin.readline().rstrip("\r\n")
+        if sys.stdin.isatty():
+            import getpass
+
+            password = getpass.getpass(f"Password for {username}: ")
+        else:
+            password = sys.stdin.readline().rstrip("\r\n")
         params["auth"] = {"username": username, "password": password}
     return params
 

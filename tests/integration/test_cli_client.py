@@ -152,6 +152,13 @@ def test_push_wait_exits_0_and_a_refused_push_exits_task_failed_with_its_code(
     assert again.returncode == ExitCode.TASK_FAILED
     assert json.loads(again.stdout)["error"]["code"] == "DOCKER_AUTHENTICATION_FAILED"
 
+    # The registry's password on stdin, for this task only: accepted, and never shown.
+    user = ("--username", auth_registry.username)
+    logged_in = cli.run("push", refused, *user, "--wait", input=auth_registry.password + "\n")
+    assert logged_in.returncode == ExitCode.OK, logged_in.stderr
+    assert json.loads(logged_in.stdout)["result"]["digest"].startswith("sha256:")
+    assert auth_registry.password not in logged_in.stdout + logged_in.stderr
+
 
 def test_build_wait_exits_0_and_a_failing_step_exits_task_failed(
     cli: Cli, busybox_image: str, image_cleanup: ImageCleanup, tmp_path: Path
