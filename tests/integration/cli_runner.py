@@ -120,8 +120,9 @@ class Tmux:
         )
         assert done.returncode == 0, done.stderr
 
-    def screen(self, name: str) -> str:
-        return self._tmux("capture-pane", "-p", "-t", name).stdout
+    def screen(self, name: str, *, escapes: bool = False) -> str:
+        """The window's text (``escapes``: with its colours as escape sequences)."""
+        return self._tmux("capture-pane", "-p", *(["-e"] if escapes else []), "-t", name).stdout
 
     def keys(self, name: str, *keys: str) -> None:
         assert self._tmux("send-keys", "-t", name, *keys).returncode == 0

@@ -636,6 +636,17 @@ def test_monitor_shows_the_queue_and_quits_on_q_or_ctrl_c(cli: Cli, tmux: Tmux) 
         cli.run("manage", "cancel", task_id, "--yes")
 
 
+def test_an_error_is_in_colour_on_a_terminal_only(cli: Cli, tmux: Tmux) -> None:
+    piped = cli.run("status", "no-such-task")
+    assert "\x1b[" not in piped.stderr
+    tmux.start("colour", cli.argv("status", "no-such-task"), cli.env())
+    tmux.wait_for("colour", lambda s: "EXIT=5" in s)
+    screen = tmux.screen("colour", escapes=True)
+    line = next(x for x in screen.splitlines() if "QUEUE_TASK_NOT_FOUND" in x)
+    assert "\x1b[" in line  # red, on a terminal
+    assert "No task with id 'no-such-task'." in line
+
+
 def test_wait_on_a_terminal_draws_a_live_bar_with_bytes_and_ends_at_100(
     cli: Cli,
     tmux: Tmux,
