@@ -120,15 +120,17 @@ def _csv_cell(value: Any) -> Any:
 
 
 def generic_view(data: Any, title: str = "") -> Records | Fields:
-    """A view of data of unknown shape: the records of its one list of objects (the rest of
-    its keys under the table), else its fields."""
+    """A view of data of unknown shape: the records of its one list of objects (nested keys
+    as columns of their own, ``limits.max_concurrent``; the rest of its keys under the table),
+    else its fields."""
     if isinstance(data, list) and all(isinstance(r, Mapping) for r in data):
-        return Records(data, _columns_of(data), title=title)
+        rows = [flatten(r) for r in data]
+        return Records(rows, _columns_of(rows), title=title)
     if not isinstance(data, Mapping):
         return Fields({"value": data}, title)
     lists = [k for k, v in data.items() if isinstance(v, list) and v and isinstance(v[0], Mapping)]
     if len(lists) == 1:
-        rows = data[lists[0]]
+        rows = [flatten(r) for r in data[lists[0]]]
         rest = {k: v for k, v in data.items() if k != lists[0] and not isinstance(v, (list, dict))}
         footer = "  ".join(f"{k}: {_cell(v)}" for k, v in rest.items())
         return Records(rows, _columns_of(rows), footer, title or lists[0])

@@ -229,9 +229,12 @@ def test_without_format_a_pipe_gets_json() -> None:
 
 
 def test_data_of_unknown_shape_shows_its_one_list_as_rows() -> None:
-    view = output.generic_view({"schedules": [{"id": "s1", "next_run": 5}], "total": 1})
+    view = output.generic_view(
+        {"queues": [{"name": "q", "limits": {"max_concurrent": 2}, "paused": False}], "total": 1}
+    )
     assert isinstance(view, output.Records)
-    assert [c.header for c in view.columns] == ["id", "next_run"]
+    assert [c.header for c in view.columns] == ["name", "limits.max_concurrent", "paused"]
+    assert [c.value(view.rows[0]) for c in view.columns] == ["q", 2, False]
     assert view.footer == "total: 1"
     # In a table a time in seconds shows as a time; a number keeps its digits.
     shown = [output._shown("next_run_at", 1796180075.5), output._shown("progress", 12.25)]
