@@ -365,6 +365,7 @@ def test_a_refused_push_shows_its_error_code_description_and_suggestions(
     detail = page.locator("#detail")
     detail.wait_for()
     page.wait_for_selector(f'#detail[data-task-id="{task_id}"]')
+    assert page.inner_text("#detail-title") == f"push {ref}"
     assert page.inner_text("#detail-error-code") == error["code"]
     assert page.inner_text("#detail-error-description") == error["description"]
     assert page.locator("#detail-suggestions li").all_inner_texts() == error["suggestions"]

@@ -85,7 +85,7 @@ export class Api {
   }
 
   task(taskId) {
-    const query = new URLSearchParams({ include_logs: "true" });
+    const query = new URLSearchParams({ include_logs: "true", detailed: "true" });
     return this.request("GET", `/api/tasks/${encodeURIComponent(taskId)}?${query}`);
   }
 
