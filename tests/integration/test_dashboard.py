@@ -376,6 +376,18 @@ def test_a_refused_push_shows_its_error_code_description_and_suggestions(
     assert watched.problems() == []
     save_screenshot(page, "desktop-failed-push")
 
+    # It has used its retries (none allowed): the button asks before retrying it anyway.
+    page.click('#detail-actions button[data-action="retry"]')
+    page.wait_for_selector("#confirm[open]")
+    assert "used all its retries" in page.inner_text("#confirm-text")
+    page.click("#confirm-ok")
+    page.wait_for_function(
+        "id => document.querySelector('#detail').dataset.taskId === id"
+        " && document.querySelector('#detail-fields').textContent.includes('1 of 0')",
+        arg=task_id,
+    )
+    assert operator.task(task_id)["retry"]["retry_count"] == 1
+
 
 def test_cancel_from_the_button_stops_a_running_build_after_confirmation(
     agent: AgentProcess,
@@ -434,6 +446,14 @@ def test_each_state_shows_only_its_actions_and_a_read_only_token_sees_none(
         assert writer.is_visible("#queue-resume")  # the queue is paused: resume is offered
         assert writer.is_hidden("#queue-pause")
         assert writer.is_visible("#form-pull")
+        # A waiting task is paused from its button without a question, and resumed.
+        row(writer, waiting).locator('button[data-action="pause"]').click()
+        writer.wait_for_selector(f'tr[data-task-id="{waiting}"][data-status="paused"]')
+        assert operator.task(waiting)["status"]["value"] == "paused"
+        assert row(writer, waiting).locator(ACTIONS).all_inner_texts() == ["Resume", "Cancel"]
+        row(writer, waiting).locator('button[data-action="resume"]').click()
+        writer.wait_for_selector(f'tr[data-task-id="{waiting}"][data-status="pending"]')
+        assert operator.task(waiting)["status"]["value"] == "pending"
 
         reader = open_page(agent.url, READ_ONLY_TOKEN, PHONE)
         page = reader.page
