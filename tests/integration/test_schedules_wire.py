@@ -9,12 +9,14 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx2
 import mcp.types as types
 import pytest
-from agent_process import OPERATOR_TOKEN
+import schedule_cases
+from agent_process import OPERATOR_TOKEN, READ_ONLY_TOKEN
+from dockerenv import ImageCleanup
 from http_client import Api, client
 from inprocess_agent import Served, serve_agent
 from mcp import Client
@@ -31,6 +33,7 @@ SCHEDULE_COMMANDS = {
     "schedule_resume",
     "schedule_delete",
 }
+CATALOGUE = Path(__file__).resolve().parents[2] / "commands"
 PULL = {"action": "docker_pull", "params": {"image_name": "127.0.0.1:1/wire/app", "tag": "1"}}
 
 
@@ -159,3 +162,42 @@ async def _next_frame(response: Any) -> dict[str, str]:
         if ": " in line and not line.startswith(":"):
             key, value = line.split(": ", 1)
             fields[key] = value
+
+
+async def test_the_schedule_cases_for_the_every_command_tests_pass(served: Served) -> None:
+    """What schedule_cases.py hands test_http_cmd.py and test_http_security.py holds."""
+    async with (
+        client(served.url, OPERATOR_TOKEN) as api,
+        client(served.url, None) as anonymous,
+        client(served.url, READ_ONLY_TOKEN) as reader,
+    ):
+        for name, run in schedule_cases.SCENARIOS.items():
+            await run(api, cast(ImageCleanup, None))  # no image is made
+            assert name in {a.body.get("action") for a in api.answers if a.body}
+        validated = Validated()
+        for answer in api.answers:
+            validated.check_http(answer)
+        assert validated.successes >= SCHEDULE_COMMANDS
+        for method, path, body in schedule_cases.OPERATIONS:
+            refused = (
+                await anonymous.request(method, path, json_body=body)
+                if body
+                else (await anonymous.request(method, path))
+            )
+            assert (refused.status, refused.code) == (401, "AUTH_REQUIRED"), refused.describe()
+        for method, path, body in schedule_cases.WRITES:
+            answer = (
+                await reader.request(method, path, json_body=body)
+                if body
+                else (await reader.request(method, path))
+            )
+            assert (answer.status, answer.code) == (403, "AUTH_FORBIDDEN"), answer.describe()
+        for name, code in schedule_cases.NOT_FOUND.items():
+            message = (CATALOGUE / f"{name}.json").read_bytes()
+            answer = await api.request("POST", "/cmd", data=message)
+            assert (answer.status, answer.code) == (404, code.value), answer.describe()
+        for name in ("schedule_create", "schedule_list"):
+            answer = await api.request(
+                "POST", "/cmd", data=(CATALOGUE / f"{name}.json").read_bytes()
+            )
+            assert answer.status == 200, answer.describe()
