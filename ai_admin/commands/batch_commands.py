@@ -7,16 +7,16 @@ its ``depends_on`` by their index. Every task of a batch runs in the batch's que
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ai_admin.commands.docker_commands import QueueOptions, prepare_task
+from ai_admin.commands.docker_commands import QueueOptions, params_ref, prepare_task
 from ai_admin.commands.registry import REGISTRY
 from ai_admin.config import DEFAULT_QUEUE, QueueName
 from ai_admin.errors import InvalidParams
 from ai_admin.queue.dependencies import invalid
-from ai_admin.queue.models import DockerTask, SubmitAction, TaskType
+from ai_admin.queue.models import SUBMIT_ACTIONS, DockerTask, SubmitAction, TaskType
 from ai_admin.validation import parse
 from ai_admin.wire.batches import BatchList, BatchRemoved, BatchSubmitted, BatchView
 
@@ -33,7 +33,8 @@ class _Params(BaseModel):
 class BatchEntry(_Params):
     action: SubmitAction
     params: dict[str, Any] = Field(
-        default_factory=dict, description="The command's params, as the command itself takes."
+        description="The command's params, as the command itself takes them (without queue: "
+        "the batch's)."
     )
     depends_on: list[int] = Field(
         default_factory=list,
@@ -42,7 +43,23 @@ class BatchEntry(_Params):
     )
 
 
+def _entry_rule(action: str) -> dict[str, Any]:
+    return {
+        "required": ["action", "params"],
+        "properties": {
+            "action": {"const": action},
+            "params": {"allOf": [params_ref(action), {"not": {"required": ["queue"]}}]},
+        },
+    }
+
+
 class BatchSubmitParams(_Params):
+    # For the OpenAPI request schema (kept out of the params schema, as assistants' tool APIs
+    # refuse combinators): each entry's params as its own command's.
+    SCHEMA_RULES: ClassVar[tuple[dict[str, Any], ...]] = (
+        {"properties": {"tasks": {"items": {"anyOf": [_entry_rule(a) for a in SUBMIT_ACTIONS]}}}},
+    )
+
     tasks: list[BatchEntry] = Field(min_length=1, max_length=MAX_BATCH_TASKS)
     name: str | None = Field(None, max_length=200, description="A name to know it by.")
     queue: QueueName = DEFAULT_QUEUE
@@ -93,9 +110,10 @@ async def batch_submit(agent: Agent, p: BatchSubmitParams) -> dict[str, Any]:
     tasks: list[DockerTask] = []
     for index, entry in enumerate(p.tasks):
         where = f"params.tasks.{index}."
-        if entry.params.get("queue", p.queue) != p.queue:
+        if "queue" in entry.params:
             raise InvalidParams(
-                f"{where}params.queue: a batch's tasks run in the batch's queue ({p.queue!r}).",
+                f"{where}params.queue: a batch's tasks run in the batch's queue; give queue "
+                "on the batch.",
                 details={"field": f"{where}params.queue"},
             )
         command = REGISTRY.get(entry.action)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import BaseModel, Field, SecretStr
 
@@ -38,7 +38,7 @@ class QueueOptions(BaseModel):
         None, ge=0, le=100, description="Automatic retries of transient failures."
     )
     queue: QueueName = DEFAULT_QUEUE
-    depends_on: list[str] = Field(
+    depends_on: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
         default_factory=list,
         max_length=100,
         description="Ids of tasks that must complete first; if one of them fails, is "
@@ -63,6 +63,19 @@ class DockerPushCommand(PushParams, QueueOptions):
 
 class DockerPullCommand(PullParams, QueueOptions):
     pass
+
+
+SUBMIT_MODELS: dict[TaskType, type[QueueOptions]] = {
+    TaskType.BUILD: DockerBuildCommand,
+    TaskType.PUSH: DockerPushCommand,
+    TaskType.PULL: DockerPullCommand,
+}
+
+
+def params_ref(action: str) -> dict[str, str]:
+    """The OpenAPI reference to a submit command's params schema (for the request schemas of
+    commands that carry submit messages)."""
+    return {"$ref": f"#/components/schemas/{SUBMIT_MODELS[TaskType(action)].__name__}"}
 
 
 def _plain(value: Any) -> Any:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field, field_validator
 
 from ai_admin.commands.registry import REGISTRY, NoParams
-from ai_admin.config import QueueName, QueueSettings
+from ai_admin.config import DEFAULT_QUEUE, QueueName, QueueSettings
 from ai_admin.wire.queues import QueueDeleted, QueueList, QueueView
 
 if TYPE_CHECKING:
@@ -22,7 +22,14 @@ class QueueCreateParams(QueueSettings):
 
 
 class QueueDeleteParams(NoParams):
-    queue: QueueName
+    queue: QueueName = Field(json_schema_extra={"not": {"const": DEFAULT_QUEUE}})
+
+    @field_validator("queue")
+    @classmethod
+    def _not_default(cls, queue: str) -> str:
+        if queue == DEFAULT_QUEUE:
+            raise ValueError("the queue 'default' cannot be deleted")
+        return queue
 
 
 @REGISTRY.command(

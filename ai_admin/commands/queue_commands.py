@@ -136,6 +136,8 @@ class ConfigureParams(_Params):
 
 _RUNTIME_KEYS = tuple(k for k in ConfigureParams.model_fields if k != "queue")
 _QUEUE_LIMITS = frozenset(QueueSettings.model_fields)
+# Settings only the agent has (the retry backoff): queue_configure with queue refuses them.
+AGENT_ONLY_SETTINGS = tuple(k for k in _RUNTIME_KEYS if k not in _QUEUE_LIMITS)
 
 
 def task_view(agent: Agent, task: DockerTask, *, include_logs: bool) -> dict[str, Any]:
@@ -446,7 +448,7 @@ async def queue_configure(agent: Agent, p: ConfigureParams) -> dict[str, Any]:
 
 
 async def _configure_queue(agent: Agent, name: str, changes: dict[str, Any]) -> dict[str, Any]:
-    agent_wide = sorted(changes.keys() - _QUEUE_LIMITS)
+    agent_wide = [k for k in AGENT_ONLY_SETTINGS if k in changes]
     if agent_wide:
         raise InvalidParams(
             f"{', '.join(agent_wide)}: the retry backoff is the agent's, not a queue's; "

@@ -8,6 +8,7 @@ answers 200 and carries the same header when the command it ran submitted a task
 
 from __future__ import annotations
 
+import copy
 from functools import cache
 from typing import Any
 
@@ -206,6 +207,21 @@ class _Schemas:
     def params_ref(self, command: str) -> dict[str, str]:
         return self.ref(self.params[command])
 
+    def body_ref(self, route: Route) -> dict[str, str]:
+        """The JSON body of a route whose body is the params: the command's params without
+        those the path gives and those the route leaves out (a component of its own)."""
+        left_out = {*route.path_keys, *route.body_excludes}
+        if not left_out:
+            return self.params_ref(route.command)
+        schema = copy.deepcopy(self.schemas[self.name(self.params[route.command])])
+        for key in left_out:
+            schema["properties"].pop(key, None)
+        schema["required"] = [k for k in schema.get("required", []) if k not in left_out]
+        name = f"{route.operation_id[0].upper()}{route.operation_id[1:]}Body"
+        schema["title"] = name
+        self.schemas[name] = schema
+        return {"$ref": _REF.format(model=name)}
+
     def answer(self, commands: list[str]) -> dict[str, Any]:
         """The success response of a route running ``commands``: their success envelopes."""
         refs = list(
@@ -299,7 +315,7 @@ def _operation(route: Route, schemas: _Schemas, commands: list[Command[Any]]) ->
             }
         )
     elif route.params is Params.BODY:
-        op["requestBody"] = _json_body(schemas.params_ref(route.command))
+        op["requestBody"] = _json_body(schemas.body_ref(route))
         if route.path_keys:
             op["parameters"] = schemas.path(route)
     else:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from urllib.parse import quote
 
+from ai_admin.commands.queue_commands import AGENT_ONLY_SETTINGS
 from ai_admin.queue.models import SUBMIT_ACTIONS
 
 __all__ = [
@@ -66,6 +67,7 @@ class Route:
     commands: tuple[str, ...] = ()  # what it may run; empty for /cmd (every command)
     params: Params = Params.QUERY
     fixed: Mapping[str, str] = field(default_factory=dict)  # params the route itself sets
+    body_excludes: tuple[str, ...] = ()  # params its body may not carry (besides the path's)
     open: bool = False  # answered without a token
 
     @property
@@ -110,6 +112,8 @@ def _queue(action: str) -> Route:
         "queues",
         commands=(f"queue_{action}",),
         params=Params.BODY if action in ("configure", "clear") else Params.QUERY,
+        # a queue's own limits only: the retry backoff is the agent's
+        body_excludes=AGENT_ONLY_SETTINGS if action == "configure" else (),
     )
 
 

@@ -13,6 +13,8 @@ of a request the schema allows still is. The rules (each told in its command's d
   naming ``dockerfile_name`` or the ``.dockerignore``), and a ``network_mode`` only among its
   ``allowed_network_modes`` (``VALIDATION_OPTION_NOT_ALLOWED``): the agent's configuration
   and file system.
+- ``depends_on`` (of a submit, or of a batch entry, by id or by index) names tasks that exist,
+  and a batch entry only earlier entries (``QUEUE_DEPENDENCY_INVALID``): the agent's tasks.
 """
 
 from __future__ import annotations
@@ -40,16 +42,25 @@ def _build_context(error: dict[str, Any]) -> bool:
     )
 
 
-_DOCUMENTED = {"queue_configure": _retry_rule, "docker_build": _build_context}
+# (a batch's entries are submit messages: their builds follow the same rules)
+_DOCUMENTED = {
+    "queue_configure": _retry_rule,
+    "docker_build": _build_context,
+    "batch_submit": _build_context,
+}
 
 
 def is_documented_refusal(status: int, body: Any) -> bool:
     """The agent's answer to a request breaking one of the rules above."""
     if status != 400 or not isinstance(body, dict) or body.get("success") is not False:
         return False
-    rule = _DOCUMENTED.get(str(body.get("action")))
     error = body.get("error")
-    return rule is not None and isinstance(error, dict) and rule(error)
+    if not isinstance(error, dict):
+        return False
+    if error.get("code") == "QUEUE_DEPENDENCY_INVALID":
+        return True
+    rule = _DOCUMENTED.get(str(body.get("action")))
+    return rule is not None and rule(error)
 
 
 @schemathesis.hook

@@ -14,8 +14,9 @@ the operator token as a header. Left out of the run, each for a reason:
   ``initialize`` answer opens; no OpenAPI schema can say that, so a generated request without
   one is refused (400 ``Missing session ID``) though its body is schema-valid. The MCP tests
   (test_mcp.py, test_mcp_inspector.py) drive it with real clients.
-- The one rule no schema states (``queue_configure``'s ``retry_cap_s >= retry_base_s``):
-  ``schemathesis_hooks.py`` lets exactly its documented refusal pass.
+- The rules no schema states (``queue_configure``'s ``retry_cap_s >= retry_base_s``, and
+  dependencies on tasks that exist): ``schemathesis_hooks.py`` lets exactly their documented
+  refusals pass.
 
 No string carries a NUL character (``--generation-allow-x00 false``): the agent refuses one in
 any text parameter, a rule the document states once (``info.description``) rather than as a
