@@ -5,6 +5,7 @@ own code and status, with no task created or lost."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -23,6 +24,13 @@ pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("answers_as_documented
 
 CATALOGUE = Path(__file__).resolve().parents[2] / "commands"
 EXAMPLE_ID = "123e4567-e89b-12d3-a456-426614174000"
+# The ids the catalogue's examples name (a task's and a batch's, a schedule's): nothing has them.
+EXAMPLE_IDS = {EXAMPLE_ID, "sch-0123456789abcdef"}
+NOT_FOUND = {
+    ErrorCode.QUEUE_TASK_NOT_FOUND.value,
+    ErrorCode.BATCH_NOT_FOUND.value,
+    ErrorCode.SCHEDULE_NOT_FOUND.value,
+}
 UNREACHABLE = "127.0.0.1:1/ai-admin-test/unreachable"  # refused at once: a quick failure
 DEFAULT_CONCURRENCY = 4
 
@@ -249,6 +257,179 @@ async def _docker_pull(api: Api, cleanup: ImageCleanup) -> None:
     assert state["error"]["code"] == ErrorCode.DOCKER_NETWORK_ERROR
 
 
+def _pull_message(tag: str) -> dict[str, Any]:
+    return {"action": "docker_pull", "params": {"image_name": UNREACHABLE, "tag": tag}}
+
+
+async def _held_batch(api: Api) -> dict[str, Any]:
+    """A batch of two pulls that cannot start: the default queue is paused."""
+    await api.ok("queue_pause")
+    tags = [uuid.uuid4().hex[:12] for _ in range(2)]
+    batch: dict[str, Any] = await api.ok(
+        "batch_submit", tasks=[_pull_message(t) for t in tags], name="held"
+    )
+    return batch
+
+
+@scenario("batch_submit")
+async def _batch_submit(api: Api, cleanup: ImageCleanup) -> None:
+    batch = await _held_batch(api)
+    assert batch["state"] == "running"  # the first of its line; its queue is paused
+    assert len(batch["task_ids"]) == 2
+    await api.ok("batch_cancel", batch_id=batch["batch_id"])
+
+
+@scenario("batch_status")
+async def _batch_status(api: Api, cleanup: ImageCleanup) -> None:
+    batch = await _held_batch(api)
+    status = await api.ok("batch_status", batch_id=batch["batch_id"])
+    assert (status["counts"], status["progress"]) == ({"pending": 2}, 0.0)
+    await api.ok("batch_cancel", batch_id=batch["batch_id"])
+
+
+@scenario("batch_list")
+async def _batch_list(api: Api, cleanup: ImageCleanup) -> None:
+    batch = await _held_batch(api)
+    listed = await api.ok("batch_list", queue="default")
+    assert listed["batches"][0]["batch_id"] == batch["batch_id"]  # newest first
+    await api.ok("batch_cancel", batch_id=batch["batch_id"])
+
+
+@scenario("batch_stop")
+async def _batch_stop(api: Api, cleanup: ImageCleanup) -> None:
+    batch = await _held_batch(api)
+    assert (await api.ok("batch_stop", batch_id=batch["batch_id"]))["state"] == "stopped"
+    await api.ok("batch_cancel", batch_id=batch["batch_id"])
+
+
+@scenario("batch_start")
+async def _batch_start(api: Api, cleanup: ImageCleanup) -> None:
+    batch = await _held_batch(api)
+    await api.ok("batch_stop", batch_id=batch["batch_id"])
+    assert (await api.ok("batch_start", batch_id=batch["batch_id"]))["state"] == "running"
+    await api.ok("batch_cancel", batch_id=batch["batch_id"])
+
+
+@scenario("batch_move")
+async def _batch_move(api: Api, cleanup: ImageCleanup) -> None:
+    first = await _held_batch(api)
+    second = await _held_batch(api)
+    third = await _held_batch(api)
+    moved = await api.ok("batch_move", batch_id=third["batch_id"], position=1)
+    assert moved["position"] == 1
+    assert (await api.ok("batch_status", batch_id=second["batch_id"]))["position"] == 2
+    for batch in (first, second, third):
+        await api.ok("batch_cancel", batch_id=batch["batch_id"])
+
+
+@scenario("batch_cancel")
+async def _batch_cancel(api: Api, cleanup: ImageCleanup) -> None:
+    batch = await _held_batch(api)
+    cancelled = await api.ok("batch_cancel", batch_id=batch["batch_id"])
+    assert (cancelled["state"], cancelled["counts"]) == ("cancelled", {"cancelled": 2})
+
+
+@scenario("batch_remove")
+async def _batch_remove(api: Api, cleanup: ImageCleanup) -> None:
+    batch = await _held_batch(api)
+    await api.ok("batch_cancel", batch_id=batch["batch_id"])
+    assert (await api.ok("batch_remove", batch_id=batch["batch_id"]))["removed"] is True
+    await api.refused(
+        api.cmd({"action": "batch_status", "params": {"batch_id": batch["batch_id"]}}),
+        ErrorCode.BATCH_NOT_FOUND,
+        404,
+    )
+
+
+@scenario("queue_create")
+async def _queue_create(api: Api, cleanup: ImageCleanup) -> None:
+    name = f"made-{uuid.uuid4().hex[:6]}"
+    made = await api.ok("queue_create", name=name, max_concurrent=1)
+    assert (made["name"], made["limits"]["max_concurrent"], made["running"]) == (name, 1, 0)
+    await api.ok("queue_delete", queue=name)
+
+
+@scenario("queue_list")
+async def _queue_list(api: Api, cleanup: ImageCleanup) -> None:
+    listed = (await api.ok("queue_list"))["queues"]
+    assert listed[0]["name"] == "default"
+    assert listed[0]["limits"]["max_concurrent"] == DEFAULT_CONCURRENCY
+
+
+@scenario("queue_delete")
+async def _queue_delete(api: Api, cleanup: ImageCleanup) -> None:
+    name = f"gone-{uuid.uuid4().hex[:6]}"
+    await api.ok("queue_create", name=name)
+    assert await api.ok("queue_delete", queue=name) == {"queue": name, "deleted": True}
+    await api.refused(
+        api.cmd({"action": "queue_pause", "params": {"queue": name}}),
+        ErrorCode.QUEUE_NOT_FOUND,
+        404,
+    )
+
+
+def _schedule_params() -> dict[str, Any]:
+    return {
+        "name": "never today",
+        "cron": "0 3 1 1 *",
+        "command": _pull_message(uuid.uuid4().hex[:12]),
+    }
+
+
+async def _schedule(api: Api) -> str:
+    created: dict[str, Any] = await api.ok("schedule_create", **_schedule_params())
+    return str(created["schedule_id"])
+
+
+@scenario("schedule_create")
+async def _schedule_create(api: Api, cleanup: ImageCleanup) -> None:
+    created = await api.ok("schedule_create", **_schedule_params())
+    assert created["next_run_at"] > time.time()
+    await api.ok("schedule_delete", schedule_id=created["schedule_id"])
+
+
+@scenario("schedule_list")
+async def _schedule_list(api: Api, cleanup: ImageCleanup) -> None:
+    schedule_id = await _schedule(api)
+    listed = await api.ok("schedule_list")
+    assert schedule_id in [s["schedule_id"] for s in listed["schedules"]]
+    await api.ok("schedule_delete", schedule_id=schedule_id)
+
+
+@scenario("schedule_get")
+async def _schedule_get(api: Api, cleanup: ImageCleanup) -> None:
+    schedule_id = await _schedule(api)
+    got = await api.ok("schedule_get", schedule_id=schedule_id)
+    assert (got["schedule_id"], got["paused"]) == (schedule_id, False)
+    await api.ok("schedule_delete", schedule_id=schedule_id)
+
+
+@scenario("schedule_pause")
+async def _schedule_pause(api: Api, cleanup: ImageCleanup) -> None:
+    schedule_id = await _schedule(api)
+    assert (await api.ok("schedule_pause", schedule_id=schedule_id))["paused"] is True
+    await api.ok("schedule_delete", schedule_id=schedule_id)
+
+
+@scenario("schedule_resume")
+async def _schedule_resume(api: Api, cleanup: ImageCleanup) -> None:
+    schedule_id = await _schedule(api)
+    await api.ok("schedule_pause", schedule_id=schedule_id)
+    assert (await api.ok("schedule_resume", schedule_id=schedule_id))["paused"] is False
+    await api.ok("schedule_delete", schedule_id=schedule_id)
+
+
+@scenario("schedule_delete")
+async def _schedule_delete(api: Api, cleanup: ImageCleanup) -> None:
+    schedule_id = await _schedule(api)
+    await api.ok("schedule_delete", schedule_id=schedule_id)
+    await api.refused(
+        api.cmd({"action": "schedule_get", "params": {"schedule_id": schedule_id}}),
+        ErrorCode.SCHEDULE_NOT_FOUND,
+        404,
+    )
+
+
 async def test_every_command_through_cmd(api: Api, image_cleanup: ImageCleanup) -> None:
     assert set(SCENARIOS) == set(REGISTRY.names()), "a command without a scenario here"
     for name in REGISTRY.names():
@@ -271,15 +452,18 @@ async def test_catalogue_examples_replayed(api: Api) -> None:
         message = json.loads(path.read_text())
         answer = await api.request("POST", "/cmd", data=path.read_bytes())
         assert answer.body["action"] == message["action"]
-        if message["params"].get("task_id") == EXAMPLE_ID:
-            assert (answer.status, answer.code) == (404, ErrorCode.QUEUE_TASK_NOT_FOUND), (
-                answer.describe()
-            )
+        if EXAMPLE_IDS & set(map(str, message["params"].values())):  # a task, batch, schedule
+            assert answer.status == 404, answer.describe()
+            assert answer.code in NOT_FOUND, answer.describe()
             continue
         assert answer.status == 200, answer.describe()
         if path.stem.startswith("docker_"):
             task_id = answer.data["task_id"]
             await api.ok("queue_manage", action="cancel", task_id=task_id)
+        elif path.stem == "batch_submit":
+            await api.ok("batch_cancel", batch_id=answer.data["batch_id"])
+        elif path.stem == "schedule_create":
+            await api.ok("schedule_delete", schedule_id=answer.data["schedule_id"])
 
 
 # -- bad input --------------------------------------------------------------------------------

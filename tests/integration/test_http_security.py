@@ -38,6 +38,23 @@ OPERATIONS: list[tuple[str, str, Any]] = [
     ("POST", f"/api/tasks/{SOME_ID}/cancel", None),
     ("GET", "/api/stats", None),
     ("GET", "/api/commands", None),
+    ("GET", "/api/batches", None),
+    ("POST", "/api/batches", {"tasks": [{"action": "docker_pull", "params": {"image_name": "a"}}]}),
+    ("GET", f"/api/batches/{SOME_ID}", None),
+    ("DELETE", f"/api/batches/{SOME_ID}", None),
+    *[("POST", f"/api/batches/{SOME_ID}/{a}", None) for a in ("stop", "start", "cancel")],
+    ("POST", f"/api/batches/{SOME_ID}/move", {"position": 1}),
+    ("GET", "/api/queues", None),
+    ("POST", "/api/queues", {"name": "other"}),
+    ("GET", "/api/queues/default", None),
+    ("DELETE", "/api/queues/other", None),
+    *[("POST", f"/api/queues/default/{a}", None) for a in ("pause", "resume")],
+    *[("POST", f"/api/queues/default/{a}", {}) for a in ("configure", "clear")],
+    ("GET", "/api/schedules", None),
+    ("POST", "/api/schedules", {"name": "s", "interval_s": 60, "command": {}}),
+    ("GET", "/api/schedules/sch-1", None),
+    ("DELETE", "/api/schedules/sch-1", None),
+    *[("POST", f"/api/schedules/sch-1/{a}", None) for a in ("pause", "resume")],
     ("GET", f"/api/events?task_id={SOME_ID}", None),
     ("GET", "/metrics", None),
 ]
@@ -47,9 +64,9 @@ MCP: list[tuple[str, str, Any]] = [
     ("DELETE", "/mcp", None),
 ]
 OPEN = [("GET", "/health"), ("GET", "/openapi.json")]  # all a token-less client may read
+# Every request above that changes something (all but reads), and every command that does.
 WRITES: list[tuple[str, str, Any]] = [
-    ("POST", "/api/tasks", {"task_type": "docker_pull", "params": {"image_name": UNREACHABLE}}),
-    *[("POST", f"/api/tasks/{SOME_ID}/{a}", None) for a in ("pause", "resume", "retry", "cancel")],
+    *[(m, path, body) for m, path, body in OPERATIONS if m != "GET" and path != "/cmd"],
     *[
         ("POST", "/cmd", c.example_message())
         for c in REGISTRY
@@ -67,12 +84,24 @@ async def send(api: Api, method: str, path: str, body: Any, **kwargs: Any) -> An
 # -- tokens ------------------------------------------------------------------------------------
 
 
+# The ids in the requests above, as the route table writes them.
+_IDS = [
+    (rf"^/api/batches/{SOME_ID}", "/api/batches/{batch_id}"),
+    (rf"^/api/tasks/{SOME_ID}", "/api/tasks/{task_id}"),
+    (r"^/api/queues/[a-z]+", "/api/queues/{queue}"),
+    (r"^/api/schedules/sch-1", "/api/schedules/{schedule_id}"),
+]
+
+
+def _template(path: str) -> str:
+    for pattern, template in _IDS:
+        path = re.sub(pattern, template, path)
+    return path
+
+
 def test_operations_name_every_route_but_the_open_ones(tmp_path: Path) -> None:
     """So a route added later cannot be left out of the token test above."""
-    named = {
-        (method, re.sub(SOME_ID, "{task_id}", path.split("?")[0]))
-        for method, path, _ in OPERATIONS + MCP
-    }
+    named = {(method, _template(path.split("?")[0])) for method, path, _ in OPERATIONS + MCP}
     assert named | set(OPEN) == app_routes(tmp_path)
     assert not named & set(OPEN)
 
