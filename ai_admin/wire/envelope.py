@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
 from ai_admin.errors import AiAdminError
+from ai_admin.queue.views import View, sometimes
 
 __all__ = [
     "ErrorBody",
@@ -32,20 +33,9 @@ __all__ = [
 R = TypeVar("R", bound=BaseModel)
 
 
-class Wire(BaseModel):
-    """A shape the agent emits: a key it does not name is a bug, not a client's extension."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-def sometimes(description: str | None = None) -> Any:
-    """The field of a key only some answers carry: typed ``T | SkipJsonSchema[None]``, it is
-    not required, never sent as null, and its schema shows no (null) default."""
-    return Field(None, description=description, json_schema_extra=_no_default)
-
-
-def _no_default(schema: dict[str, Any]) -> None:
-    schema.pop("default", None)
+# A shape the agent emits (a key it does not name is a bug), and the field of a key only some
+# answers carry: defined with the queue's views, the first of those shapes.
+Wire = View
 
 
 class Undocumented(BaseModel):
