@@ -65,9 +65,25 @@ def _by_id(
     *,
     ask: str | None = None,
 ) -> None:
-    """``app VERB ID``: run ``action`` with ``{id_key: ID}`` (asking first when ``ask``)."""
+    """``app VERB ID``: run ``action`` with ``{id_key: ID}``; with ``ask``, a destructive
+    one that takes ``--yes`` and asks first without it."""
+
+    def run(item_id: str, param: list[str] | None, fmt: Format | None, target: Any) -> None:
+        with handled():
+            params = {id_key: item_id, **parse_params(param)}
+        _run(action, params, fmt, target)
 
     def command(
+        item_id: ItemId,
+        param: ParamOpt = None,
+        fmt: FormatOpt = None,
+        url: UrlOpt = None,
+        token: TokenOpt = None,
+        config: ConfigOpt = None,
+    ) -> None:
+        run(item_id, param, fmt, (url, token, config))
+
+    def asking(
         item_id: ItemId,
         param: ParamOpt = None,
         yes: YesOpt = False,
@@ -76,15 +92,15 @@ def _by_id(
         token: TokenOpt = None,
         config: ConfigOpt = None,
     ) -> None:
-        if ask is not None:
-            confirm(ask.format(id=item_id), yes)
-        with handled():
-            params = {id_key: item_id, **parse_params(param)}
-        _run(action, params, fmt, (url, token, config))
+        assert ask is not None
+        confirm(ask.format(id=item_id), yes)
+        run(item_id, param, fmt, (url, token, config))
 
-    command.__doc__ = summary + ("; asks first unless --yes." if ask else ".")
+    chosen = command if ask is None else asking
+    chosen.__doc__ = summary + ("; asks first unless --yes." if ask else ".")
     group = app.info.name or ""
-    app.command(verb, epilog=f"Example: ai-admin {group} {verb} ID")(command)
+    yes = " --yes" if ask else ""
+    app.command(verb, epilog=f"Example: ai-admin {group} {verb} ID{yes}")(chosen)
 
 
 def _plain(app: typer.Typer, verb: str, action: str, summary: str) -> None:
