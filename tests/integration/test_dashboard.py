@@ -135,7 +135,7 @@ def live(page: Page) -> None:
 # -- the agent's own answers ----------------------------------------------------------------
 
 
-class Agent:
+class AgentApi:
     """The agent's REST API for a test's own checks and set-up (not through the page)."""
 
     def __init__(self, url: str, token: str = OPERATOR_TOKEN) -> None:
@@ -161,8 +161,8 @@ class Agent:
 
 
 @pytest.fixture
-def operator(agent: AgentProcess) -> Iterator[Agent]:
-    client = Agent(agent.url)
+def operator(agent: AgentProcess) -> Iterator[AgentApi]:
+    client = AgentApi(agent.url)
     yield client
     client.cmd("queue_resume")
 
@@ -266,7 +266,7 @@ def test_the_page_loads_under_its_policy_with_no_error_and_nothing_from_another_
 
 def test_a_real_pull_shows_its_bar_moving_and_ends_completed(
     agent: AgentProcess,
-    operator: Agent,
+    operator: AgentApi,
     open_page: Callable[..., Watched],
     docker_client: docker.DockerClient,
     open_registry: str,
@@ -324,7 +324,7 @@ def test_a_real_pull_shows_its_bar_moving_and_ends_completed(
     save_screenshot(page, "desktop-completed")
 
 
-def wait_finished(operator: Agent, task_id: str) -> dict[str, Any]:
+def wait_finished(operator: AgentApi, task_id: str) -> dict[str, Any]:
     """The task's summary once it has finished, read through the agent's own stream."""
     with operator.http.get(
         f"{operator.url}/api/events", params={"task_id": task_id}, stream=True, timeout=120
@@ -336,7 +336,7 @@ def wait_finished(operator: Agent, task_id: str) -> dict[str, Any]:
 
 def test_a_refused_push_shows_its_error_code_description_and_suggestions(
     agent: AgentProcess,
-    operator: Agent,
+    operator: AgentApi,
     open_page: Callable[..., Watched],
     docker_client: docker.DockerClient,
     auth_registry: AuthRegistry,
@@ -391,7 +391,7 @@ def test_a_refused_push_shows_its_error_code_description_and_suggestions(
 
 def test_cancel_from_the_button_stops_a_running_build_after_confirmation(
     agent: AgentProcess,
-    operator: Agent,
+    operator: AgentApi,
     open_page: Callable[..., Watched],
     docker_client: docker.DockerClient,
     busybox_image: str,
@@ -431,7 +431,7 @@ def test_cancel_from_the_button_stops_a_running_build_after_confirmation(
 
 
 def test_each_state_shows_only_its_actions_and_a_read_only_token_sees_none(
-    agent: AgentProcess, operator: Agent, open_page: Callable[..., Watched]
+    agent: AgentProcess, operator: AgentApi, open_page: Callable[..., Watched]
 ) -> None:
     operator.cmd("queue_pause")  # nothing starts: the tasks stay in the states made here
     unreachable = f"127.0.0.1:{closed_port()}/ai-admin-test/dash-wait"
@@ -485,7 +485,7 @@ def test_each_state_shows_only_its_actions_and_a_read_only_token_sees_none(
 
 
 def test_a_merged_task_explains_itself_and_links_to_the_task_it_joined(
-    agent: AgentProcess, operator: Agent, open_page: Callable[..., Watched]
+    agent: AgentProcess, operator: AgentApi, open_page: Callable[..., Watched]
 ) -> None:
     operator.cmd("queue_pause")
     image = f"127.0.0.1:{closed_port()}/ai-admin-test/dash-merge"
@@ -554,7 +554,7 @@ def test_the_token_is_asked_for_once_per_tab_and_a_wrong_one_is_refused(
 
 
 def test_the_queue_is_paused_resumed_and_cleared_from_its_buttons(
-    agent: AgentProcess, operator: Agent, open_page: Callable[..., Watched]
+    agent: AgentProcess, operator: AgentApi, open_page: Callable[..., Watched]
 ) -> None:
     watched = open_page(agent.url, OPERATOR_TOKEN)
     page = watched.page
@@ -593,7 +593,7 @@ def test_after_the_agent_restarts_the_page_catches_up(
     data = tmp_path / "data"
     agent = launch(data, args=["--port", port])
     try:
-        operator = Agent(agent.url)
+        operator = AgentApi(agent.url)
         operator.cmd("queue_pause")  # kept across the restart
         image = {"image_name": "127.0.0.1:1/dash/restart", "tag": "1"}
         if not seen_an_event:  # the page finds it in the list it reads, with no event

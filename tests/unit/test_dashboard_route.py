@@ -9,6 +9,7 @@ another name: pytest imports test modules by their base name, and two alike coll
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -184,6 +185,38 @@ async def test_nothing_else_under_ui_is_reachable(client: TestClient[Any, Any], 
     body = await response.read()
     assert response.status == 404, (path, body[:200])
     assert b'"code": "REQUEST_NOT_FOUND"' in body  # the agent's envelope, not a file
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        b"/ui/../ui/assets.py",
+        b"/ui/%2e%2e/dashboard/assets.py",
+        b"/ui/..%2f..%2fapp.py",
+        b"/ui/./assets.py",
+        b"/ui/%2F..%2Fserve.py",
+        b"//ui/app.js/../serve.py",
+    ],
+)
+async def test_a_path_sent_as_is_reaches_no_file_of_the_package(
+    client: TestClient[Any, Any], target: bytes
+) -> None:
+    """The request line exactly as a hostile client writes it, with no client normalising
+    it first."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    try:
+        writer.write(
+            b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        await writer.drain()
+        answer = await reader.read()
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    # Refused as a path, or (outside /ui/) left to the API, which wants a token: no file.
+    status = head.split(b" ", 2)[1]
+    assert status in (b"400", b"401", b"404"), (target, head)
+    assert b"from __future__" not in body, target
 
 
 async def test_the_api_still_needs_its_token_and_the_page_holds_no_data(
