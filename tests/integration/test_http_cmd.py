@@ -5,13 +5,13 @@ own code and status, with no task created or lost."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import schedule_cases
 from agent_process import OPERATOR_TOKEN
 from dockerenv import ImageCleanup
 from http_client import Api
@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("answers_as_documented
 CATALOGUE = Path(__file__).resolve().parents[2] / "commands"
 EXAMPLE_ID = "123e4567-e89b-12d3-a456-426614174000"
 # The ids the catalogue's examples name (a task's and a batch's, a schedule's): nothing has them.
-EXAMPLE_IDS = {EXAMPLE_ID, "sch-0123456789abcdef"}
+EXAMPLE_IDS = {EXAMPLE_ID, schedule_cases.SOME_SCHEDULE}
 NOT_FOUND = {
     ErrorCode.QUEUE_TASK_NOT_FOUND.value,
     ErrorCode.BATCH_NOT_FOUND.value,
@@ -368,66 +368,7 @@ async def _queue_delete(api: Api, cleanup: ImageCleanup) -> None:
     )
 
 
-def _schedule_params() -> dict[str, Any]:
-    return {
-        "name": "never today",
-        "cron": "0 3 1 1 *",
-        "command": _pull_message(uuid.uuid4().hex[:12]),
-    }
-
-
-async def _schedule(api: Api) -> str:
-    created: dict[str, Any] = await api.ok("schedule_create", **_schedule_params())
-    return str(created["schedule_id"])
-
-
-@scenario("schedule_create")
-async def _schedule_create(api: Api, cleanup: ImageCleanup) -> None:
-    created = await api.ok("schedule_create", **_schedule_params())
-    assert created["next_run_at"] > time.time()
-    await api.ok("schedule_delete", schedule_id=created["schedule_id"])
-
-
-@scenario("schedule_list")
-async def _schedule_list(api: Api, cleanup: ImageCleanup) -> None:
-    schedule_id = await _schedule(api)
-    listed = await api.ok("schedule_list")
-    assert schedule_id in [s["schedule_id"] for s in listed["schedules"]]
-    await api.ok("schedule_delete", schedule_id=schedule_id)
-
-
-@scenario("schedule_get")
-async def _schedule_get(api: Api, cleanup: ImageCleanup) -> None:
-    schedule_id = await _schedule(api)
-    got = await api.ok("schedule_get", schedule_id=schedule_id)
-    assert (got["schedule_id"], got["paused"]) == (schedule_id, False)
-    await api.ok("schedule_delete", schedule_id=schedule_id)
-
-
-@scenario("schedule_pause")
-async def _schedule_pause(api: Api, cleanup: ImageCleanup) -> None:
-    schedule_id = await _schedule(api)
-    assert (await api.ok("schedule_pause", schedule_id=schedule_id))["paused"] is True
-    await api.ok("schedule_delete", schedule_id=schedule_id)
-
-
-@scenario("schedule_resume")
-async def _schedule_resume(api: Api, cleanup: ImageCleanup) -> None:
-    schedule_id = await _schedule(api)
-    await api.ok("schedule_pause", schedule_id=schedule_id)
-    assert (await api.ok("schedule_resume", schedule_id=schedule_id))["paused"] is False
-    await api.ok("schedule_delete", schedule_id=schedule_id)
-
-
-@scenario("schedule_delete")
-async def _schedule_delete(api: Api, cleanup: ImageCleanup) -> None:
-    schedule_id = await _schedule(api)
-    await api.ok("schedule_delete", schedule_id=schedule_id)
-    await api.refused(
-        api.cmd({"action": "schedule_get", "params": {"schedule_id": schedule_id}}),
-        ErrorCode.SCHEDULE_NOT_FOUND,
-        404,
-    )
+SCENARIOS.update(schedule_cases.SCENARIOS)
 
 
 async def test_every_command_through_cmd(api: Api, image_cleanup: ImageCleanup) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import schedule_cases
 from agent_process import OPERATOR_TOKEN, READ_ONLY_TOKEN, launch
 from http_client import Answer, Api, session, strict_json
 
@@ -50,11 +51,7 @@ OPERATIONS: list[tuple[str, str, Any]] = [
     ("DELETE", "/api/queues/other", None),
     *[("POST", f"/api/queues/default/{a}", None) for a in ("pause", "resume")],
     *[("POST", f"/api/queues/default/{a}", {}) for a in ("configure", "clear")],
-    ("GET", "/api/schedules", None),
-    ("POST", "/api/schedules", {"name": "s", "interval_s": 60, "command": {}}),
-    ("GET", "/api/schedules/sch-1", None),
-    ("DELETE", "/api/schedules/sch-1", None),
-    *[("POST", f"/api/schedules/sch-1/{a}", None) for a in ("pause", "resume")],
+    *schedule_cases.OPERATIONS,
     ("GET", f"/api/events?task_id={SOME_ID}", None),
     ("GET", "/metrics", None),
 ]
@@ -89,7 +86,7 @@ _IDS = [
     (rf"^/api/batches/{SOME_ID}", "/api/batches/{batch_id}"),
     (rf"^/api/tasks/{SOME_ID}", "/api/tasks/{task_id}"),
     (r"^/api/queues/[a-z]+", "/api/queues/{queue}"),
-    (r"^/api/schedules/sch-1", "/api/schedules/{schedule_id}"),
+    (rf"^/api/schedules/{schedule_cases.SOME_SCHEDULE}", "/api/schedules/{schedule_id}"),
 ]
 
 
