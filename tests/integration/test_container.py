@@ -292,7 +292,9 @@ def test_the_image_says_how_it_runs(agent_image: BuiltImage) -> None:
         "print(meta['Version'], ai_admin.__version__, meta['License-Expression'])",
     ).split()
     assert versions == [ai_admin.__version__, ai_admin.__version__, "MIT"]
-    assert agent_image.context_bytes < 1_000_000  # .dockerignore keeps the context small
+    # .dockerignore keeps the context to what the image needs (the package, its dashboard
+    # included, about 1 MB); tests/ or .venv/ would be tens of MB.
+    assert agent_image.context_bytes < 1_500_000
 
 
 def test_without_a_token_the_container_says_what_to_set(agent_image: BuiltImage) -> None:
