@@ -171,6 +171,10 @@ class Lanes:
         for lane in self.lanes():
             yield from lane.ready
 
+    def may_start_any(self) -> bool:
+        """Something waits in a queue that is not paused (a full one frees a slot in time)."""
+        return any(lane.ready and not lane.pause.paused for lane in self._lanes.values())
+
     def next_to_start(self, settings: Settings) -> str | None:
         """The task that starts next, taken out: queues with a free slot take turns."""
         lanes = list(self._lanes.values())

@@ -54,7 +54,6 @@ class TaskMemory:
         self._deciding: Counter[str] = Counter()
         self._wakeup = asyncio.Event()
         self._lanes = Lanes(settings, self._wakeup.set)  # the named queues and what waits in them
-        self._ready = self._lanes
         self._pause = self._lanes.default.pause
         self._delayed: list[tuple[float, int, str]] = []
         self._running: dict[str, Run] = {}  # the runs holding a slot
@@ -72,7 +71,7 @@ class TaskMemory:
             task.status is not TaskStatus.PENDING  # paused or cancelled meanwhile
             or (record := self._live.get(task.id)) is None
             or record.task is not task
-            or task.seq in self._ready
+            or task.seq in self._lanes
         ):
             return
         if not keep_seq:
@@ -123,7 +122,7 @@ class TaskMemory:
             not self._running
             and not self._finishing
             and not self._delayed
-            and all(not lane.ready or lane.pause.paused for lane in self._lanes.lanes())
+            and not self._lanes.may_start_any()
         ):
             self._idle.set()
         else:

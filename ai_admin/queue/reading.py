@@ -35,11 +35,11 @@ class QueueReading(TaskControl):
         """1 for the task that runs next; None unless the task is waiting in the ready queue."""
         if task.status is not TaskStatus.PENDING:
             return None
-        return self._ready.position(task.priority, task.seq)
+        return self._lanes.position(task.priority, task.seq)
 
     def pending_tasks(self) -> list[DockerTask]:
         """Waiting tasks in the order they will run."""
-        return [self._live[i].task for i in self._ready]
+        return [self._live[i].task for i in self._lanes]
 
     def running_tasks(self) -> list[DockerTask]:
         return [r.task for r in self._running.values()]
@@ -66,7 +66,7 @@ class QueueReading(TaskControl):
             self._stats,
             max_concurrent=self.settings.max_concurrent,
             running=len(self._running),
-            queue_size=len(self._ready) + len(self._delayed),
+            queue_size=len(self._lanes) + len(self._delayed),
             paused=self._pause.paused,
             accepting=not self._closing,
             set_aside=self._set_aside,
