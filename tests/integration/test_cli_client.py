@@ -239,6 +239,12 @@ def test_status_follow_waits_for_a_queued_task_and_ends_with_it(
     assert err.splitlines()[-1].split()[1] == "completed"
 
 
+def _interruptible() -> None:
+    """Ctrl-C reaches the command as it does from a terminal: a test run started in the
+    background of a script inherits SIGINT ignored, and Python keeps it so."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_following_and_leaves_the_task_queued(cli: Cli) -> None:
     cli.json("queue", "pause")
     follower = subprocess.Popen(
@@ -247,6 +253,7 @@ def test_ctrl_c_stops_following_and_leaves_the_task_queued(cli: Cli) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_interruptible,
     )
     try:
         assert follower.stderr is not None
@@ -329,6 +336,7 @@ def test_follow_without_an_id_prints_every_tasks_changes_until_interrupted(cli: 
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_interruptible,
     )
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(
