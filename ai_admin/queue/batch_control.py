@@ -100,8 +100,8 @@ class BatchControl(QueueReading):
                     raise invalid(
                         task, dependency, "a batch's task may only depend on earlier ones"
                     )
-                if dependency not in ids:
-                    await self._dependency(task, dependency)  # refused now if unknown
+                if dependency not in ids and await self._dependency(task, dependency) is None:
+                    raise invalid(task, dependency, "no task has this id")
         waiting = self._live.per_queue[queue] - lane.busy
         limit = int(lane.limit("max_queue_size", self.settings))
         if waiting + len(tasks) > limit:

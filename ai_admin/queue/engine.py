@@ -151,7 +151,7 @@ class QueueEngine(BatchControl):
     async def _wait_again(self, task: DockerTask) -> bool:
         """A recovered task waits for its dependencies again, and is queued once they have
         completed; False if one of them ended badly meanwhile (the task fails)."""
-        left, failed = await self._dependency_states(task)
+        left, failed = await self._dependency_states(task, accepted=True)
         if failed is not None:
             self._fail_for(task, failed)
             return False

@@ -179,11 +179,22 @@ class TaskMemory:
         record = self._live.get(task_id)
         return record is not None and not record.task.status.is_finished
 
-    async def _dependency_states(self, task: DockerTask) -> tuple[set[str], DockerTask | None]:
+    async def _dependency_states(
+        self, task: DockerTask, *, accepted: bool = False
+    ) -> tuple[set[str], DockerTask | None]:
+        """What ``task`` still waits for, and a dependency that ended badly. An unknown id
+        refuses the task (a new one, or a retry); for a task ``accepted`` and waiting since
+        (recovered at start-up), a dependency no longer stored was deleted after it finished
+        (queue_clear, retention), and a failed one fails its dependents as it ends: it
+        counts as completed."""
         waiting: set[str] = set()
         failed: DockerTask | None = None
         for name in task.depends_on:
             dependency = await self._dependency(task, name)
+            if dependency is None:
+                if accepted:
+                    continue
+                raise invalid(task, name, "no task has this id")
             if dependency.status is TaskStatus.COMPLETED:
                 continue
             if dependency.status in ENDED_BADLY:
@@ -192,14 +203,14 @@ class TaskMemory:
                 waiting.add(dependency.id)
         return waiting, failed
 
-    async def _dependency(self, task: DockerTask, name: str) -> DockerTask:
-        """The task ``name`` stands for, following merges."""
+    async def _dependency(self, task: DockerTask, name: str) -> DockerTask | None:
+        """The task ``name`` stands for, following merges; None if there is none."""
         current = name
         for _ in range(MAX_MERGE_HOPS):
             record = self._live.get(current)
             found = record.task if record is not None else await self._store.get(current)
             if found is None:
-                raise invalid(task, name, "no task has this id")
+                return None
             if found.status is not TaskStatus.MERGED or found.merged_into is None:
                 return found
             current = found.merged_into

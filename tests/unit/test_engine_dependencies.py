@@ -305,3 +305,25 @@ async def test_many_dependents_submitted_while_their_dependency_ends_each_run_on
         assert (await within(engine.wait_for(task_id))).status is TaskStatus.COMPLETED
     assert sorted(work.starts) == sorted([first, *ids])
     assert all(work.starts.index(i) > 0 for i in ids)
+
+
+async def test_a_waiting_dependents_deleted_dependency_counts_as_completed_after_a_restart(
+    make_engine: EngineFactory,
+) -> None:
+    # Guard: a recovered task takes a dependency no longer stored (deleted by queue_clear or
+    # retention, which delete only finished tasks) as completed. Without it, the engine
+    # refuses to start: the recovered task's dependency is an unknown id.
+    work = Work(block=False)
+    engine = await make_engine(work)
+    done = await engine.add_task(make_task("done"))
+    await within(engine.wait_for(done))
+    await engine.pause_queue()
+    then = await engine.add_task(make_task("then", depends_on=[done]))
+    assert await engine.clear() == 1  # the completed dependency is gone
+    await engine.close()
+
+    again_work = Work(block=False)
+    again = await make_engine(again_work)
+    await again.resume_queue()
+    assert (await within(again.wait_for(then))).status is TaskStatus.COMPLETED
+    assert again_work.starts == [then]
