@@ -19,6 +19,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 from urllib.parse import quote
 
 from ai_admin.commands.queue_commands import AGENT_ONLY_SETTINGS
@@ -93,37 +94,12 @@ def _manage(action: str) -> Route:
     )
 
 
-def _batch(action: str) -> Route:
+def _acting_on(path: str, tag: str, noun: str, action: str, **options: Any) -> Route:
+    """``POST {path}/{action}``: the command ``{noun}_{action}`` on one batch, queue or
+    schedule (its id from the path)."""
+    operation = f"{action}{noun.capitalize()}"
     return Route(
-        "POST",
-        f"{BATCH_PATH}/{action}",
-        f"{action}Batch",
-        "batches",
-        commands=(f"batch_{action}",),
-        params=Params.BODY if action == "move" else Params.QUERY,
-    )
-
-
-def _queue(action: str) -> Route:
-    return Route(
-        "POST",
-        f"{QUEUE_PATH}/{action}",
-        f"{action}Queue",
-        "queues",
-        commands=(f"queue_{action}",),
-        params=Params.BODY if action in ("configure", "clear") else Params.QUERY,
-        # a queue's own limits only: the retry backoff is the agent's
-        body_excludes=AGENT_ONLY_SETTINGS if action == "configure" else (),
-    )
-
-
-def _schedule(action: str) -> Route:
-    return Route(
-        "POST",
-        f"{SCHEDULE_PATH}/{action}",
-        f"{action}Schedule",
-        "schedules",
-        commands=(f"schedule_{action}",),
+        "POST", f"{path}/{action}", operation, tag, commands=(f"{noun}_{action}",), **options
     )
 
 
@@ -164,7 +140,7 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("GET", SCHEDULE_PATH, "getSchedule", "schedules", commands=("schedule_get",)),
     Route("DELETE", SCHEDULE_PATH, "deleteSchedule", "schedules", commands=("schedule_delete",)),
-    *(_schedule(action) for action in ("pause", "resume")),
+    *(_acting_on(SCHEDULE_PATH, "schedules", "schedule", a) for a in ("pause", "resume")),
     Route("GET", "/api/batches", "listBatches", "batches", commands=("batch_list",)),
     Route(
         "POST",
@@ -176,7 +152,8 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("GET", BATCH_PATH, "getBatch", "batches", commands=("batch_status",)),
     Route("DELETE", BATCH_PATH, "removeBatch", "batches", commands=("batch_remove",)),
-    *(_batch(action) for action in ("stop", "start", "cancel", "move")),
+    *(_acting_on(BATCH_PATH, "batches", "batch", a) for a in ("stop", "start", "cancel")),
+    _acting_on(BATCH_PATH, "batches", "batch", "move", params=Params.BODY),
     Route("GET", "/api/queues", "listQueues", "queues", commands=("queue_list",)),
     Route(
         "POST",
@@ -188,7 +165,17 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("GET", QUEUE_PATH, "getQueue", "queues", commands=("queue_status",)),
     Route("DELETE", QUEUE_PATH, "deleteQueue", "queues", commands=("queue_delete",)),
-    *(_queue(action) for action in ("pause", "resume", "configure", "clear")),
+    *(_acting_on(QUEUE_PATH, "queues", "queue", a) for a in ("pause", "resume")),
+    # a queue's own limits only: the retry backoff is the agent's
+    _acting_on(
+        QUEUE_PATH,
+        "queues",
+        "queue",
+        "configure",
+        params=Params.BODY,
+        body_excludes=AGENT_ONLY_SETTINGS,
+    ),
+    _acting_on(QUEUE_PATH, "queues", "queue", "clear", params=Params.BODY),
     Route("GET", "/api/commands", "listCommands", "commands", commands=("commands",)),
     Route(
         "GET",
