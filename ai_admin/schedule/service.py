@@ -4,7 +4,8 @@ Every change (create, pause, resume, delete) is written to the store before it i
 answered, so a schedule a client was told about survives a restart and a ``kill -9``; each
 firing writes the schedule's firing state (last run, next run, last task) after its task's
 submit is durable. Actions on one schedule are serialised (one lock per schedule): a pause, a
-resume, a delete and a firing never interleave, whichever clients send them at once.
+resume, a delete and a firing never interleave, whichever clients send them at once. Firings
+begin one per turn of the event loop (``pacing``): a burst of them does not hold up clients.
 
 A firing submits the schedule's task through the queue engine with its ``schedule_id``. If
 the previous firing's task is still waiting or running, the engine merges the new one into it
@@ -44,6 +45,7 @@ from ai_admin.schedule.model import (
     TaskTemplate,
     schedule_view,
 )
+from ai_admin.schedule.pacing import Turns
 from ai_admin.schedule.spec import TriggerSpec, refused
 
 
@@ -64,6 +66,7 @@ class ScheduleService:
         self._schedules: dict[str, Schedule] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._firing: set[asyncio.Task[None]] = set()  # firings under way, awaited by settle()
+        self._turns = Turns()  # firings begin one per turn of the loop (see pacing)
         aps.add_listener(self._on_missed, EVENT_JOB_MISSED)
 
     # -- start and stop --------------------------------------------------------------------------
@@ -203,6 +206,7 @@ class ScheduleService:
         await asyncio.shield(firing)
 
     async def _fire_once(self, schedule_id: str) -> None:
+        await self._turns.take()
         async with self._lock(schedule_id):
             schedule = self._schedules.get(schedule_id)
             if schedule is None or schedule.paused:

@@ -1,0 +1,43 @@
+"""Firings take turns with everything else on the event loop.
+
+The event loop runs its ready callbacks first in, first out. A thousand schedules due in the
+same second put a thousand firings (each a validation, a submit and its writes) ahead of a
+client's request that arrives behind them, which then waits for all of them. Firings are
+background work: ``Turns`` lets one of them begin per turn of the loop, so a request waits for
+at most one firing per step it takes, and the firings still run as fast as the loop turns
+(thousands a second when nothing else is going on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+
+class Turns:
+    """Waiters let through one per turn of the event loop, in the order they came."""
+
+    def __init__(self) -> None:
+        self._waiting: deque[asyncio.Future[None]] = deque()
+        self._release_due = False
+
+    async def take(self) -> None:
+        """Return on this caller's turn (at once when no one is waiting: next turn)."""
+        turn = asyncio.get_running_loop().create_future()
+        self._waiting.append(turn)
+        self._ask_for_release()
+        await turn
+
+    def _ask_for_release(self) -> None:
+        if not self._release_due and self._waiting:
+            self._release_due = True
+            asyncio.get_running_loop().call_soon(self._release_one)
+
+    def _release_one(self) -> None:
+        self._release_due = False
+        while self._waiting:
+            turn = self._waiting.popleft()
+            if not turn.done():  # else its waiter was cancelled: the next one goes
+                turn.set_result(None)
+                break
+        self._ask_for_release()
