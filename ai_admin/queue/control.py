@@ -288,8 +288,28 @@ class TaskControl(TaskMemory):
         if include_failed:
             statuses |= {TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.TIMEOUT}
         deleted = await self._store.delete(statuses, queue)
-        if include_failed:  # kept only so a manual retry could use them; nothing left to retry
-            self._secrets = {k: v for k, v in self._secrets.items() if k in self._live}
+        await self._settle_deleted()
+        return deleted
+
+    async def delete_finished(
+        self, *, ended_before_s: float | None = None, keep_newest: int | None = None
+    ) -> int:
+        """Retention's delete (``QueueStore.delete_finished``: never a live task), with what
+        the engine kept of the deleted tasks. Returns how many were deleted."""
+        await self.start()
+        deleted = await self._store.delete_finished(
+            ended_before_s=ended_before_s, keep_newest=keep_newest
+        )
+        if deleted:
+            await self._settle_deleted()
+        return deleted
+
+    async def _settle_deleted(self) -> None:
+        """After finished tasks were deleted from the store: the credentials kept for a manual
+        retry of those of them that failed go too, and the stored tasks are counted again."""
+        for task_id in [k for k in self._secrets if k not in self._live]:
+            if await self._store.get(task_id) is None:
+                self._secrets.pop(task_id, None)
         # The store counts as of the saves issued so far; what moves while it counts is added.
         before = Counter(self._stats.gauges)
         counts = Counter(await self._store.class_counts())
@@ -297,7 +317,6 @@ class TaskControl(TaskMemory):
         counts.subtract(before)
         self._stats.gauges.clear()
         self._stats.gauges.update(+counts)
-        return deleted
 
     def reconfigure(self, settings: Settings) -> None:
         """Apply new run-time settings (concurrency, limits, retry policy) at once."""

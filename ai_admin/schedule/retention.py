@@ -6,20 +6,20 @@ are stored (the oldest go first); a rule set to 0 or null is off. Live tasks (wa
 paused) are never touched: only tasks in a finished status are. The pages freed go back to the
 file system (the store's incremental vacuum), so the database file shrinks.
 
-The queue's statistics count stored tasks by class; after a delete they are counted again from
-the store, as ``queue_clear`` does, with the moves made meanwhile kept.
+The delete goes through the engine (``delete_finished``), as ``queue_clear``'s does: the
+statistics count the stored tasks again, and the credentials kept in memory for a manual retry
+of a deleted failed task go with it.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from dataclasses import dataclass
 
 from loguru import logger
 
 from ai_admin.config import Settings
-from ai_admin.queue.stats import QueueStats
+from ai_admin.queue.engine import QueueEngine
 from ai_admin.queue.store import QueueStore
 
 
@@ -30,7 +30,7 @@ class RetentionResult:
 
 
 async def apply_retention(
-    store: QueueStore, stats: QueueStats, settings: Settings, *, now_s: float | None = None
+    engine: QueueEngine, store: QueueStore, settings: Settings, *, now_s: float | None = None
 ) -> RetentionResult:
     """Delete what the retention settings say is too old or too many; give the space back."""
     max_age = settings.retention_max_age_s or None
@@ -38,12 +38,11 @@ async def apply_retention(
     if max_age is None and keep is None:
         return RetentionResult(0, 0)
     now = time.time() if now_s is None else now_s
-    deleted = await store.delete_finished(
+    deleted = await engine.delete_finished(
         ended_before_s=None if max_age is None else now - max_age, keep_newest=keep
     )
     if not deleted:
         return RetentionResult(0, 0)
-    await recount(store, stats)
     freed = await store.reclaim_space()
     logger.info(
         "retention deleted {} finished task(s) and gave {:.1f} MB back to the file system",
@@ -51,13 +50,3 @@ async def apply_retention(
         freed / 1_048_576,
     )
     return RetentionResult(deleted, freed)
-
-
-async def recount(store: QueueStore, stats: QueueStats) -> None:
-    """The stored tasks counted again by class; what moved while the store counted is kept."""
-    before = Counter(stats.gauges)
-    counts = Counter(await store.class_counts())
-    counts.update(stats.gauges)
-    counts.subtract(before)
-    stats.gauges.clear()
-    stats.gauges.update(+counts)

@@ -91,7 +91,7 @@ class Scheduler:
 
     async def run_retention(self) -> retention.RetentionResult:
         """One retention run now (the job's work): what was deleted and freed."""
-        return await retention.apply_retention(self._store, self._engine.statistics, self._settings)
+        return await retention.apply_retention(self._engine, self._store, self._settings)
 
     async def take_snapshot(self) -> None:
         """One history snapshot now (the job's work)."""

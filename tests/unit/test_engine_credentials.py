@@ -108,6 +108,27 @@ async def test_credentials_survive_automatic_and_manual_retries(
     assert CANARY.encode() not in _db_bytes(tmp_path)
 
 
+async def test_retention_deleting_a_failed_task_drops_its_credentials_from_memory(
+    make_engine: EngineFactory,
+) -> None:
+    """The credentials of a failed task are kept in memory for a manual retry; once the task
+    is deleted (retention, as queue_clear) nothing can retry it, and they must not linger."""
+    work = Work(block=False)
+    engine = await make_engine(work)
+    old, new = _task("old"), _task("new")
+    for task in (old, new):
+        work.fail(task.id, ExecutionError("denied", code=ErrorCode.DOCKER_AUTHENTICATION_FAILED))
+        await engine.add_task(task)
+        await within(engine.wait_for(task.id))
+
+    assert await engine.delete_finished(keep_newest=1) == 1
+    assert await engine.get_task(old.id) is None
+    assert old.id not in engine._secrets  # the memory the test is about: nothing else shows it
+    await engine.retry_task(new.id)  # the one kept still retries with its credentials
+    await within(engine.wait_for(new.id))
+    assert work.params[new.id]["auth"]["password"] == CANARY
+
+
 async def test_a_task_whose_credentials_were_lost_in_a_restart_never_runs_without_them(
     make_engine: EngineFactory, tmp_path: Path, log_lines: list[str]
 ) -> None:

@@ -339,9 +339,7 @@ async def test_retention_deletes_old_and_surplus_finished_tasks_never_live_ones(
     # By age, from a day ahead: every finished task is old, the live ones stay.
     settings = queue.settings.model_copy(update={"retention_max_age_s": 3600.0})
 
-    aged = await apply_retention(
-        queue._store, queue.statistics, settings, now_s=time.time() + 86_400
-    )
+    aged = await apply_retention(queue, queue._store, settings, now_s=time.time() + 86_400)
     assert aged.deleted == 3
     assert {t.id for t in (await queue.list_tasks(TaskQuery(limit=100)))[0]} == {running, waiting}
     assert (await queue.get_queue_stats())["summary"]["total_tasks"] == 2
