@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -629,6 +630,326 @@ def test_after_the_agent_restarts_the_page_catches_up(
         assert row(page, task_id).get_attribute("data-status") == "cancelled"
     finally:
         assert agent.stop() == 0
+
+
+# -- named queues, batches and schedules -------------------------------------------------------
+
+
+def card_of(page: Page, kind: str, key: str) -> Any:
+    """The card of one named queue (kind ``queue``, key its name), batch or schedule (its id)."""
+    attribute = {"queue": "data-queue", "batch": "data-batch-id", "schedule": "data-schedule-id"}
+    return page.locator(f'li.object[{attribute[kind]}="{key}"]')
+
+
+def fact(card: Any, field: str) -> str:
+    """The text a card shows for one field of the agent's view (``data-field``)."""
+    return str(card.locator(f'[data-field="{field}"]').inner_text())
+
+
+def batch_shown(page: Page, batch_id: str) -> dict[str, Any]:
+    """A batch's card as the page shows it: state, progress and counts."""
+    shown: dict[str, Any] = card_of(page, "batch", batch_id).evaluate(
+        """li => ({
+            state: li.dataset.state,
+            progress: li.querySelector("progress").value,
+            counts: li.querySelector('[data-field="counts"]').textContent,
+            position: li.querySelector('[data-field="position"]')?.textContent ?? null,
+        })"""
+    )
+    return shown
+
+
+def batch_agrees(page: Page, operator: AgentApi, batch_id: str) -> dict[str, Any]:
+    """The card agrees with GET /api/batches/{id}; returns the agent's view."""
+    answer = operator.http.get(f"{operator.url}/api/batches/{batch_id}", timeout=30).json()
+    assert answer["success"], answer
+    agent_view: dict[str, Any] = answer["data"]
+    shown = batch_shown(page, batch_id)
+    assert shown["state"] == agent_view["state"]
+    assert shown["progress"] == pytest.approx(agent_view["progress"])
+    counts = " · ".join(f"{n} {status}" for status, n in agent_view["counts"].items())
+    assert shown["counts"] == f"{len(agent_view['task_ids'])}: {counts}"
+    position = agent_view["position"]
+    assert shown["position"] == (
+        None if position is None else f"{position} (runs next)" if position == 1 else str(position)
+    )
+    return agent_view
+
+
+def object_buttons(page: Page, kind: str, key: str) -> list[str]:
+    return list(card_of(page, kind, key).locator("button[data-op]").all_inner_texts())
+
+
+def queue_view(operator: AgentApi, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(
+        q for q in operator.cmd("queue_list")["queues"] if q["name"] == name
+    )
+    return found
+
+
+def test_a_named_queue_shows_its_settings_counts_and_tasks_and_pauses_from_its_button(
+    agent: AgentProcess, operator: AgentApi, open_page: Callable[..., Watched]
+) -> None:
+    name = f"dash-q-{uuid.uuid4().hex[:6]}"
+    operator.cmd("queue_create", name=name, max_concurrent=2, max_queue_size=50)
+    elsewhere = operator.submit(  # in the default queue, paused by its own task pause
+        "docker_pull", image_name=f"127.0.0.1:{closed_port()}/dash/elsewhere", tag="1"
+    )
+    operator.cmd("queue_manage", action="pause", task_id=elsewhere)
+    mine = ""
+    try:
+        watched = open_page(agent.url, OPERATOR_TOKEN)
+        page = watched.page
+        queue = card_of(page, "queue", name)
+        queue.wait_for()
+        assert fact(queue, "running") == "0 of 2 (own)"
+        assert fact(queue, "waiting") == "0 of 50 (own)"
+        settings = queue_view(operator, name)["limits"]
+        assert fact(queue, "max_retries") == str(settings["max_retries"])  # the agent's own
+        assert "running" in queue.locator(".status").inner_text()
+        assert object_buttons(page, "queue", name) == ["Pause"]
+
+        queue.locator('button[data-op="pause"]').click()
+        page.wait_for_selector(f'li.object[data-queue="{name}"][data-paused="true"]')
+        assert queue_view(operator, name)["paused"] is True
+        assert object_buttons(page, "queue", name) == ["Resume"]
+        assert card_of(page, "queue", "default").get_attribute("data-paused") == "false"
+
+        # A task submitted elsewhere into the paused queue: its count follows the events.
+        mine = operator.submit(
+            "docker_pull", image_name=f"127.0.0.1:{closed_port()}/dash/mine", tag="1", queue=name
+        )
+        page.wait_for_function(
+            "name => document.querySelector(`li.object[data-queue='${name}']"
+            " [data-field=waiting]`).textContent === '1 of 50 (own)'",
+            arg=name,
+        )
+        # Its link filters the task list to the queue: the default queue's task leaves it.
+        row(page, elsewhere).wait_for()
+        queue.locator("a[data-show-queue]").click()
+        row(page, mine).wait_for()
+        row(page, elsewhere).wait_for(state="detached")
+        assert page.input_value("#task-queue") == name
+        shown = page.locator("#task-rows tr")
+        assert shown.locator('[data-label="Queue"]').all_inner_texts() == [name]
+        asked = [r.url for r in watched.requests if "/api/tasks?" in r.url]
+        assert f"queue={name}" in asked[-1]
+        page.select_option("#task-queue", "")  # every queue again
+        row(page, elsewhere).wait_for()
+
+        operator.cmd("queue_manage", action="cancel", task_id=mine)
+        queue.locator('button[data-op="resume"]').click()
+        page.wait_for_selector(f'li.object[data-queue="{name}"][data-paused="false"]')
+        assert queue_view(operator, name)["paused"] is False
+        assert watched.problems() == []
+    finally:
+        for task_id in (elsewhere, mine):
+            if task_id and operator.task(task_id)["status"]["value"] in ("pending", "paused"):
+                operator.cmd("queue_manage", action="cancel", task_id=task_id)
+        operator.cmd("queue_delete", queue=name)
+
+
+def test_a_batch_of_real_pulls_shows_its_state_line_and_progress_as_the_agent_does(
+    agent: AgentProcess,
+    operator: AgentApi,
+    open_page: Callable[..., Watched],
+    docker_client: docker.DockerClient,
+    open_registry: str,
+    image_cleanup: ImageCleanup,
+) -> None:
+    name = f"dash-b-{uuid.uuid4().hex[:6]}"
+    operator.cmd("queue_create", name=name, max_concurrent=1)
+    repository = f"{open_registry}/ai-admin-test/dash-batch-{uuid.uuid4().hex[:8]}"
+    pulls = [
+        {"action": "docker_pull", "params": {"image_name": repository, "tag": tag}}
+        for tag, _ref, _pushed in (
+            only_in_registry(docker_client, image_cleanup, repository, 16) for _ in range(2)
+        )
+    ]
+    writer = open_page(agent.url, OPERATOR_TOKEN)
+    reader = open_page(agent.url, READ_ONLY_TOKEN, PHONE)  # a second page watching the same
+    page = writer.page
+    # Every progress value the first batch's card shows, recorded in the page as it changes.
+    page.evaluate(
+        """() => {
+            window.batchProgress = [];
+            const list = document.getElementById("batch-list");
+            new MutationObserver(() => {
+              for (const bar of list.querySelectorAll("li[data-batch-id] progress")) {
+                window.batchProgress.push([bar.closest("li").dataset.batchId, bar.value]);
+              }
+            }).observe(list, {childList: true, subtree: true});
+        }"""
+    )
+    operator.cmd("queue_pause", queue=name)  # the first batch runs, but none of its tasks yet
+    first = operator.cmd("batch_submit", name="release", queue=name, tasks=pulls)["batch_id"]
+    second = operator.cmd("batch_submit", name="after", queue=name, tasks=pulls[:1])["batch_id"]
+    try:
+        # Made through the API with the pages open: both learn of them from events.
+        for shown in (page, reader.page):
+            card_of(shown, "batch", second).wait_for()
+        assert batch_agrees(page, operator, first)["state"] == "running"
+        assert batch_agrees(page, operator, second)["position"] == 1  # next in line
+        assert fact(card_of(page, "batch", second), "queue") == name
+        assert object_buttons(page, "batch", first) == ["Stop", "Cancel"]
+        assert object_buttons(page, "batch", second) == ["Stop", "Cancel", "Remove"]
+        assert card_of(reader.page, "batch", first).locator("button").count() == 0
+
+        card_of(page, "batch", first).locator('button[data-op="stop"]').click()
+        page.wait_for_selector(f'li[data-batch-id="{first}"][data-state="stopped"]')
+        assert batch_agrees(page, operator, first)["state"] == "stopped"
+        assert object_buttons(page, "batch", first) == ["Start", "Cancel", "Remove"]
+        reader.page.wait_for_selector(f'li[data-batch-id="{first}"][data-state="stopped"]')
+        operator.cmd("queue_resume", queue=name)  # stopped: nothing of it starts, nor the next
+        assert batch_agrees(page, operator, second)["state"] == "queued"
+
+        # Cancel asks first; keeping it changes nothing.
+        card_of(page, "batch", first).locator('button[data-op="cancel"]').click()
+        page.wait_for_selector("#confirm[open]")
+        assert "Cancel batch release?" in page.inner_text("#confirm-text")
+        page.click("#confirm-cancel")
+        assert operator.cmd("batch_status", batch_id=first)["state"] == "stopped"
+
+        card_of(page, "batch", first).locator('button[data-op="start"]').click()
+        # It runs its real pulls, then the next batch is promoted and runs too.
+        for batch_id in (first, second):
+            page.wait_for_selector(
+                f'li[data-batch-id="{batch_id}"][data-state="completed"]', timeout=120_000
+            )
+            done = batch_agrees(page, operator, batch_id)
+            assert done["progress"] == 100
+            assert set(done["counts"]) == {"completed"}
+            assert object_buttons(page, "batch", batch_id) == ["Remove"]
+        reader.page.wait_for_selector(f'li[data-batch-id="{second}"][data-state="completed"]')
+        seen = [
+            value for batch_id, value in page.evaluate("window.batchProgress") if batch_id == first
+        ]
+        assert seen == sorted(seen), seen  # it only rose
+        assert seen[-1] == 100, seen
+        save_screenshot(page, "desktop-orchestration")
+
+        # Remove asks first, then the batch leaves both pages.
+        card_of(page, "batch", second).locator('button[data-op="remove"]').click()
+        page.click("#confirm-ok")
+        card_of(page, "batch", second).wait_for(state="detached")
+        card_of(reader.page, "batch", second).wait_for(state="detached")
+        assert second not in [b["batch_id"] for b in operator.cmd("batch_list")["batches"]]
+        assert writer.problems() == []
+    finally:
+        operator.cmd("queue_resume", queue=name)
+        for batch_id in (first, second):
+            answer = operator.http.get(f"{operator.url}/api/batches/{batch_id}", timeout=30)
+            if answer.ok and answer.json()["data"]["state"] in ("queued", "running", "stopped"):
+                operator.cmd("batch_cancel", batch_id=batch_id)
+        operator.cmd("queue_delete", queue=name)
+
+
+def test_a_schedule_shows_its_next_run_then_its_last_task_as_it_fires_and_pauses_from_its_button(
+    agent: AgentProcess,
+    operator: AgentApi,
+    open_page: Callable[..., Watched],
+    docker_client: docker.DockerClient,
+    open_registry: str,
+    image_cleanup: ImageCleanup,
+) -> None:
+    repository = f"{open_registry}/ai-admin-test/dash-sched-{uuid.uuid4().hex[:8]}"
+    tag, ref, _pushed = only_in_registry(docker_client, image_cleanup, repository, 1)
+    watched = open_page(agent.url, OPERATOR_TOKEN)
+    page = watched.page
+    page.evaluate("window.notReloaded = true")
+    made = operator.cmd(
+        "schedule_create",
+        name="dash every 3 s",
+        interval_s=3,
+        command={"action": "docker_pull", "params": {"image_name": repository, "tag": tag}},
+    )
+    schedule_id = made["schedule_id"]
+    try:
+        schedule = card_of(page, "schedule", schedule_id)
+        schedule.wait_for()  # created through the API: the page learns of it from an event
+        assert fact(schedule, "trigger") == "every 3s"
+        assert fact(schedule, "command") == f"pull {ref}"
+        next_run = schedule.locator('[data-field="next_run_at"] time').get_attribute("datetime")
+        assert next_run is not None
+        assert parse_iso(next_run) == pytest.approx(made["next_run_at"], abs=0.001)
+        assert schedule.locator('[data-field="last_task_id"]').count() == 0  # not fired yet
+        assert object_buttons(page, "schedule", schedule_id) == ["Pause", "Delete"]
+
+        # It fires: the page shows the task it submitted, and that task's outcome, as the
+        # events come (the page is the same one: never reloaded).
+        schedule.locator('[data-field="last_task_id"] a').wait_for()
+        page.wait_for_selector(
+            f'li[data-schedule-id="{schedule_id}"]'
+            ' [data-field="last_outcome"] [data-status="completed"]'
+        )
+        assert page.evaluate("window.notReloaded") is True
+
+        schedule.locator('button[data-op="pause"]').click()
+        page.wait_for_selector(f'li[data-schedule-id="{schedule_id}"][data-state="paused"]')
+        paused = operator.cmd("schedule_get", schedule_id=schedule_id)
+        assert paused["paused"] is True
+        assert object_buttons(page, "schedule", schedule_id) == ["Resume", "Delete"]
+        assert fact(schedule, "next_run_at") == "none"
+        task_id = paused["last_task_id"]
+        assert fact(schedule, "last_task_id") == task_id
+        assert fact(schedule, "runs") == str(paused["runs"]) != "0"
+        assert paused["last_outcome"]["status"] == "completed"
+
+        schedule.locator('[data-field="last_task_id"] a').click()  # that task's detail
+        page.wait_for_selector(f'#detail[data-task-id="{task_id}"]')
+        assert page.inner_text("#detail-title") == f"pull {ref}"
+        assert watched.problems() == []
+
+        schedule.locator('button[data-op="delete"]').click()
+        page.wait_for_selector("#confirm[open]")
+        assert "Delete schedule dash every 3 s?" in page.inner_text("#confirm-text")
+        page.click("#confirm-ok")
+        schedule.wait_for(state="detached")
+        assert schedule_id not in [
+            s["schedule_id"] for s in operator.cmd("schedule_list")["schedules"]
+        ]
+    finally:
+        if schedule_id in [s["schedule_id"] for s in operator.cmd("schedule_list")["schedules"]]:
+            operator.cmd("schedule_delete", schedule_id=schedule_id)
+
+
+def test_a_read_only_token_sees_queues_batches_and_schedules_with_no_action_button(
+    agent: AgentProcess, operator: AgentApi, open_page: Callable[..., Watched]
+) -> None:
+    name = f"dash-r-{uuid.uuid4().hex[:6]}"
+    operator.cmd("queue_create", name=name, max_concurrent=1)
+    operator.cmd("queue_pause", queue=name)  # the batch's task stays waiting
+    pull = {"action": "docker_pull", "params": {"image_name": "127.0.0.1:1/dash/ro", "tag": "1"}}
+    batch_id = operator.cmd("batch_submit", name="read me", queue=name, tasks=[pull])["batch_id"]
+    schedule_id = operator.cmd(
+        "schedule_create", name="dash hourly", interval_s=3600, command=pull
+    )["schedule_id"]
+    try:
+        for viewport, shot in (
+            (PHONE, "phone-orchestration-read-only"),
+            (DESKTOP, "desktop-orchestration-read-only"),
+        ):
+            reader = open_page(agent.url, READ_ONLY_TOKEN, viewport)
+            page = reader.page
+            for kind, key in (("queue", name), ("batch", batch_id), ("schedule", schedule_id)):
+                card_of(page, kind, key).wait_for()
+            assert card_of(page, "queue", name).get_attribute("data-paused") == "true"
+            assert card_of(page, "batch", batch_id).get_attribute("data-state") == "running"
+            assert fact(card_of(page, "schedule", schedule_id), "trigger") == "every 1h 00m"
+            for section in ("#queues", "#batches", "#schedules"):
+                assert page.locator(f"{section} button").count() == 0, section
+            assert page.locator(f'a[data-show-queue="{name}"]').count() == 1  # reading is fine
+            assert reader.refused == [("POST", f"{agent.url}/cmd", 403)]  # the role probe only
+            save_screenshot(page, shot)
+            assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+    finally:
+        operator.cmd("schedule_delete", schedule_id=schedule_id)
+        operator.cmd("batch_cancel", batch_id=batch_id)
+        operator.cmd("queue_delete", queue=name)
+
+
+def parse_iso(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def closed_port() -> int:

@@ -77,10 +77,11 @@ export class Api {
     return this.request("GET", "/api/stats");
   }
 
-  /** Tasks in any of `statuses`, newest first. */
-  tasks(statuses, limit = 100) {
+  /** Tasks in any of `statuses`, newest first; of one named queue when `queue` is given. */
+  tasks(statuses, limit = 100, queue = null) {
     const query = new URLSearchParams({ limit: String(limit) });
     for (const status of statuses) query.append("status", status);
+    if (queue) query.set("queue", queue);
     return this.request("GET", `/api/tasks?${query}`);
   }
 
@@ -95,6 +96,42 @@ export class Api {
 
   submit(taskType, params) {
     return this.request("POST", "/api/tasks", { task_type: taskType, params });
+  }
+
+  /** Every named queue with its limits, pause state and counts (queue_list). */
+  queues() {
+    return this.request("GET", "/api/queues");
+  }
+
+  /** pause or resume one named queue. */
+  queueAction(name, action) {
+    return this.request("POST", `/api/queues/${encodeURIComponent(name)}/${action}`);
+  }
+
+  /** Every batch, newest first (batch_list). */
+  batches() {
+    return this.request("GET", "/api/batches");
+  }
+
+  batch(batchId) {
+    return this.request("GET", `/api/batches/${encodeURIComponent(batchId)}`);
+  }
+
+  /** stop, start or cancel a batch (POST .../{action}); remove is DELETE of the batch. */
+  batchAction(batchId, action) {
+    const path = `/api/batches/${encodeURIComponent(batchId)}`;
+    return action === "remove" ? this.request("DELETE", path) : this.request("POST", `${path}/${action}`);
+  }
+
+  /** Every schedule with its next and last run (schedule_list). */
+  schedules() {
+    return this.request("GET", "/api/schedules");
+  }
+
+  /** pause or resume a schedule (POST .../{action}); delete is DELETE of the schedule. */
+  scheduleAction(scheduleId, action) {
+    const path = `/api/schedules/${encodeURIComponent(scheduleId)}`;
+    return action === "delete" ? this.request("DELETE", path) : this.request("POST", `${path}/${action}`);
   }
 
   /** "write" for the operator token, "read" for a read-only one. queue_configure with no

@@ -1,16 +1,19 @@
-// The dashboard: asks for the token once, reads the queue through the agent's API and keeps
-// it current from the event stream. No polling: the lists are read again only when an event
-// says something changed, or when the agent says events were lost (`reset`).
+// The dashboard: asks for the token once, reads the queue, its named queues, batches and
+// schedules through the agent's API and keeps them current from the event stream. No polling:
+// the lists are read again only when an event says something changed, or when the agent says
+// events were lost (`reset`).
 
 import { Api, forgetToken, keepToken, takeToken } from "./api.js";
 import { EventStream } from "./events.js";
 import {
-  ACTIVE, ALLOWED, TABS, detailActionButtons, el, fieldList, imageOf, progressBlock, statusBadge,
-  taskRow, timeCell, typeOf, formatDuration,
+  ACTIVE, ALLOWED, OBJECT_ACTIONS, TABS, batchCard, batchFinished, detailActionButtons, el, fieldList,
+  imageOf, progressBlock, queueCard, scheduleCard, statusBadge, taskRow, timeCell, typeOf,
+  formatDuration,
 } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
 const REFRESH_DELAY_MS = 250; // events that come together cause one read of the lists
+const PROGRESS_DELAY_MS = 1000; // a pull's progress reads its batch again at most once a second
 const LIST_LIMIT = 200;
 
 const state = {
@@ -18,6 +21,7 @@ const state = {
   role: null,
   stream: null,
   tab: "active",
+  queue: "", // the named queue the task list shows; "" for every queue
   rows: new Map(), // task id -> the task's view, as shown in the table
   detailId: null,
   refreshTimer: null,
@@ -81,7 +85,12 @@ function signOut() {
 // -- reading the queue ---------------------------------------------------------------------
 
 async function reloadAll() {
-  await Promise.all([loadSummary(), loadTab(), state.detailId ? loadDetail(state.detailId) : null]);
+  await Promise.all([
+    loadSummary(),
+    loadTab(),
+    state.detailId ? loadDetail(state.detailId) : null,
+    ...Object.values(lists).map((list) => list.load()),
+  ]);
 }
 
 function scheduleRefresh() {
@@ -121,7 +130,7 @@ async function loadSummary() {
 
 async function loadTab() {
   const tab = state.tab;
-  const load = state.api.tasks(TABS[tab], LIST_LIMIT);
+  const load = state.api.tasks(TABS[tab], LIST_LIMIT, state.queue);
   state.loading = load;
   let listed;
   try {
@@ -166,7 +175,10 @@ function onEvent(kind, data) {
     reloadAll(); // the agent no longer has the events we missed (it restarted, or we were away too long)
     return;
   }
-  if (!data.task_id) return; // schedules and other things that are not tasks
+  if (data.subject === "batch") return lists.batch.refreshSoon(); // its line moves too
+  if (data.subject === "schedule") return lists.schedule.refreshSoon();
+  if (!data.task_id) return; // other things that are not tasks
+  onObjectsTaskEvent(kind, data);
   const row = state.rows.get(data.task_id);
   if (row) {
     const statusChanged = row.status !== data.status;
@@ -190,6 +202,189 @@ function onEvent(kind, data) {
 function replaceRow(task) {
   const old = document.querySelector(`tr[data-task-id="${CSS.escape(task.id)}"]`);
   if (old) old.replaceWith(taskRow(task, canWrite()));
+}
+
+// -- named queues, batches and schedules --------------------------------------------------
+
+/** One list of the agent's objects (named queues, batches or schedules), read whole from the
+ * API and drawn as cards: read again soon after an event says it changed (once for several
+ * events), after one of its own actions, and whenever the page reads everything again. */
+class ObjectList {
+  constructor(kind, listId, emptyId, spec) {
+    this.kind = kind;
+    this.list = $(listId);
+    this.empty = $(emptyId);
+    Object.assign(this, spec); // read(), idOf(item), card(item, canWrite), run(id, op), question(item, op)
+    this.items = [];
+    this.timer = null;
+    this.loading = null;
+    this.list.addEventListener("click", (event) => {
+      const button = event.target.closest("button[data-op]");
+      if (button) this.act(button.dataset.id, button.dataset.op);
+    });
+  }
+
+  refreshSoon(delayMs = REFRESH_DELAY_MS) {
+    if (this.timer !== null) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.load();
+    }, delayMs);
+  }
+
+  async load() {
+    const read = this.read();
+    this.loading = read;
+    let items;
+    try {
+      items = await read;
+    } catch (error) {
+      return showError(error);
+    }
+    if (this.loading !== read) return; // a newer read is on its way: it draws the list
+    this.items = items;
+    this.list.replaceChildren(...items.map((item) => this.card(item, canWrite())));
+    this.empty.hidden = items.length > 0;
+    this.loaded?.(items);
+  }
+
+  /** Draw one object again, as the agent now shows it (read by the caller). */
+  redraw(item) {
+    const id = this.idOf(item);
+    const index = this.items.findIndex((old) => this.idOf(old) === id);
+    if (index < 0) return;
+    this.items[index] = item;
+    const cards = [...this.list.children];
+    cards[index]?.replaceWith(this.card(item, canWrite()));
+  }
+
+  async act(id, op) {
+    const item = this.items.find((one) => this.idOf(one) === id);
+    if (!item || !canWrite() || !OBJECT_ACTIONS[this.kind](item).includes(op)) return;
+    const question = this.question(item, op);
+    if (question && !(await confirmAction(question))) return;
+    try {
+      await this.run(id, op);
+      showNotice(`${this.kind[0].toUpperCase() + this.kind.slice(1)} ${this.nameOf(item)}: ${op} done.`);
+    } catch (error) {
+      showError(error);
+    }
+    await this.load();
+  }
+}
+
+const batchTasks = new Map(); // task id -> the unfinished batch it belongs to
+const scheduledTasks = new Set(); // the tasks whose outcome the schedules show
+const staleBatches = new Set(); // batches to read again, one by one
+let staleTimer = null;
+
+const lists = {
+  queue: new ObjectList("queue", "queue-list", "queues-empty", {
+    read: async () => (await state.api.queues()).queues,
+    idOf: (queue) => queue.name,
+    nameOf: (queue) => queue.name,
+    card: queueCard,
+    question: () => null, // a paused queue only holds new starts: nothing is lost
+    async run(name, op) {
+      await state.api.queueAction(name, op);
+      loadSummary(); // the bar above shows the default queue's pause
+    },
+    loaded: (queues) => fillQueueChoice(queues.map((queue) => queue.name)),
+  }),
+  batch: new ObjectList("batch", "batch-list", "batches-empty", {
+    read: async () => (await state.api.batches()).batches,
+    idOf: (batch) => batch.batch_id,
+    nameOf: (batch) => batch.name || batch.batch_id,
+    card: batchCard,
+    question(batch, op) {
+      const name = batch.name || batch.batch_id;
+      if (op === "cancel") return `Cancel batch ${name}? Its unfinished tasks are cancelled; running ones are stopped.`;
+      if (op !== "remove") return null;
+      return batchFinished(batch)
+        ? `Remove batch ${name} from the list? The history of its tasks stays.`
+        : `Remove batch ${name}? Its unfinished tasks are cancelled; their history stays.`;
+    },
+    run: (batchId, op) => state.api.batchAction(batchId, op),
+    loaded(batches) {
+      batchTasks.clear();
+      for (const batch of batches.filter((one) => !batchFinished(one))) {
+        for (const taskId of batch.task_ids) batchTasks.set(taskId, batch.batch_id);
+      }
+    },
+  }),
+  schedule: new ObjectList("schedule", "schedule-list", "schedules-empty", {
+    read: async () => (await state.api.schedules()).schedules,
+    idOf: (schedule) => schedule.schedule_id,
+    nameOf: (schedule) => schedule.name,
+    card: scheduleCard,
+    question: (schedule, op) => (op === "delete"
+      ? `Delete schedule ${schedule.name}? It fires no more; the tasks it submitted stay.`
+      : null),
+    run: (scheduleId, op) => state.api.scheduleAction(scheduleId, op),
+    loaded(schedules) {
+      scheduledTasks.clear();
+      for (const schedule of schedules) {
+        if (schedule.last_task_id) scheduledTasks.add(schedule.last_task_id);
+        if (schedule.last_outcome?.merged_into) scheduledTasks.add(schedule.last_outcome.merged_into);
+      }
+    },
+  }),
+};
+
+/** A task changed: its queue's counts, its batch's counts and progress, or the outcome a
+ * schedule shows may have changed with it. */
+function onObjectsTaskEvent(kind, data) {
+  if (kind === "status") lists.queue.refreshSoon();
+  if (kind === "status" && scheduledTasks.has(data.task_id)) lists.schedule.refreshSoon();
+  const batchId = batchTasks.get(data.task_id);
+  if (batchId === undefined || (kind !== "status" && kind !== "progress")) return;
+  staleBatches.add(batchId);
+  if (staleTimer === null) {
+    staleTimer = setTimeout(readStaleBatches, kind === "progress" ? PROGRESS_DELAY_MS : REFRESH_DELAY_MS);
+  }
+}
+
+/** Read the batches whose tasks changed, each alone, and draw them again. */
+async function readStaleBatches() {
+  staleTimer = null;
+  const ids = [...staleBatches];
+  staleBatches.clear();
+  const listed = lists.batch.loading;
+  const read = await Promise.allSettled(ids.map((id) => state.api.batch(id)));
+  if (lists.batch.loading !== listed) return; // the whole list was read meanwhile
+  for (const result of read) {
+    if (result.status === "fulfilled") lists.batch.redraw(result.value);
+    else lists.batch.refreshSoon(); // removed meanwhile, or the agent is away
+  }
+}
+
+// -- the task list's queue ----------------------------------------------------------------
+
+/** The queue choice offers every named queue (and keeps one chosen that has gone, until
+ * another is chosen). */
+function fillQueueChoice(names) {
+  const select = $("task-queue");
+  const wanted = ["", ...names];
+  if (state.queue && !names.includes(state.queue)) wanted.push(state.queue);
+  const shown = [...select.options].map((option) => option.value);
+  if (shown.join("\n") === wanted.join("\n")) return;
+  select.replaceChildren(
+    ...wanted.map((name) => el("option", { value: name, text: name || "every queue" })),
+  );
+  select.value = state.queue;
+}
+
+function chooseQueue(name, focus = false) {
+  if (state.queue !== name) {
+    state.queue = name;
+    if (![...$("task-queue").options].some((option) => option.value === name)) {
+      $("task-queue").append(el("option", { value: name, text: name }));
+    }
+    $("task-queue").value = name;
+    $("task-rows").replaceChildren();
+    loadTab();
+  }
+  if (focus) $("task-queue").focus();
 }
 
 // -- the detail view -----------------------------------------------------------------------
@@ -352,7 +547,7 @@ async function queueAction(action) {
   } catch (error) {
     showError(error);
   }
-  await Promise.all([loadSummary(), loadTab()]);
+  await Promise.all([loadSummary(), loadTab(), lists.queue.load()]);
 }
 
 function formParams(form) {
@@ -428,6 +623,13 @@ function wire() {
     if (token) connect(token);
   });
   $("sign-out").addEventListener("click", signOut);
+  $("task-queue").addEventListener("change", (event) => chooseQueue(event.target.value));
+  $("queue-list").addEventListener("click", (event) => {
+    const link = event.target.closest("a[data-show-queue]");
+    if (!link) return;
+    event.preventDefault();
+    chooseQueue(link.dataset.showQueue, true);
+  });
   $("tabs").addEventListener("click", (event) => {
     const tab = event.target.closest("[role=tab]");
     if (tab) selectTab(tab.dataset.tab);

@@ -1,5 +1,6 @@
-// Building the page's parts from the agent's task views: plain DOM, text set as text (never
-// as HTML), so nothing a task carries can become markup.
+// Building the page's parts from the agent's views of tasks, named queues, batches and
+// schedules: plain DOM, text set as text (never as HTML), so nothing they carry can become
+// markup.
 
 export const ACTIVE = ["running", "validating", "preparing", "uploading", "downloading", "building", "pulling"];
 export const TABS = {
@@ -23,6 +24,8 @@ const ICONS = {
   pending: "◷", paused: "‖", running: "▶", validating: "▶", preparing: "▶", uploading: "⇡",
   downloading: "⇣", building: "⚒", pulling: "⇣", completed: "✔", failed: "✖", cancelled: "⊘",
   timeout: "⌛", merged: "⇄",
+  // batches, schedules
+  queued: "◷", stopped: "■", active: "▶", done: "✔",
 };
 
 export function el(tag, attrs = {}, ...children) {
@@ -166,4 +169,181 @@ export function fieldList(pairs) {
 
 export function detailActionButtons(status, canWrite, taskId) {
   return actionButtons({ status, id: taskId }, canWrite);
+}
+
+// -- named queues, batches and schedules: one card each --------------------------------------
+
+const FINISHED_BATCH = ["completed", "failed", "cancelled"];
+
+// The agent's rules (ai_admin/queue/batch_control.py): from which batch states each action may go.
+export const BATCH_ALLOWED = {
+  stop: ["queued", "running"],
+  start: ["stopped"],
+  cancel: ["queued", "running", "stopped"],
+  remove: ["queued", "stopped", ...FINISHED_BATCH],
+};
+
+export const batchFinished = (batch) => FINISHED_BATCH.includes(batch.state);
+
+/** The actions each kind of object allows in its present state. */
+export const OBJECT_ACTIONS = {
+  queue: (queue) => (queue.paused ? ["resume"] : ["pause"]),
+  batch: (batch) => Object.keys(BATCH_ALLOWED).filter((op) => BATCH_ALLOWED[op].includes(batch.state)),
+  schedule: (schedule) => (schedule.paused ? ["resume", "delete"] : schedule.done ? ["delete"] : ["pause", "delete"]),
+};
+const DANGEROUS = ["cancel", "remove", "delete"];
+
+/** The buttons of one object (none for a read-only token): data-op names the action,
+ * data-id the object. */
+function objectButtons(kind, id, name, item, canWrite) {
+  if (!canWrite) return [];
+  return OBJECT_ACTIONS[kind](item).map((op) =>
+    el("button", {
+      type: "button",
+      class: DANGEROUS.includes(op) ? "danger small" : "small",
+      "data-op": op,
+      "data-id": id,
+      text: op[0].toUpperCase() + op.slice(1),
+      "aria-label": `${op} ${kind} ${name}`,
+    }),
+  );
+}
+
+/** Unix seconds as a <time>: the time of day when it is today, else the date too. */
+function momentCell(unixSeconds) {
+  if (!unixSeconds) return "";
+  const date = new Date(unixSeconds * 1000);
+  const today = date.toDateString() === new Date().toDateString();
+  const shown = today ? date.toLocaleTimeString() : date.toLocaleString();
+  return el("time", { dateTime: date.toISOString(), title: date.toLocaleString() }, shown);
+}
+
+/** name, field, value triples as a <dl>; each value carries data-field (its key in the API). */
+function facts(triples) {
+  const list = el("dl", { class: "facts" });
+  for (const [name, field, value] of triples) {
+    if (value === "" || value === null || value === undefined) continue;
+    list.append(el("dt", { text: name }), el("dd", { "data-field": field }, value));
+  }
+  return list;
+}
+
+function objectCard(attrs, title, state, triples, ...rest) {
+  return el(
+    "li",
+    { class: "object", ...attrs },
+    el("div", { class: "object-head" }, el("h3", { class: "object-name", text: title }), statusBadge(state)),
+    facts(triples),
+    ...rest,
+  );
+}
+
+function taskLink(taskId) {
+  if (!taskId) return "";
+  return el("a", { href: `#task=${encodeURIComponent(taskId)}`, class: "task-link", title: taskId, text: taskId });
+}
+
+/** A named queue: its limits ("own" where it sets one itself rather than taking the agent's),
+ * its counts, pause or resume, and a link that shows its tasks in the task list. */
+export function queueCard(queue, canWrite) {
+  const limits = queue.limits || {};
+  const own = new Set(queue.own_limits || []);
+  const limit = (key, text) => (own.has(key) ? `${text} (own)` : text);
+  return objectCard(
+    { "data-queue": queue.name, "data-paused": String(Boolean(queue.paused)) },
+    queue.name,
+    queue.paused ? "paused" : "running",
+    [
+      ["Running", "running", `${queue.running} of ${limit("max_concurrent", String(limits.max_concurrent))}`],
+      ["Waiting", "waiting", `${queue.waiting} of ${limit("max_queue_size", String(limits.max_queue_size))}`],
+      ["Timeout", "default_timeout_s", limit("default_timeout_s", formatDuration(limits.default_timeout_s))],
+      ["Retries", "max_retries", limit("max_retries", String(limits.max_retries))],
+    ],
+    el(
+      "div",
+      { class: "row-actions object-actions" },
+      ...objectButtons("queue", queue.name, queue.name, queue, canWrite),
+      el("a", { href: "#tasks-title", class: "show-tasks", "data-show-queue": queue.name, text: "Show its tasks" }),
+    ),
+  );
+}
+
+/** A batch: its queue, place in line, tasks by status, one progress bar and its actions. */
+export function batchCard(batch, canWrite) {
+  const name = batch.name || batch.batch_id;
+  const counts = Object.entries(batch.counts || {}).map(([status, n]) => `${n} ${status}`).join(" · ");
+  const position = batch.position === null || batch.position === undefined
+    ? ""
+    : batch.position === 1 ? "1 (runs next)" : String(batch.position);
+  return objectCard(
+    { "data-batch-id": batch.batch_id, "data-state": batch.state },
+    batch.name || "(no name)",
+    batch.state,
+    [
+      ["Queue", "queue", batch.queue],
+      ["In line", "position", position],
+      ["Order", "serial", batch.serial ? "serial: one batch at a time" : "beside the line"],
+      ["Tasks", "counts", `${batch.task_ids.length}: ${counts}`],
+      ["Created", "created_at", momentCell(batch.created_at)],
+      ["Started", "started_at", momentCell(batch.started_at)],
+      ["Finished", "finished_at", momentCell(batch.finished_at)],
+      ["Batch id", "batch_id", el("code", { text: batch.batch_id })],
+    ],
+    el(
+      "div",
+      { class: "progress" },
+      el("progress", { max: 100, value: clampPercent(batch.progress), "aria-label": `Progress of batch ${name}` }),
+      el("span", { class: "progress-text", text: `${Math.floor(clampPercent(batch.progress))}%` }),
+    ),
+    el("div", { class: "row-actions object-actions" }, ...objectButtons("batch", batch.batch_id, name, batch, canWrite)),
+  );
+}
+
+function clampPercent(value) {
+  return Math.max(0, Math.min(100, Number(value) || 0));
+}
+
+/** A schedule: when it fires, what it submits, its next and last run, the last task (a link to
+ * its detail) with its outcome, runs, missed firings and its actions. */
+export function scheduleCard(schedule, canWrite) {
+  const state = schedule.paused ? "paused" : schedule.done ? "done" : "active";
+  const last = schedule.last_outcome;
+  const command = schedule.command || {};
+  return objectCard(
+    { "data-schedule-id": schedule.schedule_id, "data-state": state },
+    schedule.name,
+    state,
+    [
+      ["Fires", "trigger", triggerText(schedule)],
+      ["Submits", "command", `${typeOf(command.action)} ${imageOf({ params: command.params })}`.trim()],
+      ["Next run", "next_run_at", schedule.next_run_at ? momentCell(schedule.next_run_at) : "none"],
+      ["Last run", "last_run_at", momentCell(schedule.last_run_at)],
+      ["Last task", "last_task_id", taskLink(schedule.last_task_id)],
+      ["Outcome", "last_outcome", last ? el(
+        "span",
+        {},
+        statusBadge(last.status),
+        ...(last.error_code ? [" ", el("code", { class: "error-code", text: last.error_code })] : []),
+        ...(last.merged_into ? [" into ", taskLink(last.merged_into)] : []),
+      ) : ""],
+      ["Runs", "runs", String(schedule.runs)],
+      ["Missed", "missed", String(schedule.missed)],
+      ["Last error", "last_error", schedule.last_error ? el(
+        "span",
+        {},
+        el("code", { class: "error-code", text: schedule.last_error.code }),
+        ` ${schedule.last_error.message}`,
+      ) : ""],
+      ["Schedule id", "schedule_id", el("code", { text: schedule.schedule_id })],
+    ],
+    el("div", { class: "row-actions object-actions" }, ...objectButtons("schedule", schedule.schedule_id, schedule.name, schedule, canWrite)),
+  );
+}
+
+function triggerText(schedule) {
+  const zone = schedule.timezone || "UTC";
+  if (schedule.cron) return `cron ${schedule.cron} (${zone})`;
+  if (schedule.interval_s) return `every ${formatDuration(schedule.interval_s)}`;
+  if (schedule.at) return `once, at ${schedule.at} (${zone})`;
+  return "";
 }
