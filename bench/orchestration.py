@@ -164,7 +164,13 @@ def run(n_schedules: int, n_batches: int, seconds: float, rounds: int) -> None:
         for schedules, batches, into in ((0, 0, quiet), (n_schedules, n_batches, busy)):
             with tempfile.TemporaryDirectory() as tmp:
                 into.append(loop.run(_round(schedules, batches, seconds, Path(tmp))))
-        print(f"  round {r + 1}/{rounds} done", flush=True)
+        q, b = _pct(quiet[-1].submit_s, 0.99) * 1000, _pct(busy[-1].submit_s, 0.99) * 1000
+        late = _pct(busy[-1].lateness_s, 0.99) * 1000
+        print(
+            f"  round {r + 1}/{rounds}: unrelated submit p99 {q:.2f} ms quiet, {b:.2f} ms busy "
+            f"({b / q:.2f}x); firing lateness p99 {late:.1f} ms",
+            flush=True,
+        )
 
     def median(rows: list[Round], pick: Any) -> float:
         return statistics.median(pick(row) for row in rows)
