@@ -20,7 +20,12 @@ unit (``_seconds``, ``_bytes``), and counters end in ``_total``. What is served:
   ``ai_admin_tasks_finished_total{task_type,status}``, and the histograms
   ``ai_admin_task_wait_seconds{task_type}`` (queued → started) and
   ``ai_admin_task_run_seconds{task_type,outcome}`` (started → outcome: ``completed``,
-  ``failed``, ``timeout``, ``retried``, ``cancelled``, ``paused``, ``interrupted``).
+  ``failed``, ``timeout``, ``retried``, ``cancelled``, ``paused``, ``interrupted``);
+- the schedules: ``ai_admin_schedules{state}`` (``active``, ``paused``, ``done``), and since
+  the agent started ``ai_admin_schedule_firings_total{outcome}`` (``submitted``, ``merged``,
+  ``refused``), ``ai_admin_schedule_missed_total``, the histogram
+  ``ai_admin_schedule_firing_lateness_seconds`` (due → begun) and
+  ``ai_admin_schedule_firings_waiting`` (due, waiting for their turn on the loop).
 
 The queue's numbers are read from the engine at scrape time (``QueueStats``, which keeps its
 histograms as plain bucket counts): nothing is copied into Prometheus objects as tasks run, so
@@ -53,6 +58,8 @@ from ai_admin.agent import Agent
 from ai_admin.queue.lanes import QueueView
 from ai_admin.queue.models import TaskType
 from ai_admin.queue.stats import Durations, QueueStats
+from ai_admin.schedule.firing_stats import FIRING_OUTCOMES
+from ai_admin.schedule.service import ScheduleService
 
 __all__ = ["METRICS", "AgentMetrics", "serve_metrics"]
 
@@ -98,6 +105,7 @@ class _QueueCollector(Collector):
         yield from _store_totals(stats)
         yield from _totals_by_type(stats)
         yield from _histograms(stats)
+        yield from _schedules(self.agent.queue.scheduler.schedules)
 
 
 def _queue_now(snapshot: dict[str, Any]) -> Iterator[Metric]:
@@ -200,6 +208,41 @@ def _histograms(stats: QueueStats) -> Iterator[Metric]:
     for (kind, outcome), durations in sorted(stats.runs.items()):
         _add(runs, [kind, outcome], durations)
     yield runs
+
+
+def _schedules(schedules: ScheduleService) -> Iterator[Metric]:
+    by_state = GaugeMetricFamily(
+        f"{_PREFIX}_schedules", "Schedules by state (active: will fire)", labels=["state"]
+    )
+    for state, n in schedules.counts().items():
+        by_state.add_metric([state], n)
+    yield by_state
+    fired = schedules.stats
+    firings = CounterMetricFamily(
+        f"{_PREFIX}_schedule_firings",
+        "Firings since the agent started, by outcome (merged: into the last one's live task; "
+        "refused: the queue took nothing)",
+        labels=["outcome"],
+    )
+    for outcome in FIRING_OUTCOMES:
+        firings.add_metric([outcome], fired.outcomes[outcome])
+    yield firings
+    yield CounterMetricFamily(
+        f"{_PREFIX}_schedule_missed",
+        "Firings skipped since the agent started, later than the misfire grace time",
+        value=fired.missed,
+    )
+    lateness = HistogramMetricFamily(
+        f"{_PREFIX}_schedule_firing_lateness_seconds",
+        "From when a firing was due to when it began",
+    )
+    _add(lateness, [], fired.lateness)
+    yield lateness
+    yield GaugeMetricFamily(
+        f"{_PREFIX}_schedule_firings_waiting",
+        "Firings due and waiting for their turn on the agent's event loop",
+        value=schedules.firings_waiting,
+    )
 
 
 def _add(family: HistogramMetricFamily, labels: list[str], durations: Durations) -> None:

@@ -28,6 +28,11 @@ class Turns:
         self._ask_for_release()
         await turn
 
+    @property
+    def waiting(self) -> int:
+        """Waiters not let through yet (a cancelled one counts until its turn comes)."""
+        return len(self._waiting)
+
     def _ask_for_release(self) -> None:
         if not self._release_due and self._waiting:
             self._release_due = True

@@ -25,7 +25,12 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.events import (
+    EVENT_JOB_MISSED,
+    EVENT_JOB_SUBMITTED,
+    JobExecutionEvent,
+    JobSubmissionEvent,
+)
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from loguru import logger
 from pydantic import ValidationError
@@ -37,6 +42,7 @@ from ai_admin.queue.events import Change, EventBus, ObjectEvent, Subject
 from ai_admin.queue.models import DockerTask
 from ai_admin.queue.secrets import split_secrets
 from ai_admin.queue.store import QueueStore
+from ai_admin.schedule.firing_stats import FiringStats
 from ai_admin.schedule.model import (
     RECORD_KIND,
     FiringError,
@@ -67,7 +73,10 @@ class ScheduleService:
         self._locks: dict[str, asyncio.Lock] = {}
         self._firing: set[asyncio.Task[None]] = set()  # firings under way, awaited by settle()
         self._turns = Turns()  # firings begin one per turn of the loop (see pacing)
+        self._due: dict[str, datetime] = {}  # when each firing under way was due
+        self.stats = FiringStats()
         aps.add_listener(self._on_missed, EVENT_JOB_MISSED)
+        aps.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
 
     # -- start and stop --------------------------------------------------------------------------
 
@@ -195,6 +204,18 @@ class ScheduleService:
     def __len__(self) -> int:
         return len(self._schedules)
 
+    def counts(self) -> dict[str, int]:
+        """How many schedules are ``active`` (will fire), ``paused`` and ``done``."""
+        counts = dict.fromkeys(("active", "paused", "done"), 0)
+        for s in self._schedules.values():
+            counts["paused" if s.paused else "done" if s.done else "active"] += 1
+        return counts
+
+    @property
+    def firings_waiting(self) -> int:
+        """Firings due and waiting for their turn on the loop (see pacing)."""
+        return self._turns.waiting
+
     # -- firing ----------------------------------------------------------------------------------
 
     async def _fire(self, schedule_id: str) -> None:
@@ -208,18 +229,23 @@ class ScheduleService:
     async def _fire_once(self, schedule_id: str) -> None:
         await self._turns.take()
         async with self._lock(schedule_id):
+            due = self._due.pop(schedule_id, None)
             schedule = self._schedules.get(schedule_id)
             if schedule is None or schedule.paused:
                 return
             now = time.time()
+            if due is not None:
+                self.stats.lateness.observe(max(0.0, now - due.timestamp()))
             data: dict[str, Any] = {}
             try:
                 sub = await self._engine.submit(schedule.template.task(schedule_id))
             except AiAdminError as exc:
+                self.stats.outcomes["refused"] += 1
                 schedule.last_error = FiringError(code=exc.code.value, message=exc.message, at=now)
                 data["error_code"] = exc.code.value
                 logger.warning("schedule {} fired but the queue refused: {}", schedule_id, exc)
             else:
+                self.stats.outcomes["submitted" if sub.merged_into is None else "merged"] += 1
                 schedule.last_error = None
                 schedule.runs += 1
                 schedule.last_task_id = sub.task_id
@@ -231,11 +257,17 @@ class ScheduleService:
             await self._save_firing_state(schedule)
             self._publish(schedule_id, Change.FIRED, **data)
 
+    def _on_submitted(self, event: JobSubmissionEvent) -> None:
+        """APScheduler started a firing's job: when it was due (the latest, if coalesced)."""
+        if event.job_id in self._schedules:
+            self._due[event.job_id] = max(event.scheduled_run_times)
+
     def _on_missed(self, event: JobExecutionEvent) -> None:
         """APScheduler skipped a firing: later than the grace time (the agent was down)."""
         schedule = self._schedules.get(event.job_id)
         if schedule is None:
             return
+        self.stats.missed += 1
         schedule.missed += 1
         schedule.next_run_at = self._next_run(schedule.schedule_id)
         logger.warning(

@@ -9,6 +9,7 @@ strict parser. Two agents in one process each have their own registry.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import platform
 import re
@@ -213,3 +214,41 @@ async def test_two_agents_in_one_process_each_serve_their_own_metrics(tmp_path: 
         == 1
     )
     assert value(b, "ai_admin_process_open_fds") > 0
+
+
+async def test_schedules_show_their_states_firings_and_lateness(
+    agent: AgentProcess, promtool: Path
+) -> None:
+    command = {
+        "action": "docker_pull",
+        "params": {"image_name": UNREACHABLE, "tag": "scheduled", "max_retries": 0},
+    }
+    async with client(agent.url, OPERATOR_TOKEN) as api:
+        made = await api.ok("schedule_create", name="metrics", interval_s=1, command=command)
+        sid = made["schedule_id"]
+        try:
+            while (await api.ok("schedule_get", schedule_id=sid))["runs"] < 2:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)  # the test's deadline bounds it
+            await api.ok("schedule_pause", schedule_id=sid)
+            view = await api.ok("schedule_get", schedule_id=sid)
+            text, _ = await scrape(api)
+        finally:
+            await api.ok("schedule_delete", schedule_id=sid)
+
+    checked = check_with_promtool(promtool, text)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    got = samples(text)
+    assert value(got, "ai_admin_schedules", state="paused") == 1
+    assert value(got, "ai_admin_schedules", state="active") == 0
+    firings = {
+        outcome: value(got, "ai_admin_schedule_firings_total", outcome=outcome)
+        for outcome in ("submitted", "merged", "refused")
+    }
+    assert firings["submitted"] + firings["merged"] == view["runs"], firings
+    assert firings["refused"] == 0
+    assert value(got, "ai_admin_schedule_missed_total") == 0
+    lateness = "ai_admin_schedule_firing_lateness_seconds"
+    assert value(got, f"{lateness}_count") == view["runs"]  # each firing observed once
+    assert value(got, f"{lateness}_bucket", le="+Inf") == view["runs"]
+    _assert_cumulative(got, f"{lateness}_bucket")
+    assert value(got, "ai_admin_schedule_firings_waiting") == 0

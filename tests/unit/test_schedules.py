@@ -101,6 +101,10 @@ async def test_a_firing_while_the_last_task_runs_merges_into_it(make_queue: Queu
     assert second.last_outcome.status is TaskStatus.MERGED
     assert second.last_outcome.merged_into == first.last_task_id
     assert work.starts == [first.last_task_id]  # one run, however many firings
+    stats = queue.scheduler.schedules.stats  # what /metrics shows
+    assert (stats.outcomes["submitted"], stats.outcomes["merged"]) == (1, 1)
+    assert stats.lateness.count == 2  # each firing's lateness observed once
+    assert 0 <= stats.lateness.sum_s < 60  # measured from when each was due, not another time
     work.release()
 
 
@@ -110,9 +114,11 @@ async def test_a_paused_schedule_stops_firing_and_fires_again_when_resumed(
     queue = await make_queue()
     made = await queue.schedule(pull(), name="pausable", interval_s=1)
     await fired(queue, made.schedule_id, 1)
+    assert queue.scheduler.schedules.counts() == {"active": 1, "paused": 0, "done": 0}
     paused = await queue.pause_schedule(made.schedule_id)
     assert paused.paused
     assert paused.next_run_at is None
+    assert queue.scheduler.schedules.counts() == {"active": 0, "paused": 1, "done": 0}
     assert (await queue.pause_schedule(made.schedule_id)).paused  # idempotent
     runs = paused.runs
     await asyncio.sleep(2.5)  # two and a half periods: no firing may come
@@ -198,6 +204,8 @@ async def test_a_firing_missed_beyond_the_grace_time_is_skipped_and_counted(
     await until(counted)
     skipped = await again.get_schedule(late.schedule_id)
     assert (skipped.runs, skipped.done, skipped.next_run_at) == (0, True, None)
+    assert again.scheduler.schedules.stats.missed == 1
+    assert again.scheduler.schedules.counts() == {"active": 0, "paused": 0, "done": 2}
     assert skipped.last_task_id is None
     _, total = await again.list_tasks(TaskQuery())
     assert total == 1  # only the recent one ran
