@@ -43,6 +43,8 @@ PHONE = {"width": 390, "height": 844}  # a phone held upright
 WAIT_MS = 60_000
 PULL_MB = 48  # enough bytes for several progress events on the way
 ACTIONS = "button[data-action]"
+# A task's statuses while it runs (ai_admin/queue/models.py).
+RUNNING = ["running", "validating", "preparing", "uploading", "downloading", "building", "pulling"]
 
 
 # -- the browser ---------------------------------------------------------------------------
@@ -696,7 +698,6 @@ def test_a_named_queue_shows_its_settings_counts_and_tasks_and_pauses_from_its_b
         "docker_pull", image_name=f"127.0.0.1:{closed_port()}/dash/elsewhere", tag="1"
     )
     operator.cmd("queue_manage", action="pause", task_id=elsewhere)
-    mine = ""
     try:
         watched = open_page(agent.url, OPERATOR_TOKEN)
         page = watched.page
@@ -743,10 +744,9 @@ def test_a_named_queue_shows_its_settings_counts_and_tasks_and_pauses_from_its_b
         assert queue_view(operator, name)["paused"] is False
         assert watched.problems() == []
     finally:
-        for task_id in (elsewhere, mine):
-            if task_id and operator.task(task_id)["status"]["value"] in ("pending", "paused"):
-                operator.cmd("queue_manage", action="cancel", task_id=task_id)
-        operator.cmd("queue_delete", queue=name)
+        if operator.task(elsewhere)["status"]["value"] in ("pending", "paused"):
+            operator.cmd("queue_manage", action="cancel", task_id=elsewhere)
+        delete_queue(operator, name)
 
 
 def test_a_batch_of_real_pulls_shows_its_state_line_and_progress_as_the_agent_does(
@@ -800,6 +800,17 @@ def test_a_batch_of_real_pulls_shows_its_state_line_and_progress_as_the_agent_do
         assert batch_agrees(page, operator, first)["state"] == "stopped"
         assert object_buttons(page, "batch", first) == ["Start", "Cancel", "Remove"]
         reader.page.wait_for_selector(f'li[data-batch-id="{first}"][data-state="stopped"]')
+        # One of its tasks paused and resumed elsewhere: no batch event, only the task's own
+        # events, and the card's counts follow them.
+        counts = f'li[data-batch-id="{first}"] [data-field="counts"]'
+        held = operator.cmd("batch_status", batch_id=first)["task_ids"][0]
+        operator.cmd("queue_manage", action="pause", task_id=held)
+        page.wait_for_selector(f'{counts}:text("1 paused")')
+        assert batch_agrees(page, operator, first)["counts"] == {"pending": 1, "paused": 1}
+        operator.cmd("queue_manage", action="resume", task_id=held)
+        page.wait_for_selector(f'{counts}:text-is("2: 2 pending")')
+        batch_agrees(page, operator, first)
+
         operator.cmd("queue_resume", queue=name)  # stopped: nothing of it starts, nor the next
         assert batch_agrees(page, operator, second)["state"] == "queued"
 
@@ -841,7 +852,7 @@ def test_a_batch_of_real_pulls_shows_its_state_line_and_progress_as_the_agent_do
             answer = operator.http.get(f"{operator.url}/api/batches/{batch_id}", timeout=30)
             if answer.ok and answer.json()["data"]["state"] in ("queued", "running", "stopped"):
                 operator.cmd("batch_cancel", batch_id=batch_id)
-        operator.cmd("queue_delete", queue=name)
+        delete_queue(operator, name)
 
 
 def test_a_schedule_shows_its_next_run_then_its_last_task_as_it_fires_and_pauses_from_its_button(
@@ -854,20 +865,25 @@ def test_a_schedule_shows_its_next_run_then_its_last_task_as_it_fires_and_pauses
 ) -> None:
     repository = f"{open_registry}/ai-admin-test/dash-sched-{uuid.uuid4().hex[:8]}"
     tag, ref, _pushed = only_in_registry(docker_client, image_cleanup, repository, 1)
+    name = f"dash-s-{uuid.uuid4().hex[:6]}"
+    operator.cmd("queue_create", name=name)
+    operator.cmd("queue_pause", queue=name)  # the firing's task waits until the test says
     watched = open_page(agent.url, OPERATOR_TOKEN)
     page = watched.page
     page.evaluate("window.notReloaded = true")
+    pull = {"image_name": repository, "tag": tag, "queue": name}
     made = operator.cmd(
         "schedule_create",
-        name="dash every 3 s",
-        interval_s=3,
-        command={"action": "docker_pull", "params": {"image_name": repository, "tag": tag}},
+        name="dash every 5 s",
+        interval_s=5,
+        command={"action": "docker_pull", "params": pull},
     )
     schedule_id = made["schedule_id"]
+    outcome = f'li[data-schedule-id="{schedule_id}"] [data-field="last_outcome"]'
     try:
         schedule = card_of(page, "schedule", schedule_id)
         schedule.wait_for()  # created through the API: the page learns of it from an event
-        assert fact(schedule, "trigger") == "every 3s"
+        assert fact(schedule, "trigger") == "every 5s"
         assert fact(schedule, "command") == f"pull {ref}"
         next_run = schedule.locator('[data-field="next_run_at"] time').get_attribute("datetime")
         assert next_run is not None
@@ -875,15 +891,9 @@ def test_a_schedule_shows_its_next_run_then_its_last_task_as_it_fires_and_pauses
         assert schedule.locator('[data-field="last_task_id"]').count() == 0  # not fired yet
         assert object_buttons(page, "schedule", schedule_id) == ["Pause", "Delete"]
 
-        # It fires: the page shows the task it submitted, and that task's outcome, as the
-        # events come (the page is the same one: never reloaded).
-        schedule.locator('[data-field="last_task_id"] a').wait_for()
-        page.wait_for_selector(
-            f'li[data-schedule-id="{schedule_id}"]'
-            ' [data-field="last_outcome"] [data-status="completed"]'
-        )
-        assert page.evaluate("window.notReloaded") is True
-
+        # It fires: the page shows the task it submitted, waiting in its paused queue, as the
+        # event comes (the same page: never reloaded). Paused from its button, it fires no more.
+        page.wait_for_selector(f'{outcome} [data-status="pending"]')
         schedule.locator('button[data-op="pause"]').click()
         page.wait_for_selector(f'li[data-schedule-id="{schedule_id}"][data-state="paused"]')
         paused = operator.cmd("schedule_get", schedule_id=schedule_id)
@@ -892,8 +902,22 @@ def test_a_schedule_shows_its_next_run_then_its_last_task_as_it_fires_and_pauses
         assert fact(schedule, "next_run_at") == "none"
         task_id = paused["last_task_id"]
         assert fact(schedule, "last_task_id") == task_id
-        assert fact(schedule, "runs") == str(paused["runs"]) != "0"
-        assert paused["last_outcome"]["status"] == "completed"
+        assert fact(schedule, "runs") == str(paused["runs"]) == "1"
+        assert paused["last_outcome"]["status"] == "pending"
+
+        # The task runs its real pull: the outcome follows the task's own events. (The page
+        # reads the list once more, a moment after the schedule_paused event: let that pass
+        # first, so that what it shows next comes from the task's events alone.)
+        page.wait_for_timeout(1000)
+        operator.cmd("queue_resume", queue=name)
+        page.wait_for_selector(f'{outcome} [data-status="completed"]')
+        assert operator.cmd("schedule_get", schedule_id=schedule_id)["last_outcome"] == {
+            "task_id": task_id,
+            "status": "completed",
+            "merged_into": None,
+            "error_code": None,
+        }
+        assert page.evaluate("window.notReloaded") is True
 
         schedule.locator('[data-field="last_task_id"] a').click()  # that task's detail
         page.wait_for_selector(f'#detail[data-task-id="{task_id}"]')
@@ -902,7 +926,7 @@ def test_a_schedule_shows_its_next_run_then_its_last_task_as_it_fires_and_pauses
 
         schedule.locator('button[data-op="delete"]').click()
         page.wait_for_selector("#confirm[open]")
-        assert "Delete schedule dash every 3 s?" in page.inner_text("#confirm-text")
+        assert "Delete schedule dash every 5 s?" in page.inner_text("#confirm-text")
         page.click("#confirm-ok")
         schedule.wait_for(state="detached")
         assert schedule_id not in [
@@ -911,6 +935,7 @@ def test_a_schedule_shows_its_next_run_then_its_last_task_as_it_fires_and_pauses
     finally:
         if schedule_id in [s["schedule_id"] for s in operator.cmd("schedule_list")["schedules"]]:
             operator.cmd("schedule_delete", schedule_id=schedule_id)
+        delete_queue(operator, name)
 
 
 def test_a_read_only_token_sees_queues_batches_and_schedules_with_no_action_button(
@@ -945,7 +970,17 @@ def test_a_read_only_token_sees_queues_batches_and_schedules_with_no_action_butt
     finally:
         operator.cmd("schedule_delete", schedule_id=schedule_id)
         operator.cmd("batch_cancel", batch_id=batch_id)
-        operator.cmd("queue_delete", queue=name)
+        delete_queue(operator, name)
+
+
+def delete_queue(operator: AgentApi, name: str) -> None:
+    """Cancel what is left unfinished in a test's named queue, then delete it."""
+    unfinished = operator.cmd(
+        "queue_list_tasks", queue=name, status=["pending", "paused", *RUNNING]
+    )
+    for task in unfinished["tasks"]:
+        operator.cmd("queue_manage", action="cancel", task_id=task["id"])
+    operator.cmd("queue_delete", queue=name)
 
 
 def parse_iso(text: str) -> float:
