@@ -123,7 +123,7 @@ def _agent_app(data_dir: Path) -> tuple[web.Application, Any]:
 
 
 async def serve(kind: str, data_dir: Path) -> None:
-    from ai_admin.cli.serve import settle_heap
+    from ai_admin.agent import settle_heap
     from ai_admin.logging import setup_logging
 
     setup_logging("WARNING")

@@ -37,6 +37,7 @@ from typing import Any
 from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from loguru import logger
 
+from ai_admin.agent import settle_heap
 from ai_admin.cli import loop
 from ai_admin.config import Settings
 from ai_admin.python_api import TaskQueue
@@ -113,6 +114,7 @@ async def _round(n_schedules: int, n_batches: int, seconds: float, directory: Pa
     queue = MeasuredQueue(store, dict.fromkeys(TaskType, _noop), settings)
     result = Round()
     await queue.start()
+    settle_heap()  # as the agent's doors do once it has started
     try:
         queue.watch_firings()
         for i in range(n_schedules):

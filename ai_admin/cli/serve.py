@@ -1,33 +1,22 @@
 """``ai-admin serve``: run the agent until SIGINT or SIGTERM.
 
 The HTTP side (the app, its sockets, the connection cap) is ``ai_admin.http.server``'s; this is
-the process around it: the tokens, the agent, the heap, the signals.
+the process around it: the tokens, the agent, the heap (``settle_heap``), the signals.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import signal
 
 from loguru import logger
 
-from ai_admin.agent import Agent
+from ai_admin.agent import Agent, settle_heap
 from ai_admin.config import Settings
 from ai_admin.http.auth import TOKEN_FILE, load_tokens
 from ai_admin.http.server import CannotListen, app_runner, listening
 
-__all__ = ["CannotListen", "serve", "settle_heap"]
-
-
-def settle_heap() -> None:
-    """Move everything built at start-up out of the garbage collector's sight.
-
-    Modules, models and schemas live as long as the process; without this every full
-    collection walks them again, a pause that shows as tail latency under load.
-    """
-    gc.collect()
-    gc.freeze()
+__all__ = ["CannotListen", "serve"]
 
 
 async def serve(settings: Settings) -> None:

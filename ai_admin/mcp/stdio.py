@@ -11,7 +11,7 @@ from __future__ import annotations
 from loguru import logger
 from mcp.server.stdio import stdio_server
 
-from ai_admin.agent import Agent
+from ai_admin.agent import Agent, settle_heap
 from ai_admin.config import Settings
 from ai_admin.mcp.server import build_server
 
@@ -22,6 +22,7 @@ async def serve_stdio(settings: Settings) -> None:
     agent = Agent(settings)
     await agent.start()
     server = build_server(agent)
+    settle_heap()
     logger.info("ai-admin MCP server on stdio (data in {})", settings.data_dir)
     try:
         async with stdio_server() as (read_stream, write_stream):
