@@ -13,6 +13,7 @@ fails, the error is raised too, and the outcome is written as soon as the store 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -28,6 +29,7 @@ from ai_admin.errors import (
     TaskNotFound,
     TransitionNotAllowed,
 )
+from ai_admin.queue.events import Change, ObjectEvent, Subject
 from ai_admin.queue.lanes import QueueView
 from ai_admin.queue.live import LiveTask
 from ai_admin.queue.memory import TaskMemory
@@ -210,12 +212,31 @@ class TaskControl(TaskMemory):
         """Nothing new starts in the queue (at once); running tasks finish. The pause is kept
         across restarts: await the result to know it is durable (called before ``start``, it is
         written when the store opens; awaiting it opens the store)."""
-        return Durable(self.start, self._lanes.lane(name).pause.set(True))
+        return self._set_pause(name, True)
 
     def resume_queue(self, name: str = DEFAULT_QUEUE) -> Awaitable[None]:
         """The queue's waiting tasks start again (at once); await the result to know it is
         durable."""
-        return Durable(self.start, self._lanes.lane(name).pause.set(False))
+        return self._set_pause(name, False)
+
+    def _set_pause(self, name: str, paused: bool) -> Durable:
+        """The pause set now; a change is announced (``queue_paused``, ``queue_resumed``) once
+        it is durable."""
+        pause = self._lanes.lane(name).pause
+        changed = pause.paused != paused
+        written = pause.set(paused)
+        if changed and isinstance(written, asyncio.Future):
+            change = Change.PAUSED if paused else Change.RESUMED
+
+            def announce(write: asyncio.Future[None]) -> None:
+                if not write.cancelled() and write.exception() is None:
+                    self._queue_changed(name, change)
+
+            written.add_done_callback(announce)
+        return Durable(self.start, written)
+
+    def _queue_changed(self, name: str, change: Change) -> None:
+        self._journal.events.publish(ObjectEvent.of(Subject.QUEUE, name, change))
 
     @property
     def paused(self) -> bool:
@@ -245,6 +266,7 @@ class TaskControl(TaskMemory):
         await self._store.save_record(QUEUE_RECORD, name, _own(limits))
         lane = self._lanes.add_lane(name, limits)
         await lane.pause.load(self._store)
+        self._queue_changed(name, Change.CREATED)
         return self.queue_view(name)
 
     async def configure_queue(self, name: str, limits: QueueSettings) -> QueueView:
@@ -255,6 +277,7 @@ class TaskControl(TaskMemory):
         await self._store.save_record(QUEUE_RECORD, name, _own(own))
         lane.own = own
         self._wakeup.set()
+        self._queue_changed(name, Change.CONFIGURED)
         return self.queue_view(name)
 
     async def delete_queue(self, name: str) -> None:
@@ -273,6 +296,7 @@ class TaskControl(TaskMemory):
         await lane.pause.set(False)  # no flag of it is left behind
         await self._store.save_record(QUEUE_RECORD, name, None)
         self._lanes.remove_lane(name)
+        self._queue_changed(name, Change.DELETED)
 
     async def _load_queues(self) -> None:
         """The queues made or changed at run time (they win over the configuration file)."""

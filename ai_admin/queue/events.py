@@ -143,6 +143,7 @@ class Subject(StrEnum):
 
     SCHEDULE = "schedule"
     BATCH = "batch"
+    QUEUE = "queue"  # a named queue (``subject_id``: its name)
 
 
 class Change(StrEnum):
@@ -157,11 +158,12 @@ class Change(StrEnum):
     STOPPED = "stopped"
     MOVED = "moved"  # a batch has a new place in its queue's line
     FINISHED = "finished"  # a batch ended: completed, failed or cancelled (``data.state``)
+    CONFIGURED = "configured"  # a queue's own limits changed
 
 
 @dataclass(frozen=True)
 class ObjectEvent:
-    """One change of something that is not a task (a schedule; next, a batch), shared
+    """One change of something that is not a task (a schedule, a batch, a queue), shared
     read-only by every watch. ``event`` is its name on the wire, ``<subject>_<change>``
     (``schedule_fired``); ``data`` holds a few facts about it (the task a firing submitted)."""
 

@@ -738,6 +738,14 @@ def test_a_named_queue_shows_its_settings_counts_and_tasks_and_pauses_from_its_b
         page.select_option("#task-queue", "")  # every queue again
         row(page, elsewhere).wait_for()
 
+        # A change another client makes shows through its own event (no task moved).
+        operator.cmd("queue_configure", queue=name, max_concurrent=3)
+        page.wait_for_function(
+            "name => document.querySelector(`li.object[data-queue='${name}']"
+            " [data-field=running]`).textContent === '0 of 3 (own)'",
+            arg=name,
+        )
+
         operator.cmd("queue_manage", action="cancel", task_id=mine)
         queue.locator('button[data-op="resume"]').click()
         page.wait_for_selector(f'li.object[data-queue="{name}"][data-paused="false"]')

@@ -9,6 +9,7 @@ from queue_helpers import EngineFactory, Work, make_task, within
 
 from ai_admin.config import QueueSettings
 from ai_admin.errors import AiAdminError, ErrorCode, InvalidParams, QueueFull
+from ai_admin.queue.events import ObjectEvent
 from ai_admin.queue.executor import TaskContext
 from ai_admin.queue.models import TaskPriority, TaskStatus
 
@@ -221,3 +222,34 @@ async def test_queues_made_or_changed_at_run_time_survive_a_restart(
     assert sorted(views) == ["configured", "default", "made"]
     assert (views["made"].limits.max_concurrent, views["made"].limits.max_retries) == (1, 0)
     assert views["configured"].limits.max_concurrent == 3  # the change wins over the file
+
+
+async def test_every_change_of_a_named_queue_is_an_event_once_it_is_stored(
+    make_engine: EngineFactory,
+) -> None:
+    engine = await make_engine(Work())
+    watch = engine.events.watch()
+    await engine.create_queue("bulk", QueueSettings(max_concurrent=1))
+    await engine.configure_queue("bulk", QueueSettings(max_concurrent=2))
+    await engine.pause_queue("bulk")
+    await engine.pause_queue("bulk")  # already paused: no change, no event
+    await engine.resume_queue("bulk")
+    await engine.pause_queue()  # the default queue too
+    await engine.resume_queue()
+    await engine.delete_queue("bulk")
+
+    seen = []
+    while len(seen) < 7:
+        event = await within(watch.next())
+        if isinstance(event, ObjectEvent):
+            seen.append((event.event, event.subject_id))
+    assert seen == [
+        ("queue_created", "bulk"),
+        ("queue_configured", "bulk"),
+        ("queue_paused", "bulk"),
+        ("queue_resumed", "bulk"),
+        ("queue_paused", "default"),
+        ("queue_resumed", "default"),
+        ("queue_deleted", "bulk"),
+    ]
+    watch.close()

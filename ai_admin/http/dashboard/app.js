@@ -177,6 +177,10 @@ function onEvent(kind, data) {
   }
   if (data.subject === "batch") return lists.batch.refreshSoon(); // its line moves too
   if (data.subject === "schedule") return lists.schedule.refreshSoon();
+  if (data.subject === "queue") { // made, configured, paused, resumed or deleted
+    if (data.subject_id === "default") loadSummary(); // the bar above shows its pause
+    return lists.queue.refreshSoon();
+  }
   if (!data.task_id) return; // other things that are not tasks
   onObjectsTaskEvent(kind, data);
   const row = state.rows.get(data.task_id);
