@@ -5,7 +5,8 @@ answered, so a schedule a client was told about survives a restart and a ``kill 
 firing writes the schedule's firing state (last run, next run, last task) after its task's
 submit is durable. Actions on one schedule are serialised (one lock per schedule): a pause, a
 resume, a delete and a firing never interleave, whichever clients send them at once. Firings
-begin one per turn of the event loop (``pacing``): a burst of them does not hold up clients.
+take turns with the rest of the event loop (``pacing``): a burst of them does not hold up
+clients.
 
 A firing submits the schedule's task through the queue engine with its ``schedule_id``. If
 the previous firing's task is still waiting or running, the engine merges the new one into it
@@ -72,7 +73,7 @@ class ScheduleService:
         self._schedules: dict[str, Schedule] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._firing: set[asyncio.Task[None]] = set()  # firings under way, awaited by settle()
-        self._turns = Turns()  # firings begin one per turn of the loop (see pacing)
+        self._turns = Turns(every=2)  # firings begin one every other turn (see pacing)
         self._due: dict[str, datetime] = {}  # when each firing under way was due
         self.stats = FiringStats()
         aps.add_listener(self._on_missed, EVENT_JOB_MISSED)

@@ -1,6 +1,6 @@
-"""Firings take turns with the rest of the event loop: ``Turns`` lets one waiter through per
-turn of the loop, in order, and a burst of schedules due at once begins one firing per turn
-instead of all of them before anything else runs."""
+"""Firings take turns with the rest of the event loop: ``Turns`` lets one waiter through every
+few turns of the loop, in order, and a burst of schedules due at once begins one firing at a
+time instead of all of them before anything else runs."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from queue_helpers import Work, executors_for, make_settings, within
 
 from ai_admin.python_api import TaskQueue
@@ -40,8 +41,11 @@ def loop_turns() -> Iterator[list[int]]:
         running = False
 
 
-async def test_waiters_go_one_per_turn_of_the_loop_in_the_order_they_came() -> None:
-    turns = Turns()
+@pytest.mark.parametrize("every", [1, 2, 3])
+async def test_waiters_go_one_every_few_turns_of_the_loop_in_the_order_they_came(
+    every: int,
+) -> None:
+    turns = Turns(every=every)
     through: list[tuple[int, int]] = []  # (waiter, loop turn)
 
     with loop_turns() as turn:
@@ -54,7 +58,8 @@ async def test_waiters_go_one_per_turn_of_the_loop_in_the_order_they_came() -> N
 
     assert [i for i, _ in through] == list(range(50))
     at = [t for _, t in through]
-    assert all(later > earlier for earlier, later in itertools.pairwise(at)), at
+    assert all(later - earlier >= every for earlier, later in itertools.pairwise(at)), at
+    assert max(later - earlier for earlier, later in itertools.pairwise(at)) <= every + 1, at
 
 
 async def test_a_cancelled_waiter_gives_its_turn_to_the_next() -> None:
@@ -86,7 +91,7 @@ class CountingQueue(TaskQueue):
         return await super().submit(task)
 
 
-async def test_a_burst_of_due_schedules_begins_one_firing_per_turn(tmp_path: Path) -> None:
+async def test_a_burst_of_due_schedules_begins_one_firing_at_a_time(tmp_path: Path) -> None:
     queue = CountingQueue(
         SqliteStore(tmp_path / "q.db"),
         executors_for(Work(block=False)),
