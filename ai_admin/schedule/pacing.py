@@ -30,7 +30,7 @@ class Turns:
         self._turns_since_release = every - 1  # the first waiter goes at the next turn
 
     async def take(self) -> None:
-        """Return on this caller's turn (at once when no one is waiting: next turn)."""
+        """Return on this caller's turn."""
         turn = asyncio.get_running_loop().create_future()
         self._waiting.append(turn)
         self._ask_for_release()
