@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from ai_admin.queue.stats import Durations
 
 FiringOutcome = Literal["submitted", "merged", "refused"]
-FIRING_OUTCOMES: tuple[FiringOutcome, ...] = ("submitted", "merged", "refused")
+FIRING_OUTCOMES: tuple[FiringOutcome, ...] = get_args(FiringOutcome)
 
 
 @dataclass(slots=True)
