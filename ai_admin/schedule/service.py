@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,8 +74,9 @@ class ScheduleService:
         self._schedules: dict[str, Schedule] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._firing: set[asyncio.Task[None]] = set()  # firings under way, awaited by settle()
-        self._turns = Turns(every=2)  # firings begin one every other turn (see pacing)
-        self._due: dict[str, datetime] = {}  # when each firing under way was due
+        # Firings due begin one every other turn of the loop (see pacing).
+        self._turns: Turns[str] = Turns(self._begin_firing, every=2)
+        self._due: dict[str, datetime] = {}  # when each firing due, not yet begun, was due
         self.stats = FiringStats()
         aps.add_listener(self._on_missed, EVENT_JOB_MISSED)
         aps.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
@@ -104,8 +106,10 @@ class ScheduleService:
             logger.info("loaded {} schedule(s)", len(self._schedules))
 
     async def settle(self) -> None:
-        """Wait for the firings under way (the scheduler has stopped starting new ones)."""
-        while self._firing:
+        """Wait for the firings due and under way (the scheduler has stopped adding new
+        ones)."""
+        while self._turns.waiting or self._firing:
+            await self._turns.drained()
             await asyncio.gather(*self._firing, return_exceptions=True)
 
     # -- the actions -----------------------------------------------------------------------------
@@ -220,17 +224,17 @@ class ScheduleService:
     # -- firing ----------------------------------------------------------------------------------
 
     async def _fire(self, schedule_id: str) -> None:
-        """The job APScheduler runs. Shielded: stopping the scheduler cancels its jobs, and a
-        submit must not be cut between its write and the schedule's record of it."""
-        firing = asyncio.ensure_future(self._fire_once(schedule_id))
-        self._firing.add(firing)
-        firing.add_done_callback(self._firing.discard)
-        await asyncio.shield(firing)
+        """The job APScheduler runs: the firing waits for its turn on the loop (see pacing),
+        once, however many times it comes due meanwhile (its task would merge anyway)."""
+        self._turns.add(schedule_id)
 
-    async def _fire_once(self, schedule_id: str) -> None:
-        await self._turns.take()
+    def _begin_firing(self, schedule_id: str) -> None:
+        # Our own task, not APScheduler's: stopping the scheduler cancels none of it, and a
+        # submit is never cut between its write and the schedule's record of it.
+        self._keep(self._fire_once(schedule_id, self._due.pop(schedule_id, None)))
+
+    async def _fire_once(self, schedule_id: str, due: datetime | None) -> None:
         async with self._lock(schedule_id):
-            due = self._due.pop(schedule_id, None)
             schedule = self._schedules.get(schedule_id)
             if schedule is None or schedule.paused:
                 return
@@ -260,8 +264,8 @@ class ScheduleService:
 
     def _on_submitted(self, event: JobSubmissionEvent) -> None:
         """APScheduler started a firing's job: when it was due (the latest, if coalesced)."""
-        if event.job_id in self._schedules:
-            self._due[event.job_id] = max(event.scheduled_run_times)
+        if event.job_id in self._schedules:  # the first due, if it is still waiting
+            self._due.setdefault(event.job_id, max(event.scheduled_run_times))
 
     def _on_missed(self, event: JobExecutionEvent) -> None:
         """APScheduler skipped a firing: later than the grace time (the agent was down)."""
@@ -278,9 +282,7 @@ class ScheduleService:
             self._settings.schedule_misfire_grace_s,
             schedule.next_run_at,
         )
-        saving = asyncio.ensure_future(self._save_firing_state(schedule))
-        self._firing.add(saving)
-        saving.add_done_callback(self._firing.discard)
+        self._keep(self._save_firing_state(schedule))
 
     async def _save_firing_state(self, schedule: Schedule) -> None:
         sid = schedule.schedule_id
@@ -292,6 +294,12 @@ class ScheduleService:
             logger.error("could not record the firing of schedule {}: {}", sid, exc)
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    def _keep(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` as a task that settle() waits for."""
+        task = asyncio.ensure_future(work)
+        self._firing.add(task)
+        task.add_done_callback(self._firing.discard)
 
     def _lock(self, schedule_id: str) -> asyncio.Lock:
         lock = self._locks.get(schedule_id)
