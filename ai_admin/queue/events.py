@@ -33,7 +33,6 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cached_property
 from typing import Any, Generic, TypeVar
 
 from ai_admin.queue.models import DockerTask, ProgressDetail, TaskStatus
@@ -59,13 +58,33 @@ class EventKind(StrEnum):
     LOG = "log"  # one new line of the task's log, in ``line``
 
 
-@dataclass(frozen=True)
-class TaskEvent:
-    """One change of one task, shared read-only by every subscriber.
+class _EncodedOnce:
+    """``encoded(encoder)`` runs the encoder on the first call only and hands every later caller
+    the same bytes: with a thousand open streams an event is still serialised once."""
 
-    ``encoded(encoder)`` runs the encoder on the first call only and hands every later caller
-    the same bytes: with a thousand open streams an event is still serialised once.
-    """
+    __slots__ = ("_encodings",)
+    _encodings: dict[Encoder, bytes]
+
+    def encoded(self, encoder: Encoder) -> bytes:
+        """``encoder(self)``, computed once per event and encoder."""
+        try:
+            encodings = self._encodings
+        except AttributeError:  # not encoded yet
+            encodings = {}
+            object.__setattr__(self, "_encodings", encodings)
+        data = encodings.get(encoder)
+        if data is None:
+            data = encodings[encoder] = encoder(self)
+        return data
+
+
+# Events are slotted: the bus keeps the last REPLAY_EVENTS of them, each without a __dict__
+# (measured: 250 bytes for a progress event instead of 290).
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEvent(_EncodedOnce):
+    """One change of one task, shared read-only by every subscriber."""
 
     event: EventKind
     task_id: str
@@ -126,17 +145,6 @@ class TaskEvent:
             data["line"] = self.line
         return data
 
-    def encoded(self, encoder: Encoder) -> bytes:
-        """``encoder(self)``, computed once per event and encoder."""
-        data = self._encodings.get(encoder)
-        if data is None:
-            data = self._encodings[encoder] = encoder(self)
-        return data
-
-    @cached_property
-    def _encodings(self) -> dict[Encoder, bytes]:
-        return {}
-
 
 class Subject(StrEnum):
     """What an ``ObjectEvent`` is about."""
@@ -161,8 +169,8 @@ class Change(StrEnum):
     CONFIGURED = "configured"  # a queue's own limits changed
 
 
-@dataclass(frozen=True)
-class ObjectEvent:
+@dataclass(frozen=True, slots=True)
+class ObjectEvent(_EncodedOnce):
     """One change of something that is not a task (a schedule, a batch, a queue), shared
     read-only by every watch. ``event`` is its name on the wire, ``<subject>_<change>``
     (``schedule_fired``); ``data`` holds a few facts about it (the task a firing submitted)."""
@@ -200,17 +208,6 @@ class ObjectEvent:
             "at": self.at,
             "data": dict(self.data),
         }
-
-    def encoded(self, encoder: Encoder) -> bytes:
-        """``encoder(self)``, computed once per event and encoder."""
-        data = self._encodings.get(encoder)
-        if data is None:
-            data = self._encodings[encoder] = encoder(self)
-        return data
-
-    @cached_property
-    def _encodings(self) -> dict[Encoder, bytes]:
-        return {}
 
 
 Event = TaskEvent | ObjectEvent

@@ -186,9 +186,15 @@ def test_an_event_published_twice_is_numbered_twice_without_renumbering_the_firs
     sub = bus.subscribe()
     shared = event("a", 1)
     first = bus.publish(shared)
+
+    def by_id(e: TaskEvent) -> bytes:
+        return str(e.id).encode()
+
+    assert first.encoded(by_id) == str(first.id).encode()
     again = bus.publish(shared)
     assert first.id is not None
     assert again.id == first.id + 1
+    assert again.encoded(by_id) == str(again.id).encode()  # not the first one's frame
     assert [e.id for e in sub.ready(10) if e is not None] == [first.id, again.id]
 
 
