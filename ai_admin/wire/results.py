@@ -13,7 +13,7 @@ from ai_admin.config import Settings
 from ai_admin.queue.lanes import QueueView
 from ai_admin.queue.models import TaskStatus
 from ai_admin.schedule.trends import Trends
-from ai_admin.wire.envelope import ErrorBody, Wire, sometimes
+from ai_admin.wire.envelope import Failure, Wire, sometimes
 from ai_admin.wire.stats import Counters, QueueStatistics, QueueSummary
 from ai_admin.wire.task import TaskSummary, TaskView
 
@@ -162,10 +162,8 @@ class WaitedTask(TaskSummary):
     finished: bool = Field(description="False: the wait limit passed first; the task runs on.")
 
 
-class TaskFailed(Wire):
+class TaskFailed(Failure):
     """MCP, a submit with wait whose task failed: the error, and the task under ``task``."""
 
-    success: Literal[False]
     action: str
-    error: ErrorBody
     task: WaitedTask
