@@ -1,9 +1,10 @@
 """``ai-admin monitor``: a live full-screen view of the queue, redrawn every interval.
 
-Three parts: the counters (running, waiting, paused, completed, failed, merged, total), the
-running and waiting tasks with their progress bars, bytes, rate and time left, and the most
-recent tasks. ``q`` or Ctrl-C quits. An agent that stops answering is shown as such and asked
-again at the next refresh. Output that is not a terminal (or ``--once``) gets one frame.
+The counters (running, waiting, paused, completed, failed, merged, total), each named queue
+with its limits, pause and counts (when there is more than ``default``), the running and
+waiting tasks with their progress bars, bytes, rate and time left, and the most recent tasks.
+``q`` or Ctrl-C quits. An agent that stops answering is shown as such and asked again at the
+next refresh. Output that is not a terminal (or ``--once``) gets one frame.
 """
 
 from __future__ import annotations
@@ -30,10 +31,18 @@ _RECENT = 10
 _ACTIVE = 20
 
 
-def _snapshot(agent: AgentClient) -> tuple[dict[str, Any], dict[str, Any]]:
+def _snapshot(agent: AgentClient) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """The agent's statistics with the live tasks of every queue, the queues, recent tasks."""
+    queues = agent.command("queue_list", {}).get("queues", [])
     stats = agent.command("queue_status", {"detailed": True, "limit": _ACTIVE})
+    tasks = stats.setdefault("tasks", {})
+    for queue in queues[1:]:  # default's came with the statistics; a named queue's are asked
+        if queue.get("running") or queue.get("waiting"):  # for only when it holds some
+            params = {"detailed": True, "limit": _ACTIVE, "queue": queue["name"]}
+            for status, more in agent.command("queue_status", params).get("tasks", {}).items():
+                tasks.setdefault(status, []).extend(more)
     recent = agent.command("queue_list_tasks", {"limit": _RECENT})
-    return stats, recent
+    return stats, queues, recent
 
 
 def _counters(stats: dict[str, Any]) -> Any:
@@ -61,13 +70,34 @@ def _counters(stats: dict[str, Any]) -> Any:
     return table
 
 
-def _active(stats: dict[str, Any]) -> Any:
+def _queues(queues: list[dict[str, Any]]) -> Any:
+    """Each named queue: its tasks running against its limit, waiting, and its pause."""
+    from rich.table import Table
+
+    table = Table(title="queues", title_justify="left", header_style="bold")
+    for name in ("queue", "running", "waiting", "state", "timeout", "retries"):
+        table.add_column(name.upper(), justify="left" if name == "queue" else "right")
+    for queue in queues:
+        limits = queue.get("limits", {})
+        table.add_row(
+            str(queue.get("name")),
+            f"{queue.get('running', 0)}/{limits.get('max_concurrent', '?')}",
+            f"{queue.get('waiting', 0)}/{limits.get('max_queue_size', '?')}",
+            "PAUSED" if queue.get("paused") else "running",
+            f"{limits.get('default_timeout_s', 0):g}s",
+            str(limits.get("max_retries", "")),
+        )
+    return table
+
+
+def _active(stats: dict[str, Any], by_queue: bool) -> Any:
     from rich.progress_bar import ProgressBar
     from rich.table import Table
     from rich.text import Text
 
     table = Table(title="active tasks", title_justify="left", expand=True, header_style="bold")
-    for name in ("id", "type", "status", "progress", "%", "numbers", "step"):
+    columns = ("id", "type", *(("queue",) if by_queue else ()), "status", "progress", "%")
+    for name in (*columns, "numbers", "step"):
         table.add_column(name.upper(), no_wrap=name in ("id", "progress"))
     tasks = stats.get("tasks", {})
     rows = [*tasks.get("running", []), *tasks.get("paused", []), *tasks.get("pending", [])]
@@ -76,6 +106,7 @@ def _active(stats: dict[str, Any]) -> Any:
         table.add_row(
             Text(str(task.get("id", ""))[:8]),
             Text(short_type(task.get("task_type"))),
+            *((Text(str(task.get("queue", ""))),) if by_queue else ()),
             Text(str(task.get("status"))),
             ProgressBar(total=100, completed=progress, width=24),
             Text(f"{progress:.0f}%"),
@@ -83,7 +114,7 @@ def _active(stats: dict[str, Any]) -> Any:
             Text(str(task.get("current_step") or "")),
         )
     if not rows:
-        table.add_row(Text("none"), *[Text("")] * 6)
+        table.add_row(Text("none"), *[Text("")] * (len(columns) + 1))
     return table
 
 
@@ -107,8 +138,8 @@ def _recent(recent: dict[str, Any]) -> Any:
 
 
 def frame(agent: AgentClient) -> Any:
-    """One screen: a header, then the counters, active tasks and recent activity (or why
-    the agent did not answer)."""
+    """One screen: a header, then the counters, the named queues (if there are any besides
+    ``default``), active tasks and recent activity (or why the agent did not answer)."""
     from rich.console import Group
     from rich.text import Text
 
@@ -118,12 +149,14 @@ def frame(agent: AgentClient) -> Any:
         ("q or Ctrl-C quits", "dim"),
     )
     try:
-        stats, recent = _snapshot(agent)
+        stats, queues, recent = _snapshot(agent)
     except CliFailure as failure:
         if failure.exit_code is not ExitCode.UNREACHABLE:
             raise
         return Group(header, Text(f"{failure.code}: {failure.message}", style="red"))
-    return Group(header, Text(""), _counters(stats), Text(""), _active(stats), _recent(recent))
+    named = len(queues) > 1
+    parts = [_counters(stats), *((_queues(queues),) if named else ()), _active(stats, named)]
+    return Group(header, Text(""), *parts, _recent(recent))
 
 
 @contextlib.contextmanager
@@ -169,8 +202,8 @@ def monitor(
 ) -> None:
     """A live full-screen view of the queue; q or Ctrl-C quits.
 
-    Queue counters, active tasks with progress bars, bytes, rate and time left, and the
-    most recent tasks, redrawn every --interval seconds."""
+    Queue counters, the named queues, active tasks with progress bars, bytes, rate and time
+    left, and the most recent tasks, redrawn every --interval seconds."""
     from rich.console import Console
     from rich.live import Live
 

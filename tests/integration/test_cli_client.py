@@ -644,6 +644,33 @@ def test_monitor_shows_the_queue_and_quits_on_q_or_ctrl_c(cli: Cli, tmux: Tmux) 
         cli.run("manage", "cancel", task_id, "--yes")
 
 
+def _row(screen: str, first: str) -> list[str]:
+    """The words (the cells, without the table's borders) of the screen's line that starts
+    with ``first``."""
+    rows = [line.replace("\u2502", " ").split() for line in screen.splitlines()]
+    return next(words for words in rows if words[:1] == [first])
+
+
+def test_monitor_shows_each_named_queue_and_the_queue_of_each_task(cli: Cli) -> None:
+    once = ("monitor", "--once")
+    wide = {"COLUMNS": "200"}
+    assert "QUEUES" not in cli.run(*once, env=wide).stdout.upper().split()  # default alone
+
+    cli.json("queue", "create", "monitored", "--max-concurrent", "2", "--max-queue-size", "50")
+    cli.json("queue", "pause", "--queue", "monitored")
+    task_id = cli.submit("pull", "127.0.0.1:1/cli/queued:1", "--queue", "monitored")
+    try:
+        screen = cli.run(*once, env=wide).stdout
+        assert "queues" in screen
+        assert _row(screen, "monitored")[1:4] == ["0/2", "1/50", "PAUSED"]
+        assert _row(screen, "default")[3] in ("running", "PAUSED")
+        active = _row(screen, task_id[:8])
+        assert active[2:4] == ["monitored", "pending"]
+    finally:
+        cli.run("manage", "cancel", task_id, "--yes")
+        cli.json("queue", "delete", "monitored", "--yes")
+
+
 def test_an_error_is_in_colour_on_a_terminal_only(cli: Cli, tmux: Tmux) -> None:
     piped = cli.run("status", "no-such-task")
     assert "\x1b[" not in piped.stderr
