@@ -180,10 +180,14 @@ class BatchControl(QueueReading):
         return await self._view(batch)
 
     async def _view(self, batch: Batch) -> BatchView:
-        tasks = await self._batch_tasks(batch)
-        progress = 100.0 if batch.state.is_finished else overall_progress(tasks)
-        batch.progress = max(batch.progress, progress)
-        line = waiting_line(self._batches.values(), batch.queue)
+        if batch.state.is_finished:  # its counts only: read from the status column
+            statuses = await self._statuses(batch)
+            batch.progress = 100.0
+        else:  # its progress too, weighted by the tasks' bytes
+            tasks = await self._batch_tasks(batch)
+            statuses = [t.status for t in tasks]
+            batch.progress = max(batch.progress, overall_progress(tasks))
+        line = waiting_line(self._batches.values(), batch.queue) if batch.waits else []
         return BatchView(
             batch_id=batch.batch_id,
             name=batch.name,
@@ -192,12 +196,18 @@ class BatchControl(QueueReading):
             state=batch.state,
             position=line.index(batch) + 1 if batch in line else None,
             progress=batch.progress,
-            counts=dict(Counter(t.status.value for t in tasks)),
+            counts=dict(Counter(status.value for status in statuses)),
             task_ids=list(batch.task_ids),
             created_at=batch.created_at,
             started_at=batch.started_at,
             finished_at=batch.finished_at,
         )
+
+    async def _statuses(self, batch: Batch) -> list[TaskStatus]:
+        """Its tasks' statuses: the live ones' from memory, the others' in one read."""
+        live = {t: record.task.status for t in batch.task_ids if (record := self._live.get(t))}
+        stored = await self._store.statuses([t for t in batch.task_ids if t not in live])
+        return [s for t in batch.task_ids if (s := live.get(t) or stored.get(t)) is not None]
 
     async def _batch_tasks(self, batch: Batch) -> list[DockerTask]:
         tasks = []
@@ -246,7 +256,7 @@ class BatchControl(QueueReading):
         await self.start()
         async with self._batch_lock:
             batch = self.batch(batch_id)
-            line = waiting_line(self._batches.values(), batch.queue)
+            line = waiting_line(self._batches.values(), batch.queue) if batch.waits else []
             if batch not in line:
                 raise not_allowed(batch, "move", "only a serial batch waiting in line can move")
             batch.place = place_at(line, batch, position)
@@ -328,7 +338,7 @@ class BatchControl(QueueReading):
         if batch.state is BatchState.QUEUED and not batch.cancelled:
             return False  # its turn has not come: its tasks wait, they have not ended
         ended_before = batch.state.is_finished
-        state = end_state(batch, await self._batch_tasks(batch))
+        state = end_state(batch, await self._statuses(batch))
         if ended_before and state is batch.state:
             return False
         batch.state = state

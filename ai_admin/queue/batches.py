@@ -52,6 +52,11 @@ class Batch(BaseModel):
     progress: float = 0.0  # the highest overall progress shown so far (it never goes back)
 
     @property
+    def waits(self) -> bool:
+        """It is in its queue's line of serial batches (queued, or stopped in its place)."""
+        return self.serial and self.state in (BatchState.QUEUED, BatchState.STOPPED)
+
+    @property
     def lets_tasks_start(self) -> bool:
         """Finished batches let retried tasks run; queued and stopped ones hold theirs."""
         return self.state is BatchState.RUNNING or self.state.is_finished
@@ -79,7 +84,7 @@ def waiting_line(batches: Iterable[Batch], queue: str) -> list[Batch]:
         (
             b
             for b in batches
-            if b.queue == queue and b.serial and b.state in (BatchState.QUEUED, BatchState.STOPPED)
+            if b.queue == queue and b.waits
         ),
         key=lambda b: b.place,
     )
@@ -109,12 +114,12 @@ def place_at(line: Sequence[Batch], batch: Batch, position: int) -> float:
     return (others[index - 1].place + others[index].place) / 2
 
 
-def end_state(batch: Batch, tasks: Iterable[DockerTask]) -> BatchState:
-    """The state of a batch all of whose tasks have finished."""
+def end_state(batch: Batch, statuses: Iterable[TaskStatus]) -> BatchState:
+    """The state of a batch all of whose tasks have finished (with these statuses)."""
     if batch.cancelled:
         return BatchState.CANCELLED
     done = (TaskStatus.COMPLETED, TaskStatus.MERGED)
-    return BatchState.COMPLETED if all(t.status in done for t in tasks) else BatchState.FAILED
+    return BatchState.COMPLETED if all(s in done for s in statuses) else BatchState.FAILED
 
 
 def overall_progress(tasks: Sequence[DockerTask]) -> float:

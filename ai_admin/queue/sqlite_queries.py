@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -24,6 +24,7 @@ from ai_admin.queue.store import SetAside, TaskQuery
 DELETE_CHUNK = 1_000  # rows per commit: a few milliseconds of the loop's time
 RECLAIM_CHUNK_PAGES = 1_000  # pages given back per commit: about 4 MB, 9 ms of the loop's time
 _FLAG = "flag:"  # meta keys of the flags (get_flag / set_flag)
+_IDS_PER_READ = 500  # ids bound in one IN (...): well under SQLite's limit on variables
 # id, queue, task_type, priority and created_at never change, so an update leaves them (and
 # the index on created_at) alone; indexes are few because every commit writes each one it touches.
 _UPSERT = """
@@ -196,6 +197,17 @@ def set_flag(name: str, value: str | None, conn: sqlite3.Connection) -> None:
 def get_doc(task_id: str, conn: sqlite3.Connection) -> str | None:
     found = conn.execute("SELECT doc FROM tasks WHERE id = ?", (task_id,)).fetchone()
     return None if found is None else str(found[0])
+
+
+def statuses(task_ids: Sequence[str], conn: sqlite3.Connection) -> dict[str, str]:
+    """The stored status of each of ``task_ids`` that is stored, read from its column."""
+    found: dict[str, str] = {}
+    for at in range(0, len(task_ids), _IDS_PER_READ):
+        chunk = task_ids[at : at + _IDS_PER_READ]
+        marks = ", ".join("?" * len(chunk))
+        sql = f"SELECT id, status FROM tasks WHERE id IN ({marks})"  # noqa: S608
+        found.update(conn.execute(sql, chunk).fetchall())
+    return found
 
 
 def get_flag(name: str, conn: sqlite3.Connection) -> str | None:

@@ -204,6 +204,18 @@ class SqliteStore:
             self._set_aside_later([(task_id, failures.load_failure(exc))])
             return None
 
+    async def statuses(self, task_ids: Sequence[str]) -> dict[str, TaskStatus]:
+        """Read inline as ``get`` is: the status column, one query per 500 ids, no document
+        parsed."""
+        conn = self._open_conn()
+        try:
+            found = queries.statuses(task_ids, conn)
+        except sqlite3.DatabaseError as exc:
+            if failures.is_damaged(exc):
+                raise failures.damaged(self.path) from exc
+            raise
+        return {task_id: TaskStatus(status) for task_id, status in found.items()}
+
     async def list_tasks(self, query: TaskQuery) -> tuple[list[DockerTask], int]:
         rows, total = await self._scan(partial(queries.list_page, query))
         tasks, bad = queries.parse(rows)

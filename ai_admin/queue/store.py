@@ -80,6 +80,9 @@ class QueueStore(Protocol):
     async def get(self, task_id: str) -> DockerTask | None:
         """The stored task, or None (also for a task that fails to load: it is set aside)."""
 
+    async def statuses(self, task_ids: Sequence[str]) -> dict[str, TaskStatus]:
+        """The status of each of ``task_ids`` that is stored (a whole batch's, at once)."""
+
     async def list_tasks(self, query: TaskQuery) -> tuple[list[DockerTask], int]:
         """A page of tasks matching ``query`` and the total number that match; a task that
         fails to load is left out of both and set aside."""

@@ -235,6 +235,36 @@ async def test_batches_and_their_line_survive_a_restart(make_engine: EngineFacto
     assert again_work.starts == [*first.task_ids, *third.task_ids, *second.task_ids]
 
 
+async def test_a_finished_batch_counts_its_stored_tasks_after_a_restart(
+    make_engine: EngineFactory,
+) -> None:
+    work = Work(block=False)
+    engine = await make_engine(work, max_concurrent=2)
+    tasks = _tasks("a", "b", "c")
+    work.fail(
+        tasks[1].id,
+        ExecutionError("gone", code=ErrorCode.DOCKER_IMAGE_NOT_FOUND, transient=False),
+    )
+    batch = await engine.submit_batch(tasks)
+    await _until(engine, batch.batch_id, S.FAILED)
+    await engine.close()
+
+    again = await make_engine(Work(block=False))  # nothing of it in memory: all read back
+    view = await again.batch_status(batch.batch_id)
+    assert (view.state, view.counts, view.progress) == (
+        S.FAILED,
+        {"completed": 2, "failed": 1},
+        100.0,
+    )
+    assert await again.clear() == 2  # the completed ones: gone from its counts too
+    (listed,) = [b for b in await again.batch_views() if b.batch_id == batch.batch_id]
+    assert (listed.state, listed.counts, listed.task_ids) == (
+        S.FAILED,
+        {"failed": 1},
+        batch.task_ids,
+    )
+
+
 async def test_batches_are_per_queue(make_engine: EngineFactory) -> None:
     work = Work()
     engine = await make_engine(work, max_concurrent=4, queues={"bulk": {}})

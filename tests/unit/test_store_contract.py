@@ -80,6 +80,14 @@ class StoreContract:
         assert await store.get(task.id) == task
         assert await store.get("missing") is None
 
+    async def test_statuses_of_many_tasks_read_at_once(self, make_store: StoreFactory) -> None:
+        store = await make_store()
+        tasks = [_task(i, (S.COMPLETED, S.FAILED, S.PENDING)[i % 3]) for i in range(1, 1201)]
+        await store.save(tasks)
+        found = await store.statuses([*(t.id for t in tasks), "missing"])
+        assert found == {t.id: t.status for t in tasks}  # more ids than one read binds
+        assert await store.statuses([]) == {}
+
     async def test_save_replaces_in_place_and_later_saves_win(
         self, make_store: StoreFactory
     ) -> None:
