@@ -12,8 +12,8 @@ due firings holds a thousand small strings, not a thousand suspended coroutines 
 garbage collector to walk at every collection. Those walks were most of what an unrelated
 request waited for under such a burst. With 1,000 schedules firing every second, per 15 s:
 357, 33 and 4 collections of generations 0, 1 and 2 (300 ms in all) while tasks waited; 63, 6
-and 2 (72 ms) with keys. An unrelated submit's p99, over 9 rounds of 60 s: 1.63x that with no
-schedules (median), from 2.3x.
+and 2 (72 ms) with keys, and none after start-up. An unrelated submit's p99, over 14 rounds of
+60 s: 1.79x that with no schedules (median), from 2.3x.
 
 Schedules use ``every=2``: a firing's own next steps (its write, its task's start) then mostly
 run before the next firing begins. Measured with 1,000 schedules firing every second (15 s
