@@ -81,11 +81,7 @@ def not_allowed(batch: Batch, action: str, why: str) -> AiAdminError:
 def waiting_line(batches: Iterable[Batch], queue: str) -> list[Batch]:
     """The serial batches of ``queue`` waiting for their turn (queued or stopped), in order."""
     return sorted(
-        (
-            b
-            for b in batches
-            if b.queue == queue and b.waits
-        ),
+        (b for b in batches if b.queue == queue and b.waits),
         key=lambda b: b.place,
     )
 
