@@ -23,7 +23,7 @@ unit (``_seconds``, ``_bytes``), and counters end in ``_total``. What is served:
   ``failed``, ``timeout``, ``retried``, ``cancelled``, ``paused``, ``interrupted``);
 - the schedules: ``ai_admin_schedules{state}`` (``active``, ``paused``, ``done``), and since
   the agent started ``ai_admin_schedule_firings_total{outcome}`` (``submitted``, ``merged``,
-  ``refused``), ``ai_admin_schedule_missed_total``, the histogram
+  ``refused``, ``folded``), ``ai_admin_schedule_missed_total``, the histogram
   ``ai_admin_schedule_firing_lateness_seconds`` (due → begun) and
   ``ai_admin_schedule_firings_waiting`` (due, waiting for their turn on the loop).
 
@@ -221,7 +221,7 @@ def _schedules(schedules: ScheduleService) -> Iterator[Metric]:
     firings = CounterMetricFamily(
         f"{_PREFIX}_schedule_firings",
         "Firings since the agent started, by outcome (merged: into the last one's live task; "
-        "refused: the queue took nothing)",
+        "refused: the queue took nothing; folded: due again before the last one began)",
         labels=["outcome"],
     )
     for outcome in FIRING_OUTCOMES:

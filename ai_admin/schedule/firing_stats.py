@@ -13,7 +13,8 @@ from typing import Literal, get_args
 
 from ai_admin.queue.stats import Durations
 
-FiringOutcome = Literal["submitted", "merged", "refused"]
+# folded: due again before its last firing began, and folded into it (see pacing)
+FiringOutcome = Literal["submitted", "merged", "refused", "folded"]
 FIRING_OUTCOMES: tuple[FiringOutcome, ...] = get_args(FiringOutcome)
 
 

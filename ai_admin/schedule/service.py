@@ -226,7 +226,8 @@ class ScheduleService:
     async def _fire(self, schedule_id: str) -> None:
         """The job APScheduler runs: the firing waits for its turn on the loop (see pacing),
         once, however many times it comes due meanwhile (its task would merge anyway)."""
-        self._turns.add(schedule_id)
+        if not self._turns.add(schedule_id):
+            self.stats.outcomes["folded"] += 1
 
     def _begin_firing(self, schedule_id: str) -> None:
         # Our own task, not APScheduler's: stopping the scheduler cancels none of it, and a

@@ -242,7 +242,7 @@ async def test_schedules_show_their_states_firings_and_lateness(
     assert value(got, "ai_admin_schedules", state="active") == 0
     firings = {
         outcome: value(got, "ai_admin_schedule_firings_total", outcome=outcome)
-        for outcome in ("submitted", "merged", "refused")
+        for outcome in ("submitted", "merged", "refused", "folded")
     }
     assert firings["submitted"] + firings["merged"] == view["runs"], firings
     assert firings["refused"] == 0

@@ -118,3 +118,27 @@ async def test_a_burst_of_due_schedules_begins_one_firing_at_a_time_and_waits_as
     # what the garbage collector walked at every collection under such a burst.
     assert max(waiting for waiting, _ in held) > 50
     assert max(tasks for waiting, tasks in held if waiting) < 30, held
+
+
+async def test_a_schedule_due_again_before_its_firing_began_folds_into_it(
+    tmp_path: Path,
+) -> None:
+    queue = CountingQueue(
+        SqliteStore(tmp_path / "q.db"),
+        executors_for(Work(block=False)),
+        make_settings(tmp_path),
+    )
+    await queue.start()
+    try:
+        task = DockerTask(task_type=TaskType.PULL, params={"image_name": "team/app"})
+        view = await queue.schedule(task, name="hourly", cron="0 * * * *")
+        service = queue.scheduler.schedules
+        await service._fire(view.schedule_id)  # the job APScheduler runs, due twice before
+        await service._fire(view.schedule_id)  # the loop turns (neither call yields to it)
+        assert service.firings_waiting == 1
+        await within(service.settle())
+        assert queue.fired == 1
+        assert (service.stats.outcomes["submitted"], service.stats.outcomes["folded"]) == (1, 1)
+        assert (await queue.get_schedule(view.schedule_id)).runs == 1
+    finally:
+        await queue.close()
