@@ -187,14 +187,14 @@ class BatchControl(QueueReading):
             tasks = await self._batch_tasks(batch)
             statuses = [t.status for t in tasks]
             batch.progress = max(batch.progress, overall_progress(tasks))
-        line = waiting_line(self._batches.values(), batch.queue) if batch.waits else []
+        line = waiting_line(self._batches.values(), batch.queue) if batch.waits else None
         return BatchView(
             batch_id=batch.batch_id,
             name=batch.name,
             queue=batch.queue,
             serial=batch.serial,
             state=batch.state,
-            position=line.index(batch) + 1 if batch in line else None,
+            position=None if line is None else line.index(batch) + 1,
             progress=batch.progress,
             counts=dict(Counter(status.value for status in statuses)),
             task_ids=list(batch.task_ids),
@@ -256,9 +256,9 @@ class BatchControl(QueueReading):
         await self.start()
         async with self._batch_lock:
             batch = self.batch(batch_id)
-            line = waiting_line(self._batches.values(), batch.queue) if batch.waits else []
-            if batch not in line:
+            if not batch.waits:
                 raise not_allowed(batch, "move", "only a serial batch waiting in line can move")
+            line = waiting_line(self._batches.values(), batch.queue)
             batch.place = place_at(line, batch, position)
             await self._save_batch(batch, Change.MOVED)
             await self._promote(batch.queue)

@@ -19,8 +19,9 @@ the ``set_aside`` table (``sqlite_failures`` turns SQLite's errors into the agen
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -154,8 +155,20 @@ class SqliteStore:
         return await self._reader.call(fn)
 
     async def _scan(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        try:
+        with self._damage_named():
             return await self._scan_raw(fn)
+
+    def _read_inline(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """A read by primary key takes microseconds: it runs on the loop's connection, not on
+        the reader thread."""
+        with self._damage_named():
+            return fn(self._open_conn())
+
+    @contextlib.contextmanager
+    def _damage_named(self) -> Iterator[None]:
+        """A damaged database is raised as the agent's error naming the file."""
+        try:
+            yield
         except sqlite3.DatabaseError as exc:
             if failures.is_damaged(exc):
                 raise failures.damaged(self.path) from exc
@@ -188,14 +201,7 @@ class SqliteStore:
         return write_fut
 
     async def get(self, task_id: str) -> DockerTask | None:
-        """A primary-key read takes microseconds: it runs inline, not on the reader thread."""
-        conn = self._open_conn()
-        try:
-            doc = queries.get_doc(task_id, conn)
-        except sqlite3.DatabaseError as exc:
-            if failures.is_damaged(exc):
-                raise failures.damaged(self.path) from exc
-            raise
+        doc = self._read_inline(partial(queries.get_doc, task_id))
         if doc is None:
             return None
         try:
@@ -205,15 +211,8 @@ class SqliteStore:
             return None
 
     async def statuses(self, task_ids: Sequence[str]) -> dict[str, TaskStatus]:
-        """Read inline as ``get`` is: the status column, one query per 500 ids, no document
-        parsed."""
-        conn = self._open_conn()
-        try:
-            found = queries.statuses(task_ids, conn)
-        except sqlite3.DatabaseError as exc:
-            if failures.is_damaged(exc):
-                raise failures.damaged(self.path) from exc
-            raise
+        """From the status column, one query per 500 ids, no document parsed."""
+        found = self._read_inline(partial(queries.statuses, task_ids))
         return {task_id: TaskStatus(status) for task_id, status in found.items()}
 
     async def list_tasks(self, query: TaskQuery) -> tuple[list[DockerTask], int]:

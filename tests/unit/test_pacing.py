@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -85,9 +85,8 @@ class CountingQueue(TaskQueue):
         return await super().submit(task)
 
 
-async def test_a_burst_of_due_schedules_begins_one_firing_at_a_time_and_waits_as_ids(
-    tmp_path: Path,
-) -> None:
+@pytest.fixture
+async def queue(tmp_path: Path) -> AsyncIterator[CountingQueue]:
     queue = CountingQueue(
         SqliteStore(tmp_path / "q.db"),
         executors_for(Work(block=False)),
@@ -95,23 +94,29 @@ async def test_a_burst_of_due_schedules_begins_one_firing_at_a_time_and_waits_as
     )
     await queue.start()
     try:
-        due = datetime.now(UTC) + timedelta(seconds=2)
-        for i in range(100):
-            task = DockerTask(task_type=TaskType.PULL, params={"image_name": f"team/app{i}"})
-            await queue.schedule(task, name=f"s{i}", at=due.isoformat())
-        await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds() - 0.5))
-        seen = [queue.fired]  # firings begun, at each turn of the loop
-        held: list[tuple[int, int]] = []  # (firings waiting, tasks) at each turn
-
-        async def watch() -> None:
-            while queue.fired < 100:
-                await asyncio.sleep(0)
-                seen.append(queue.fired)
-                held.append((queue.scheduler.schedules.firings_waiting, len(asyncio.all_tasks())))
-
-        await within(watch())
+        yield queue
     finally:
         await queue.close()
+
+
+async def test_a_burst_of_due_schedules_begins_one_firing_at_a_time_and_waits_as_ids(
+    queue: CountingQueue,
+) -> None:
+    due = datetime.now(UTC) + timedelta(seconds=2)
+    for i in range(100):
+        task = DockerTask(task_type=TaskType.PULL, params={"image_name": f"team/app{i}"})
+        await queue.schedule(task, name=f"s{i}", at=due.isoformat())
+    await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds() - 0.5))
+    seen = [queue.fired]  # firings begun, at each turn of the loop
+    held: list[tuple[int, int]] = []  # (firings waiting, tasks) at each turn
+
+    async def watch() -> None:
+        while queue.fired < 100:
+            await asyncio.sleep(0)
+            seen.append(queue.fired)
+            held.append((queue.scheduler.schedules.firings_waiting, len(asyncio.all_tasks())))
+
+    await within(watch())
     most_in_one_turn = max(later - earlier for earlier, later in itertools.pairwise(seen))
     assert most_in_one_turn <= 2, most_in_one_turn
     # What waits is the schedule's id, not a task: a suspended coroutine per due firing is
@@ -121,24 +126,15 @@ async def test_a_burst_of_due_schedules_begins_one_firing_at_a_time_and_waits_as
 
 
 async def test_a_schedule_due_again_before_its_firing_began_folds_into_it(
-    tmp_path: Path,
+    queue: CountingQueue,
 ) -> None:
-    queue = CountingQueue(
-        SqliteStore(tmp_path / "q.db"),
-        executors_for(Work(block=False)),
-        make_settings(tmp_path),
-    )
-    await queue.start()
-    try:
-        task = DockerTask(task_type=TaskType.PULL, params={"image_name": "team/app"})
-        view = await queue.schedule(task, name="hourly", cron="0 * * * *")
-        service = queue.scheduler.schedules
-        await service._fire(view.schedule_id)  # the job APScheduler runs, due twice before
-        await service._fire(view.schedule_id)  # the loop turns (neither call yields to it)
-        assert service.firings_waiting == 1
-        await within(service.settle())
-        assert queue.fired == 1
-        assert (service.stats.outcomes["submitted"], service.stats.outcomes["folded"]) == (1, 1)
-        assert (await queue.get_schedule(view.schedule_id)).runs == 1
-    finally:
-        await queue.close()
+    task = DockerTask(task_type=TaskType.PULL, params={"image_name": "team/app"})
+    view = await queue.schedule(task, name="hourly", cron="0 * * * *")
+    service = queue.scheduler.schedules
+    await service._fire(view.schedule_id)  # the job APScheduler runs, due twice before
+    await service._fire(view.schedule_id)  # the loop turns (neither call yields to it)
+    assert service.firings_waiting == 1
+    await within(service.settle())
+    assert queue.fired == 1
+    assert (service.stats.outcomes["submitted"], service.stats.outcomes["folded"]) == (1, 1)
+    assert (await queue.get_schedule(view.schedule_id)).runs == 1
